@@ -1,0 +1,1001 @@
+//! The typed cache a memoized function owns: store + expiry + single-flight + statistics.
+
+use std::borrow::Borrow;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use foldhash::fast::FixedState;
+
+use crate::clock::Clock;
+use crate::flight::{Flights, Join, Leader, Waited};
+use crate::registry::{self, Report};
+use crate::stats::{Counter, Stats};
+use crate::store::{Listener, Store, StoreConfig, WeighFn, Weigher, shard_count};
+use crate::ttl::{Expiry, Jitter, NEVER, ttl_nanos};
+use crate::{BuildError, CacheStats, Policy};
+use std::sync::Arc;
+
+/// The capacity of a cache built without [`CacheBuilder::capacity`]: 10,000 entries.
+pub const DEFAULT_CAPACITY: u64 = 10_000;
+
+/// A cached result: a value, or a negative result ("not found", an error) kept for
+/// `negative_ttl`. A negative result is never confused with a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry<V, N> {
+    /// A successfully loaded value.
+    Value(V),
+    /// A cached negative result.
+    Negative(N),
+}
+
+impl<V, N> Entry<V, N> {
+    /// The value, or `Err` with the negative result.
+    ///
+    /// # Errors
+    /// The cached negative result.
+    pub fn into_result(self) -> Result<V, N> {
+        match self {
+            Entry::Value(v) => Ok(v),
+            Entry::Negative(n) => Err(n),
+        }
+    }
+}
+
+/// What the store holds: the entry and its deadline (coarse-clock nanoseconds; `NEVER` = no TTL).
+#[derive(Clone)]
+pub(crate) struct Stored<V, N> {
+    entry: Entry<V, N>,
+    expires_at: u64,
+}
+
+/// A loader's outcome: cached as a value, cached as a negative result (if `negative_ttl` is set),
+/// or an error returned to its caller only.
+enum Loaded<V, N, E> {
+    Value(V),
+    Negative(N),
+    Error(E),
+}
+
+impl<V, N, E> From<Entry<V, N>> for Loaded<V, N, E> {
+    fn from(e: Entry<V, N>) -> Self {
+        match e {
+            Entry::Value(v) => Loaded::Value(v),
+            Entry::Negative(n) => Loaded::Negative(n),
+        }
+    }
+}
+
+struct Meter {
+    stats: Stats,
+    clock: Clock,
+}
+
+struct Core<K, V, N> {
+    store: Store<K, Stored<V, N>>,
+    flights: Flights<K, Entry<V, N>>,
+    expiry: Expiry,
+    meter: Arc<Meter>,
+    hasher: FixedState,
+    name: String,
+    policy: Policy,
+}
+
+/// A bounded, thread-safe memoization cache from `K` to `V`, with optional cached negative
+/// results of type `N`.
+///
+/// - **Bounded**: by entry count or by total weight, with a chosen eviction [`Policy`].
+/// - **Expiry**: a TTL per cache (and per entry), with [`Jitter`]; expired entries are never
+///   returned.
+/// - **Single-flight**: concurrent misses of one key, from threads or async tasks, run one
+///   load; the others wait for it and share its result.
+/// - **Negative caching**: a loader's `Err` (or `None`) is cached for its own `negative_ttl`.
+/// - **Statistics**: per cache ([`Cache::stats`]) and in the process-wide [`registry`](crate::registry).
+///
+/// Cloning a `Cache` is cheap: clones share the same entries.
+///
+/// ```
+/// use cache_runtime::Cache;
+/// use std::time::Duration;
+///
+/// let squares: Cache<u64, u64> = Cache::builder()
+///     .capacity(1_000)
+///     .ttl(Duration::from_secs(60))
+///     .build()?;
+///
+/// assert_eq!(squares.get_or_insert_with(&12, || 12 * 12), 144); // miss: loads
+/// assert_eq!(squares.get_or_insert_with(&12, || unreachable!()), 144); // hit
+///
+/// let stats = squares.stats();
+/// assert_eq!((stats.hits, stats.misses, stats.loads), (1, 1, 1));
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
+pub struct Cache<K, V, N = Infallible> {
+    core: Arc<Core<K, V, N>>,
+}
+
+impl<K, V, N> Clone for Cache<K, V, N> {
+    fn clone(&self) -> Self {
+        Self {
+            core: Arc::clone(&self.core),
+        }
+    }
+}
+
+impl<K, V, N> fmt::Debug for Cache<K, V, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.core.name)
+            .field("policy", &self.core.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, N> Cache<K, V, N>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    N: Clone + Send + Sync + 'static,
+{
+    /// A builder with the defaults: [`DEFAULT_CAPACITY`] entries, the S3-FIFO policy, no TTL.
+    #[must_use]
+    pub fn builder() -> CacheBuilder<K, V, N> {
+        CacheBuilder::new()
+    }
+
+    #[inline]
+    fn expired(&self, s: &Stored<V, N>) -> bool {
+        // Entries without a TTL never read the clock.
+        s.expires_at != NEVER && s.expires_at <= self.core.meter.clock.now_nanos()
+    }
+
+    /// The fresh entry of `key`, without counting. Removes it if it has expired.
+    #[inline]
+    fn lookup<Q>(&self, key: &Q) -> Option<Entry<V, N>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let s = self.core.store.get(key)?;
+        if self.expired(&s) {
+            self.expire(key);
+            return None;
+        }
+        Some(s.entry)
+    }
+
+    #[cold]
+    fn expire<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let now = self.core.meter.clock.now_nanos();
+        if self
+            .core
+            .store
+            .remove_if(key, |s| s.expires_at != NEVER && s.expires_at <= now)
+            .is_some()
+        {
+            self.core.meter.stats.incr(Counter::Expiration);
+        }
+    }
+
+    /// Looks `key` up and counts a hit, a negative hit or a miss.
+    #[inline]
+    fn lookup_counted<Q>(&self, key: &Q) -> Option<Entry<V, N>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = self.lookup(key);
+        self.core.meter.stats.incr(match &found {
+            Some(Entry::Value(_)) => Counter::Hit,
+            Some(Entry::Negative(_)) => Counter::NegativeHit,
+            None => Counter::Miss,
+        });
+        found
+    }
+
+    /// The fresh value of `key`, if cached. A cached negative result reads as `None` here; see
+    /// [`get_entry`](Self::get_entry).
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.lookup_counted(key)? {
+            Entry::Value(v) => Some(v),
+            Entry::Negative(_) => None,
+        }
+    }
+
+    /// The fresh entry of `key` (a value or a negative result), if cached.
+    pub fn get_entry<Q>(&self, key: &Q) -> Option<Entry<V, N>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.lookup_counted(key)
+    }
+
+    /// Whether a fresh entry of `key` is cached. Not counted in the statistics.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.core.store.get(key).is_some_and(|s| !self.expired(&s))
+    }
+
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.core.hasher.hash_one(key)
+    }
+
+    fn put(&self, key: K, stored: Stored<V, N>) {
+        // Mark any load of this key in flight first, so that its older result cannot overwrite
+        // this one when it finishes.
+        self.core.flights.invalidate(self.hash(&key), &key);
+        self.core.store.insert(key, stored);
+    }
+
+    /// Stores `value` under `key` with the cache's TTL (write-through), replacing any entry.
+    /// A load of `key` in flight still answers its callers, but does not overwrite this value.
+    pub fn insert(&self, key: K, value: V) {
+        let expires_at = self
+            .core
+            .expiry
+            .deadline(|| self.core.meter.clock.now_nanos(), false);
+        self.put(
+            key,
+            Stored {
+                entry: Entry::Value(value),
+                expires_at,
+            },
+        );
+    }
+
+    /// Stores `value` under `key` with its own TTL (the cache's jitter still applies).
+    ///
+    /// # Errors
+    /// [`BuildError::ZeroTtl`] or [`BuildError::TtlTooLarge`] for a TTL that cannot work; the
+    /// cache is left unchanged.
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), BuildError> {
+        let ttl = ttl_nanos(ttl, "entry ttl")?;
+        let expires_at = self
+            .core
+            .expiry
+            .deadline_for(self.core.meter.clock.now_nanos(), ttl);
+        self.put(
+            key,
+            Stored {
+                entry: Entry::Value(value),
+                expires_at,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stores a negative result under `key` for `negative_ttl` (or forever without one).
+    pub fn insert_negative(&self, key: K, negative: N) {
+        let expires_at = self
+            .core
+            .expiry
+            .deadline(|| self.core.meter.clock.now_nanos(), true);
+        self.put(
+            key,
+            Stored {
+                entry: Entry::Negative(negative),
+                expires_at,
+            },
+        );
+    }
+
+    /// Removes `key`'s entry; returns whether a fresh one was there. A load of `key` in flight
+    /// still answers its callers, but its result is not stored (invalidation wins).
+    pub fn remove<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.core.flights.invalidate(self.hash(key), key);
+        self.core
+            .store
+            .remove(key)
+            .is_some_and(|s| !self.expired(&s))
+    }
+
+    /// Removes every entry. Loads in flight answer their callers but store nothing.
+    pub fn clear(&self) {
+        self.core.flights.invalidate_all();
+        self.core.store.clear();
+    }
+
+    /// Removes every expired entry now, and returns how many. Expired entries are never
+    /// returned either way, and leave as the policy evicts them; this frees their memory sooner.
+    pub fn purge_expired(&self) -> u64 {
+        let now = self.core.meter.clock.now_nanos();
+        let n = self
+            .core
+            .store
+            .retain(|_, s| s.expires_at == NEVER || s.expires_at > now);
+        self.core.meter.stats.add(Counter::Expiration, n);
+        n
+    }
+
+    /// Compute-if-absent with a loader that yields a value or a negative result.
+    ///
+    /// On a miss, `load` runs once however many callers miss `key` at the same time; the
+    /// others wait and share its outcome. `Ok` is cached with the TTL. `Err` is a negative
+    /// result: with `negative_ttl` set it is cached for that long (and shared with the waiters,
+    /// and counted in `negative_hits` when served); without it, it is returned to this caller
+    /// only, and the waiters retry one at a time (see [`get_or_try_insert_with`]).
+    ///
+    /// A panic in `load` reaches this caller; the waiters are released and one of them loads.
+    ///
+    /// [`get_or_try_insert_with`]: Cache::get_or_try_insert_with
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct NotFound;
+    ///
+    /// let users: Cache<u64, String, NotFound> = Cache::builder()
+    ///     .ttl(Duration::from_secs(300))
+    ///     .negative_ttl(Duration::from_secs(5))
+    ///     .build()?;
+    ///
+    /// let lookup = |id: u64| if id == 1 { Ok("ada".to_string()) } else { Err(NotFound) };
+    /// assert_eq!(users.get_or_load(&1, || lookup(1)), Ok("ada".to_string()));
+    /// assert_eq!(users.get_or_load(&2, || lookup(2)), Err(NotFound));
+    /// // The "not found" is cached: the loader does not run again.
+    /// assert_eq!(users.get_or_load(&2, || unreachable!()), Err(NotFound));
+    /// assert_eq!(users.stats().negative_hits, 1);
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The negative result, fresh from `load` or cached.
+    pub fn get_or_load<Q>(&self, key: &Q, load: impl FnOnce() -> Result<V, N>) -> Result<V, N>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        match self.load_sync(key, || match load() {
+            Ok(v) => Loaded::<V, N, Infallible>::Value(v),
+            Err(n) => Loaded::Negative(n),
+        }) {
+            Loaded::Value(v) => Ok(v),
+            Loaded::Negative(n) => Err(n),
+            Loaded::Error(e) => match e {},
+        }
+    }
+
+    /// The async form of [`get_or_load`](Self::get_or_load). If this future is dropped while it
+    /// loads, the waiters are released and one of them loads instead.
+    ///
+    /// # Errors
+    /// The negative result, fresh from `load` or cached.
+    pub async fn get_or_load_async<Q, F>(&self, key: &Q, load: impl FnOnce() -> F) -> Result<V, N>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Result<V, N>>,
+    {
+        let loaded = self
+            .load_async(key, || async {
+                match load().await {
+                    Ok(v) => Loaded::<V, N, Infallible>::Value(v),
+                    Err(n) => Loaded::Negative(n),
+                }
+            })
+            .await;
+        match loaded {
+            Loaded::Value(v) => Ok(v),
+            Loaded::Negative(n) => Err(n),
+            Loaded::Error(e) => match e {},
+        }
+    }
+
+    /// Counts a found entry as a hit or a negative hit.
+    fn count_found(&self, e: &Entry<V, N>) {
+        self.core.meter.stats.incr(match e {
+            Entry::Value(_) => Counter::Hit,
+            Entry::Negative(_) => Counter::NegativeHit,
+        });
+    }
+
+    /// The single-flight load, sync callers.
+    fn load_sync<Q, E>(&self, key: &Q, load: impl FnOnce() -> Loaded<V, N, E>) -> Loaded<V, N, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(e) = self.lookup(key) {
+            self.count_found(&e);
+            return e.into();
+        }
+        self.core.meter.stats.incr(Counter::Miss);
+        let hash = self.hash(key);
+        loop {
+            match self.core.flights.join(hash, key, true) {
+                Join::Leader(leader) => {
+                    // Another caller may have stored the value between our miss and now.
+                    if let Some(e) = self.lookup(key) {
+                        leader.complete(&e, || ());
+                        return e.into();
+                    }
+                    self.core.meter.stats.incr(Counter::Load);
+                    let out = load();
+                    return self.finish(leader, key, out);
+                }
+                Join::Waiter(flight) => match flight.wait() {
+                    Waited::Value(e) => {
+                        self.core.meter.stats.incr(Counter::Joined);
+                        return e.into();
+                    }
+                    Waited::Retry => {}
+                    Waited::Reentrant => {
+                        // The loader asked for its own key: answer uncached rather than deadlock.
+                        self.core.meter.stats.incr(Counter::Load);
+                        return load();
+                    }
+                },
+            }
+        }
+    }
+
+    /// The single-flight load, async callers.
+    async fn load_async<Q, E, F>(&self, key: &Q, load: impl FnOnce() -> F) -> Loaded<V, N, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Loaded<V, N, E>>,
+    {
+        if let Some(e) = self.lookup(key) {
+            self.count_found(&e);
+            return e.into();
+        }
+        self.core.meter.stats.incr(Counter::Miss);
+        let hash = self.hash(key);
+        loop {
+            match self.core.flights.join(hash, key, false) {
+                Join::Leader(leader) => {
+                    if let Some(e) = self.lookup(key) {
+                        leader.complete(&e, || ());
+                        return e.into();
+                    }
+                    self.core.meter.stats.incr(Counter::Load);
+                    // If this future is dropped here, `leader` drops and abandons the flight.
+                    let out = load().await;
+                    return self.finish(leader, key, out);
+                }
+                Join::Waiter(flight) => match flight.wait_async().await {
+                    Waited::Value(e) => {
+                        self.core.meter.stats.incr(Counter::Joined);
+                        return e.into();
+                    }
+                    Waited::Retry | Waited::Reentrant => {}
+                },
+            }
+        }
+    }
+
+    /// Stores and shares a leader's outcome as the settings say.
+    fn finish<Q, E>(
+        &self,
+        leader: Leader<'_, K, Entry<V, N>>,
+        key: &Q,
+        out: Loaded<V, N, E>,
+    ) -> Loaded<V, N, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let (entry, negative) = match out {
+            Loaded::Value(v) => (Entry::Value(v), false),
+            Loaded::Negative(n) if self.core.expiry.has_negative_ttl() => {
+                self.core.meter.stats.incr(Counter::LoadError);
+                (Entry::Negative(n), true)
+            }
+            other => {
+                // Not cached: the waiters retry, one leader at a time.
+                self.core.meter.stats.incr(Counter::LoadError);
+                drop(leader);
+                return other;
+            }
+        };
+        leader.complete(&entry, || {
+            let expires_at = self
+                .core
+                .expiry
+                .deadline(|| self.core.meter.clock.now_nanos(), negative);
+            self.core.store.insert(
+                key.to_owned(),
+                Stored {
+                    entry: entry.clone(),
+                    expires_at,
+                },
+            );
+        });
+        entry.into()
+    }
+
+    /// This cache's statistics now.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        self.core.stats()
+    }
+
+    /// Sets every counter to zero.
+    pub fn reset_stats(&self) {
+        self.core.meter.stats.reset();
+    }
+
+    /// The number of entries held (fresh, or expired but not yet removed).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.core.store.len()
+    }
+
+    /// Whether the cache holds no entries.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The total weight held (the entry count, when unweighted).
+    #[must_use]
+    pub fn weight(&self) -> u64 {
+        self.core.store.weight()
+    }
+
+    /// The capacity: the total weight (entry count, when unweighted) the cache holds at most.
+    #[must_use]
+    pub fn capacity(&self) -> u64 {
+        self.core.store.capacity()
+    }
+
+    /// The cache's name, as listed in the [`registry`](crate::registry).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    /// The eviction policy.
+    #[must_use]
+    pub fn policy(&self) -> Policy {
+        self.core.policy
+    }
+
+    /// How many loads are in flight now (for tests and diagnostics).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn loads_in_flight(&self) -> usize {
+        self.core.flights.len()
+    }
+}
+
+/// Compute-if-absent for caches without negative results.
+impl<K, V> Cache<K, V, Infallible>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Returns `key`'s value, running `load` on a miss and caching its result
+    /// (compute-if-absent). Concurrent misses of `key` run `load` once and share its value.
+    pub fn get_or_insert_with<Q>(&self, key: &Q, load: impl FnOnce() -> V) -> V
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        match self.get_or_load(key, || Ok(load())) {
+            Ok(v) => v,
+            Err(n) => match n {},
+        }
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) with a fallible loader whose `Err`
+    /// is never cached.
+    ///
+    /// The error goes to this caller alone, and callers waiting on this load then **retry one
+    /// at a time**: the next becomes the leader and loads while the rest wait on it. This needs
+    /// no `E: Clone`, never hands a caller an error that its own call did not meet, and still
+    /// never runs two loads of one key at once. To share errors instead (and spare a failing
+    /// backend), cache them: [`get_or_load`](Self::get_or_load) with `negative_ttl`.
+    ///
+    /// # Errors
+    /// `load`'s error, from this caller's own load.
+    pub fn get_or_try_insert_with<Q, E>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        match self.load_sync(key, || match load() {
+            Ok(v) => Loaded::Value(v),
+            Err(e) => Loaded::Error(e),
+        }) {
+            Loaded::Value(v) => Ok(v),
+            Loaded::Error(e) => Err(e),
+            Loaded::Negative(n) => match n {},
+        }
+    }
+
+    /// The async form of [`get_or_insert_with`](Self::get_or_insert_with).
+    pub async fn get_or_insert_with_async<Q, F>(&self, key: &Q, load: impl FnOnce() -> F) -> V
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = V>,
+    {
+        match self
+            .get_or_load_async(key, || async { Ok(load().await) })
+            .await
+        {
+            Ok(v) => v,
+            Err(n) => match n {},
+        }
+    }
+
+    /// The async form of [`get_or_try_insert_with`](Self::get_or_try_insert_with).
+    ///
+    /// # Errors
+    /// `load`'s error, from this caller's own load.
+    pub async fn get_or_try_insert_with_async<Q, E, F>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> F,
+    ) -> Result<V, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Result<V, E>>,
+    {
+        let loaded = self
+            .load_async(key, || async {
+                match load().await {
+                    Ok(v) => Loaded::Value(v),
+                    Err(e) => Loaded::Error(e),
+                }
+            })
+            .await;
+        match loaded {
+            Loaded::Value(v) => Ok(v),
+            Loaded::Error(e) => Err(e),
+            Loaded::Negative(n) => match n {},
+        }
+    }
+}
+
+/// "Not found" caching for loaders that return `Option`.
+impl<K, V> Cache<K, V, ()>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Like [`get_or_load`](Cache::get_or_load) for a loader that returns `None` for "not
+    /// found": `None` is cached for `negative_ttl` when it is set.
+    pub fn get_or_load_option<Q>(&self, key: &Q, load: impl FnOnce() -> Option<V>) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.get_or_load(key, || load().ok_or(())).ok()
+    }
+
+    /// The async form of [`get_or_load_option`](Self::get_or_load_option).
+    pub async fn get_or_load_option_async<Q, F>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> F,
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Option<V>>,
+    {
+        self.get_or_load_async(key, || async { load().await.ok_or(()) })
+            .await
+            .ok()
+    }
+}
+
+impl<K, V, N> Core<K, V, N>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    N: Clone + Send + Sync + 'static,
+{
+    fn stats(&self) -> CacheStats {
+        self.meter.stats.snapshot(self.store.len())
+    }
+}
+
+impl<K, V, N> Report for Core<K, V, N>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    N: Clone + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn stats(&self) -> CacheStats {
+        Core::stats(self)
+    }
+}
+
+/// Configures a [`Cache`]. Every setting is checked by [`build`](Self::build), which returns a
+/// [`BuildError`] rather than panicking.
+///
+/// ```
+/// use cache_runtime::{Cache, Jitter, Policy};
+/// use std::time::Duration;
+///
+/// // At most 64 MiB of page bodies, least-frequently-used evicted first.
+/// let pages: Cache<String, Vec<u8>> = Cache::builder()
+///     .name("pages")
+///     .policy(Policy::Lfu)
+///     .max_weight(64 << 20, |_url, body: &Vec<u8>| body.len() as u64)
+///     .ttl(Duration::from_secs(30))
+///     .jitter(Jitter::Spread(Duration::from_secs(3)))
+///     .build()?;
+/// # drop(pages);
+///
+/// assert!(Cache::<u64, u64>::builder().capacity(0).build().is_err());
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
+pub struct CacheBuilder<K, V, N = Infallible> {
+    name: Option<String>,
+    capacity: u64,
+    estimated_items: Option<usize>,
+    weigher: Option<WeighFn<K, V>>,
+    policy: Policy,
+    ttl: Option<Duration>,
+    negative_ttl: Option<Duration>,
+    jitter: Option<Jitter>,
+    clock: Clock,
+    seed: Option<u64>,
+    shards: Option<usize>,
+    _types: PhantomData<fn() -> N>,
+}
+
+impl<K, V, N> fmt::Debug for CacheBuilder<K, V, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("name", &self.name)
+            .field("capacity", &self.capacity)
+            .field("weighted", &self.weigher.is_some())
+            .field("policy", &self.policy)
+            .field("ttl", &self.ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("jitter", &self.jitter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, N> Default for CacheBuilder<K, V, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, N> CacheBuilder<K, V, N> {
+    /// The defaults: [`DEFAULT_CAPACITY`] entries, [`Policy::S3Fifo`], no TTL.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            name: None,
+            capacity: DEFAULT_CAPACITY,
+            estimated_items: None,
+            weigher: None,
+            policy: Policy::default(),
+            ttl: None,
+            negative_ttl: None,
+            jitter: None,
+            clock: Clock::coarse(),
+            seed: None,
+            shards: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// The name in the [`registry`](crate::registry) and in statistics (default `cache-<n>`).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Holds at most `entries` entries.
+    #[must_use]
+    pub fn capacity(mut self, entries: u64) -> Self {
+        self.capacity = entries;
+        self.weigher = None;
+        self
+    }
+
+    /// Never evicts for room: the cache grows with its distinct keys (entries still expire).
+    /// Only for key sets known to be small.
+    #[must_use]
+    pub fn unbounded(mut self) -> Self {
+        self.capacity = u64::MAX >> 2;
+        self.weigher = None;
+        self.estimated_items.get_or_insert(1024);
+        self
+    }
+
+    /// Bounds the total weight instead of the count: each entry weighs `weigh(key, value)`
+    /// (at least 1; a cached negative result weighs 1), and the total stays within `max_weight`.
+    /// An entry heavier than a shard's share of `max_weight` is not kept.
+    #[must_use]
+    pub fn max_weight(
+        mut self,
+        max_weight: u64,
+        weigh: impl Fn(&K, &V) -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        self.capacity = max_weight;
+        self.weigher = Some(Arc::new(weigh));
+        self
+    }
+
+    /// The expected number of entries of a weighted cache (sizes its tables and frequency
+    /// sketch; default: `max_weight / 64`, at most 1,000,000).
+    #[must_use]
+    pub fn estimated_items(mut self, items: usize) -> Self {
+        self.estimated_items = Some(items);
+        self
+    }
+
+    /// The eviction policy (default [`Policy::S3Fifo`]).
+    #[must_use]
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How long a value stays fresh after it is stored.
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Caches negative results (`Err`, `None`) for this long; without it they are not cached.
+    #[must_use]
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// Spreads each entry's TTL randomly, drawn once per insert.
+    #[must_use]
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = Some(jitter);
+        self
+    }
+
+    /// The clock that expiry reads (default [`Clock::coarse`]; tests pass a
+    /// [`ManualClock`](crate::ManualClock)).
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Fixes the hash seed and the jitter's random sequence, for reproducible runs (default:
+    /// random per cache, against hash flooding).
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The number of independently locked shards (rounded up to a power of two; default: up to
+    /// 4 per core, with about 32 entries or more each). Capacity is split evenly between them.
+    #[must_use]
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+}
+
+impl<K, V, N> CacheBuilder<K, V, N>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    N: Clone + Send + Sync + 'static,
+{
+    /// Builds the cache and lists it in the [`registry`](crate::registry).
+    ///
+    /// # Errors
+    /// A zero capacity, a zero or overlong TTL, a jitter over 100% (or without a TTL), a shard
+    /// count of zero or over 65,536.
+    pub fn build(self) -> Result<Cache<K, V, N>, BuildError> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        if self.capacity == 0 {
+            return Err(BuildError::ZeroCapacity);
+        }
+        if let Some(s) = self.shards
+            && (s == 0 || s > 65_536)
+        {
+            return Err(BuildError::InvalidShards(s));
+        }
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let seed = self
+            .seed
+            .unwrap_or_else(|| std::hash::RandomState::new().hash_one(id));
+        let expiry = Expiry::new(self.ttl, self.negative_ttl, self.jitter, seed)?;
+        let clock = if expiry.has_ttl() {
+            self.clock
+        } else {
+            Clock::coarse()
+        };
+        let meter = Arc::new(Meter {
+            stats: Stats::new(),
+            clock,
+        });
+        let estimated_items = self.estimated_items.unwrap_or_else(|| {
+            let items = if self.weigher.is_some() {
+                self.capacity / 64
+            } else {
+                self.capacity
+            };
+            usize::try_from(items.min(1_000_000))
+                .unwrap_or(1_000_000)
+                .max(1)
+        });
+        let weigher = Weigher(self.weigher.map(|f| {
+            Arc::new(move |k: &K, s: &Stored<V, N>| match &s.entry {
+                Entry::Value(v) => f(k, v),
+                Entry::Negative(_) => 1,
+            }) as WeighFn<K, Stored<V, N>>
+        }));
+        let listener_meter = Arc::clone(&meter);
+        let listener = Listener(Arc::new(move |_k: K, s: Stored<V, N>| {
+            let expired = s.expires_at != NEVER && s.expires_at <= listener_meter.clock.now_nanos();
+            listener_meter.stats.incr(if expired {
+                Counter::Expiration
+            } else {
+                Counter::Eviction
+            });
+        }));
+        let hasher = FixedState::with_seed(seed);
+        let store = Store::new(StoreConfig {
+            policy: self.policy,
+            capacity: self.capacity,
+            estimated_items,
+            shards: self.shards,
+            hasher: hasher.clone(),
+            weigher,
+            listener,
+        });
+        let core = Arc::new(Core {
+            store,
+            flights: Flights::new(shard_count(None, 4096)),
+            expiry,
+            meter,
+            hasher,
+            name: self.name.unwrap_or_else(|| format!("cache-{id}")),
+            policy: self.policy,
+        });
+        let weak: std::sync::Weak<dyn Report> = {
+            let c: Arc<dyn Report> = core.clone();
+            Arc::downgrade(&c)
+        };
+        registry::register(weak);
+        Ok(Cache { core })
+    }
+}

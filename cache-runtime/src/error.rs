@@ -1,0 +1,44 @@
+//! Typed errors.
+
+use std::fmt;
+
+/// A cache was configured with settings that cannot work.
+///
+/// Returned by [`CacheBuilder::build`](crate::CacheBuilder::build) and by the per-entry TTL
+/// methods; the runtime never panics on bad settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The capacity (entries or total weight) was zero.
+    ZeroCapacity,
+    /// A time-to-live (`ttl`, `negative_ttl` or a per-entry TTL) was zero.
+    ZeroTtl {
+        /// Which setting: `"ttl"`, `"negative_ttl"` or `"entry ttl"`.
+        setting: &'static str,
+    },
+    /// A time-to-live is too long to be represented (over about 292 years).
+    TtlTooLarge {
+        /// Which setting: `"ttl"`, `"negative_ttl"` or `"entry ttl"`.
+        setting: &'static str,
+    },
+    /// The jitter is negative, not a number, over 100% of the TTL, or set without a TTL.
+    InvalidJitter(String),
+    /// The shard count is zero or larger than 65,536.
+    InvalidShards(usize),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroCapacity => f.write_str("cache capacity must be at least 1"),
+            Self::ZeroTtl { setting } => write!(f, "`{setting}` must be longer than zero"),
+            Self::TtlTooLarge { setting } => {
+                write!(f, "`{setting}` is too long (the limit is about 292 years)")
+            }
+            Self::InvalidJitter(why) => write!(f, "invalid jitter: {why}"),
+            Self::InvalidShards(n) => write!(f, "shard count must be 1..=65536, got {n}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}

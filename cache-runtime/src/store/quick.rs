@@ -1,0 +1,152 @@
+//! The default store: `quick_cache`'s sharded S3-FIFO cache.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+use foldhash::fast::FixedState;
+use quick_cache::OptionsBuilder;
+
+use super::{Listener, StoreConfig, Weigher};
+
+impl<K, T> quick_cache::Weighter<K, T> for Weigher<K, T> {
+    #[inline]
+    fn weight(&self, key: &K, val: &T) -> u64 {
+        self.weigh(key, val)
+    }
+}
+
+/// Hands evictions to the listener once the shard lock is released (when the request state drops).
+pub(crate) struct Lifecycle<K, T> {
+    listener: Listener<K, T>,
+}
+
+impl<K, T> Clone for Lifecycle<K, T> {
+    fn clone(&self) -> Self {
+        Self {
+            listener: self.listener.clone(),
+        }
+    }
+}
+
+pub(crate) struct Evicted<K, T> {
+    listener: Option<Listener<K, T>>,
+    items: Vec<(K, T)>,
+}
+
+impl<K, T> Default for Evicted<K, T> {
+    fn default() -> Self {
+        Self {
+            listener: None,
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<K, T> Drop for Evicted<K, T> {
+    fn drop(&mut self) {
+        if let Some(l) = &self.listener {
+            for (k, v) in self.items.drain(..) {
+                (l.0)(k, v);
+            }
+        }
+    }
+}
+
+impl<K, T> quick_cache::Lifecycle<K, T> for Lifecycle<K, T> {
+    type RequestState = Evicted<K, T>;
+
+    fn on_evict(&self, state: &mut Self::RequestState, key: K, val: T) {
+        if state.listener.is_none() {
+            state.listener = Some(self.listener.clone());
+        }
+        state.items.push((key, val));
+    }
+}
+
+type Inner<K, T> = quick_cache::sync::Cache<K, T, Weigher<K, T>, FixedState, Lifecycle<K, T>>;
+
+pub(crate) struct QuickStore<K, T> {
+    inner: Inner<K, T>,
+}
+
+impl<K, T> QuickStore<K, T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(cfg: StoreConfig<K, T>) -> Self {
+        let lifecycle = Lifecycle {
+            listener: cfg.listener,
+        };
+        let shards = super::shard_count(cfg.shards, cfg.estimated_items);
+        let inner = match OptionsBuilder::new()
+            .estimated_items_capacity(cfg.estimated_items)
+            .weight_capacity(cfg.capacity)
+            .shards(shards)
+            .build()
+        {
+            Ok(options) => Inner::with_options(options, cfg.weigher, cfg.hasher, lifecycle),
+            // `build` fails only when a size is unset, and both are set above; this arm keeps the
+            // constructor total all the same, with quick_cache's default sharding.
+            Err(_) => Inner::with(
+                cfg.estimated_items,
+                cfg.capacity,
+                cfg.weigher,
+                cfg.hasher,
+                lifecycle,
+            ),
+        };
+        Self { inner }
+    }
+
+    #[inline]
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.inner.get(key)
+    }
+
+    pub(crate) fn insert(&self, key: K, value: T) {
+        self.inner.insert(key, value);
+    }
+
+    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.inner.remove(key).map(|(_, v)| v)
+    }
+
+    pub(crate) fn remove_if<Q>(&self, key: &Q, pred: impl FnOnce(&T) -> bool) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.inner.remove_if(key, pred).map(|(_, v)| v)
+    }
+
+    pub(crate) fn retain(&self, keep: impl Fn(&K, &T) -> bool) -> u64 {
+        let before = self.inner.len();
+        self.inner.retain(keep);
+        before.saturating_sub(self.inner.len()) as u64
+    }
+
+    pub(crate) fn clear(&self) {
+        self.inner.clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    pub(crate) fn capacity(&self) -> u64 {
+        self.inner.capacity()
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        self.inner.weight()
+    }
+}

@@ -1,0 +1,417 @@
+//! A sharded map with a pluggable eviction policy, for `lru`, `lfu` and `fifo`.
+//!
+//! Each shard is a `Mutex` over a hash table of slot indices, a slab of nodes and the policy's
+//! intrusive lists. A key is stored once (in its node); the table holds 4-byte indices.
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
+use super::{Listener, StoreConfig, Weigher};
+
+/// No node: the end of a list.
+pub(crate) const NIL: u32 = u32::MAX;
+
+pub(crate) struct Node<K, T> {
+    pub(crate) key: K,
+    pub(crate) value: T,
+    pub(crate) hash: u64,
+    pub(crate) weight: u64,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
+    /// Which of the policy's lists holds the node.
+    pub(crate) queue: u8,
+}
+
+/// Nodes addressed by `u32` index, with a free list.
+pub(crate) struct Slab<K, T> {
+    nodes: Vec<Option<Node<K, T>>>,
+    free: Vec<u32>,
+}
+
+impl<K, T> Slab<K, T> {
+    fn new() -> Self {
+        Self {
+            nodes: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Stores `node`; `None` when the shard already holds `u32::MAX - 1` nodes.
+    fn insert(&mut self, node: Node<K, T>) -> Option<u32> {
+        if let Some(i) = self.free.pop()
+            && let Some(slot) = self.nodes.get_mut(i as usize)
+        {
+            *slot = Some(node);
+            return Some(i);
+        }
+        let i = u32::try_from(self.nodes.len()).ok().filter(|&i| i != NIL)?;
+        self.nodes.push(Some(node));
+        Some(i)
+    }
+
+    fn remove(&mut self, i: u32) -> Option<Node<K, T>> {
+        let node = self.nodes.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        Some(node)
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, i: u32) -> Option<&Node<K, T>> {
+        self.nodes.get(i as usize)?.as_ref()
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, i: u32) -> Option<&mut Node<K, T>> {
+        self.nodes.get_mut(i as usize)?.as_mut()
+    }
+}
+
+/// An intrusive doubly-linked list over a slab: front = most recent.
+#[derive(Debug)]
+pub(crate) struct List {
+    head: u32,
+    tail: u32,
+    pub(crate) weight: u64,
+    pub(crate) len: usize,
+    id: u8,
+}
+
+impl List {
+    pub(crate) const fn new(id: u8) -> Self {
+        Self {
+            head: NIL,
+            tail: NIL,
+            weight: 0,
+            len: 0,
+            id,
+        }
+    }
+
+    /// The least recent node.
+    #[inline]
+    pub(crate) fn back(&self) -> Option<u32> {
+        (self.tail != NIL).then_some(self.tail)
+    }
+
+    pub(crate) fn push_front<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32) {
+        let old_head = self.head;
+        let Some(n) = slab.get_mut(i) else { return };
+        n.prev = NIL;
+        n.next = old_head;
+        n.queue = self.id;
+        let w = n.weight;
+        if let Some(h) = slab.get_mut(old_head) {
+            h.prev = i;
+        } else {
+            self.tail = i;
+        }
+        self.head = i;
+        self.len += 1;
+        self.weight += w;
+    }
+
+    pub(crate) fn unlink<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32) {
+        let Some(n) = slab.get(i) else { return };
+        let (prev, next, w) = (n.prev, n.next, n.weight);
+        match slab.get_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.head = next,
+        }
+        match slab.get_mut(next) {
+            Some(nx) => nx.prev = prev,
+            None => self.tail = prev,
+        }
+        if let Some(n) = slab.get_mut(i) {
+            n.prev = NIL;
+            n.next = NIL;
+            n.queue = UNLINKED;
+        }
+        self.len -= 1;
+        self.weight -= w;
+    }
+
+    pub(crate) fn move_to_front<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32) {
+        if self.head != i {
+            self.unlink(slab, i);
+            self.push_front(slab, i);
+        }
+    }
+}
+
+/// An eviction policy over a shard's slab.
+pub(crate) trait Policy: Send + 'static {
+    /// A policy for a shard holding up to `capacity` weight and about `items` entries.
+    fn new(capacity: u64, items: usize) -> Self;
+    /// `i` (linked) was read.
+    fn on_hit<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32);
+    /// `i` (unlinked, new) was inserted; link it, and push the nodes to evict (unlinked) on `out`.
+    /// `out` may receive `i` itself (not admitted).
+    fn on_insert<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, out: &mut Vec<u32>);
+    /// `i` is being removed: unlink it.
+    fn on_remove<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32);
+}
+
+pub(crate) struct Shard<K, T, P> {
+    table: HashTable<u32>,
+    slab: Slab<K, T>,
+    policy: P,
+    capacity: u64,
+    items: usize,
+    weight: u64,
+}
+
+impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
+    pub(crate) fn new(capacity: u64, items: usize) -> Self {
+        Self {
+            table: HashTable::new(),
+            slab: Slab::new(),
+            policy: P::new(capacity, items),
+            capacity,
+            items,
+            weight: 0,
+        }
+    }
+
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slab = &self.slab;
+        self.table
+            .find(hash, |&i| {
+                slab.get(i).is_some_and(|n| n.key.borrow() == key)
+            })
+            .copied()
+    }
+
+    pub(crate) fn get<Q>(&mut self, hash: u64, key: &Q) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let i = self.find(hash, key)?;
+        self.policy.on_hit(&mut self.slab, i);
+        self.slab.get(i).map(|n| n.value.clone())
+    }
+
+    /// Removes node `i` from table, policy and slab.
+    fn take(&mut self, i: u32) -> Option<Node<K, T>> {
+        let hash = self.slab.get(i)?.hash;
+        if let Ok(e) = self.table.find_entry(hash, |&j| j == i) {
+            e.remove();
+        }
+        if self.slab.get(i)?.queue != UNLINKED {
+            self.policy.on_remove(&mut self.slab, i);
+        }
+        let node = self.slab.remove(i)?;
+        self.weight -= node.weight;
+        Some(node)
+    }
+
+    /// Inserts or replaces; pushes evicted entries on `evicted`.
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: T,
+        weight: u64,
+        evicted: &mut Vec<(K, T)>,
+    ) {
+        if let Some(old) = self.find(hash, &key) {
+            // A replacement is not an eviction: the old value just goes.
+            drop(self.take(old));
+        }
+        if weight > self.capacity {
+            evicted.push((key, value));
+            return;
+        }
+        let node = Node {
+            key,
+            value,
+            hash,
+            weight,
+            prev: NIL,
+            next: NIL,
+            queue: UNLINKED,
+        };
+        let Some(i) = self.slab.insert(node) else {
+            return;
+        };
+        let slab = &self.slab;
+        self.table
+            .insert_unique(hash, i, |&j| slab.get(j).map_or(0, |n| n.hash));
+        self.weight += weight;
+        let mut victims = Vec::new();
+        self.policy.on_insert(&mut self.slab, i, &mut victims);
+        for v in victims {
+            // The policy has unlinked it already.
+            if let Some(n) = self.take(v) {
+                evicted.push((n.key, n.value));
+            }
+        }
+    }
+
+    pub(crate) fn remove_if<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        pred: impl FnOnce(&T) -> bool,
+    ) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let i = self.find(hash, key)?;
+        if !pred(&self.slab.get(i)?.value) {
+            return None;
+        }
+        self.take(i).map(|n| n.value)
+    }
+
+    fn retain(&mut self, keep: &impl Fn(&K, &T) -> bool) -> u64 {
+        let doomed: Vec<u32> = self
+            .table
+            .iter()
+            .copied()
+            .filter(|&i| self.slab.get(i).is_some_and(|n| !keep(&n.key, &n.value)))
+            .collect();
+        for &i in &doomed {
+            drop(self.take(i));
+        }
+        doomed.len() as u64
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+/// The `queue` of a node that is in no list.
+pub(crate) const UNLINKED: u8 = u8::MAX;
+
+pub(crate) struct Sharded<K, T, P> {
+    shards: Box<[Mutex<Shard<K, T, P>>]>,
+    mask: u64,
+    hasher: FixedState,
+    weigher: Weigher<K, T>,
+    listener: Listener<K, T>,
+    capacity: u64,
+}
+
+impl<K, T, P> Sharded<K, T, P>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+    P: Policy,
+{
+    pub(crate) fn new(cfg: StoreConfig<K, T>) -> Self {
+        let n = super::shard_count(cfg.shards, cfg.estimated_items);
+        let n64 = n as u64;
+        let per_shard = cfg.capacity.div_ceil(n64).max(1);
+        let items = cfg.estimated_items.div_ceil(n).max(1);
+        Self {
+            shards: (0..n)
+                .map(|_| Mutex::new(Shard::new(per_shard, items)))
+                .collect(),
+            mask: n64 - 1,
+            hasher: cfg.hasher,
+            weigher: cfg.weigher,
+            listener: cfg.listener,
+            capacity: per_shard * n64,
+        }
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<K, T, P>> {
+        // Middle bits: hashbrown uses the low bits for the bucket and the top 7 for the tag.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = ((hash >> 32) & self.mask) as usize;
+        let m = &self.shards[i];
+        m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[inline]
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        self.shard(hash).get(hash, key)
+    }
+
+    pub(crate) fn insert(&self, key: K, value: T) {
+        let hash = self.hasher.hash_one(&key);
+        let weight = self.weigher.weigh(&key, &value);
+        let mut evicted = Vec::new();
+        self.shard(hash)
+            .insert(hash, key, value, weight, &mut evicted);
+        // The lock is released: the listener (and the values' destructors) run outside it.
+        for (k, v) in evicted {
+            (self.listener.0)(k, v);
+        }
+    }
+
+    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_if(key, |_| true)
+    }
+
+    pub(crate) fn remove_if<Q>(&self, key: &Q, pred: impl FnOnce(&T) -> bool) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        self.shard(hash).remove_if(hash, key, pred)
+    }
+
+    pub(crate) fn retain(&self, keep: impl Fn(&K, &T) -> bool) -> u64 {
+        self.shards
+            .iter()
+            .map(|m| {
+                m.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(&keep)
+            })
+            .sum()
+    }
+
+    pub(crate) fn clear(&self) {
+        for m in &*self.shards {
+            // Take the contents out so that their destructors run after the lock is released.
+            let old = {
+                let mut s = m.lock().unwrap_or_else(PoisonError::into_inner);
+                let fresh = Shard::new(s.capacity, s.items);
+                std::mem::replace(&mut *s, fresh)
+            };
+            drop(old);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner).weight)
+            .sum()
+    }
+}

@@ -1,0 +1,401 @@
+//! Single-flight: concurrent misses of one key run the loader once, counted.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use cache_runtime::Cache;
+
+fn cache() -> Cache<u64, u64> {
+    Cache::builder().capacity(1_000).build().unwrap()
+}
+
+#[test]
+fn sixty_four_threads_on_one_cold_key_load_once() {
+    let cache = cache();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(64));
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            let (cache, runs, barrier) = (cache.clone(), runs.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                cache.get_or_insert_with(&7, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    // Long enough that every thread misses while the load is in flight.
+                    thread::sleep(Duration::from_millis(50));
+                    49
+                })
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 49);
+    }
+    let s = cache.stats();
+    println!(
+        "sync stampede: 64 threads, loader runs = {}",
+        runs.load(Ordering::SeqCst)
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(s.loads, 1);
+    assert_eq!(s.hits + s.misses, 64);
+    // Every caller that missed either led the load, joined it, or found it stored.
+    assert_eq!(s.joined + s.hits, 63, "{s:?}");
+    assert_eq!(cache.loads_in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_tasks_on_one_cold_key_load_once() {
+    let cache = cache();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(tokio::sync::Barrier::new(1_000));
+    let tasks: Vec<_> = (0..1_000)
+        .map(|_| {
+            let (cache, runs, barrier) = (cache.clone(), runs.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                cache
+                    .get_or_insert_with_async(&7, || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        49
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 49);
+    }
+    println!(
+        "async stampede: 1000 tasks, loader runs = {}",
+        runs.load(Ordering::SeqCst)
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let s = cache.stats();
+    assert_eq!(s.loads, 1);
+    assert_eq!(s.joined + s.hits, 999, "{s:?}");
+}
+
+#[test]
+fn different_keys_do_not_wait_for_each_other() {
+    let cache = cache();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let slow = {
+        let cache = cache.clone();
+        thread::spawn(move || {
+            cache.get_or_insert_with(&1, || {
+                started_tx.send(()).unwrap();
+                // Held until the other key has been loaded.
+                release_rx.recv().unwrap();
+                1
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    // Key 1 is mid-load; key 2 loads without waiting for it.
+    assert_eq!(cache.get_or_insert_with(&2, || 2), 2);
+    release_tx.send(()).unwrap();
+    assert_eq!(slow.join().unwrap(), 1);
+}
+
+fn fib(cache: &Cache<u64, u64>, n: u64, runs: &AtomicUsize) -> u64 {
+    cache.get_or_insert_with(&n, || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        if n < 2 {
+            n
+        } else {
+            fib(cache, n - 1, runs) + fib(cache, n - 2, runs)
+        }
+    })
+}
+
+#[test]
+fn recursive_memoized_function_does_not_deadlock() {
+    let cache = cache();
+    let runs = AtomicUsize::new(0);
+    assert_eq!(fib(&cache, 80, &runs), 23_416_728_348_467_685);
+    // Each n in 0..=80 computed once.
+    assert_eq!(runs.load(Ordering::SeqCst), 81);
+}
+
+#[test]
+fn loader_asking_for_its_own_key_does_not_deadlock() {
+    let cache = cache();
+    let v = cache.get_or_insert_with(&5, || cache.get_or_insert_with(&5, || 10) + 1);
+    // The inner call could not wait for the outer one (same thread): it loaded uncached.
+    assert_eq!(v, 11);
+    assert_eq!(cache.get(&5), Some(11));
+}
+
+/// Tracks how many loads run at once.
+struct Concurrency {
+    now: AtomicUsize,
+    max: AtomicUsize,
+    runs: AtomicUsize,
+}
+
+impl Concurrency {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            now: AtomicUsize::new(0),
+            max: AtomicUsize::new(0),
+            runs: AtomicUsize::new(0),
+        })
+    }
+    fn enter(&self) {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+    }
+    fn exit(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn failing_loader_never_runs_twice_at_once_and_errors_are_not_values() {
+    let cache = cache();
+    let c = Concurrency::new();
+    let barrier = Arc::new(Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let (cache, c, barrier) = (cache.clone(), c.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                cache.get_or_try_insert_with(&3, || {
+                    c.enter();
+                    thread::sleep(Duration::from_millis(5));
+                    c.exit();
+                    Err::<u64, String>("db down".into())
+                })
+            })
+        })
+        .collect();
+    for h in handles {
+        // Every caller gets the error of a load it met, never a value.
+        assert_eq!(h.join().unwrap(), Err("db down".to_string()));
+    }
+    assert_eq!(
+        c.max.load(Ordering::SeqCst),
+        1,
+        "two loads of one key overlapped"
+    );
+    // Waiters retried one at a time: each load ran alone.
+    assert_eq!(
+        cache.stats().load_errors as usize,
+        c.runs.load(Ordering::SeqCst)
+    );
+    assert_eq!(cache.get(&3), None, "an error is not cached");
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn error_then_success_waiters_get_the_produced_value() {
+    let cache = cache();
+    let attempt = Arc::new(AtomicUsize::new(0));
+    let c = Concurrency::new();
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, attempt, c, barrier) =
+                (cache.clone(), attempt.clone(), c.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                cache.get_or_try_insert_with(&3, || {
+                    c.enter();
+                    thread::sleep(Duration::from_millis(10));
+                    c.exit();
+                    // The first load fails, later ones succeed.
+                    if attempt.fetch_add(1, Ordering::SeqCst) == 0 {
+                        Err("transient")
+                    } else {
+                        Ok(42)
+                    }
+                })
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    assert!(results.iter().filter_map(|r| r.ok()).all(|v| v == 42));
+    assert_eq!(c.max.load(Ordering::SeqCst), 1);
+    // One failure, then one success shared by everyone still waiting.
+    assert_eq!(attempt.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn panicking_loader_releases_waiters_and_one_of_them_loads() {
+    let cache = cache();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock().unwrap();
+    let leader = {
+        let (cache, gate) = (cache.clone(), gate.clone());
+        thread::spawn(move || {
+            cache.get_or_insert_with(&9, || {
+                started_tx.send(()).unwrap();
+                drop(gate.lock());
+                panic!("loader failed");
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let waiters: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            thread::spawn(move || {
+                cache.get_or_insert_with(&9, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    99
+                })
+            })
+        })
+        .collect();
+    // Let the waiters queue on the flight, then let the leader panic.
+    while cache.stats().misses < 9 {
+        thread::yield_now();
+    }
+    drop(held);
+    // The panic reaches the leader's own caller...
+    assert!(leader.join().is_err());
+    // ...the waiters are released, and exactly one of them loads.
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), 99);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // Nothing is poisoned: the cache keeps working.
+    assert_eq!(cache.get(&9), Some(99));
+    assert_eq!(cache.get_or_insert_with(&10, || 100), 100);
+    assert_eq!(cache.loads_in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_async_leader_does_not_strand_waiters() {
+    let cache = cache();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_insert_with_async(&1, || async {
+                    let _ = started_tx.send(());
+                    // Never finishes on its own.
+                    std::future::pending::<()>().await;
+                    0
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let waiters: Vec<_> = (0..50)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_insert_with_async(&1, || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        11
+                    })
+                    .await
+            })
+        })
+        .collect();
+    while cache.stats().misses < 51 {
+        tokio::task::yield_now().await;
+    }
+    // Cancel the leader mid-load.
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    for w in waiters {
+        let v = tokio::time::timeout(Duration::from_secs(10), w)
+            .await
+            .expect("a waiter was stranded")
+            .unwrap();
+        assert_eq!(v, 11);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.loads_in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_async_waiter_leaves_the_load_intact() {
+    let cache = cache();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_insert_with_async(&1, || async {
+                    release_rx.await.unwrap();
+                    5
+                })
+                .await
+        })
+    };
+    while cache.loads_in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // A waiter that gives up after a moment.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(20),
+        cache.get_or_insert_with_async(&1, || async { unreachable!("the load is in flight") }),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    release_tx.send(()).unwrap();
+    assert_eq!(leader.await.unwrap(), 5);
+    assert_eq!(cache.get(&1), Some(5));
+}
+
+#[test]
+fn sync_and_async_callers_share_one_flight() {
+    let cache = cache();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sync_leader = {
+        let (cache, runs) = (cache.clone(), runs.clone());
+        thread::spawn(move || {
+            cache.get_or_insert_with(&4, || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                thread::sleep(Duration::from_millis(50));
+                16
+            })
+        })
+    };
+    while cache.loads_in_flight() == 0 {
+        thread::yield_now();
+    }
+    let async_results = rt.block_on(async {
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (cache, runs) = (cache.clone(), runs.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_insert_with_async(&4, || async move {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            0
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    assert_eq!(sync_leader.join().unwrap(), 16);
+    assert!(async_results.iter().all(|&v| v == 16));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
