@@ -12,7 +12,7 @@ use std::time::Duration;
 use foldhash::fast::FixedState;
 
 use crate::clock::Clock;
-use crate::flight::{Flights, Join, Leader, Waited};
+use crate::flight::{Flight, Flights, Join, Leader, Waited};
 use crate::registry::{self, Report};
 use crate::stats::{Counter, Stats};
 use crate::store::{Listener, Store, StoreConfig, WeighFn, Weigher, shard_count};
@@ -477,7 +477,7 @@ where
                     let out = load().await;
                     return self.finish(leader, key, out);
                 }
-                Join::Waiter(flight) => match flight.wait_async().await {
+                Join::Waiter(flight) => match Flight::wait_async(flight).await {
                     Waited::Value(e) => {
                         self.core.meter.stats.incr(Counter::Joined);
                         return e.into();

@@ -176,9 +176,9 @@ impl<T: Clone> Flight<T> {
     }
 
     /// Waits until the leader finishes (async callers). Dropping the future is always safe.
-    pub(crate) fn wait_async(self: Arc<Self>) -> WaitFuture<T> {
+    pub(crate) fn wait_async(this: Arc<Self>) -> WaitFuture<T> {
         WaitFuture {
-            flight: self,
+            flight: this,
             slot: None,
         }
     }

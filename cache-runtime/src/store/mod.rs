@@ -255,3 +255,6 @@ pub(crate) fn shard_count(requested: Option<usize>, estimated_items: usize) -> u
     }
     n
 }
+
+#[cfg(test)]
+mod model_tests;
