@@ -83,6 +83,11 @@ struct Core<K, V, N> {
     hasher: FixedState,
     name: String,
     policy: Policy,
+    /// No entry expires before this (coarse-clock ns): a lower bound kept by inserts and sweeps.
+    next_expiry: AtomicU64,
+    /// Inserts since the last sweep, and how many make a sweep due.
+    inserts_since_sweep: AtomicU64,
+    sweep_interval: u64,
 }
 
 /// A bounded, thread-safe memoization cache from `K` to `V`, with optional cached negative
@@ -241,7 +246,7 @@ where
         // Mark any load of this key in flight first, so that its older result cannot overwrite
         // this one when it finishes.
         self.core.flights.invalidate(self.hash(&key), &key);
-        self.core.store.insert(key, stored);
+        self.core.insert(key, stored);
     }
 
     /// Stores `value` under `key` with the cache's TTL (write-through), replacing any entry.
@@ -316,16 +321,13 @@ where
         self.core.store.clear();
     }
 
-    /// Removes every expired entry now, and returns how many. Expired entries are never
-    /// returned either way, and leave as the policy evicts them; this frees their memory sooner.
+    /// Removes every expired entry now, and returns how many.
+    ///
+    /// Expired entries are never returned either way. They leave when read, and inserts sweep
+    /// them out (amortized: once something may have expired, every capacity/8 inserts), so they
+    /// cannot hold room from live entries for long; this frees their memory at once.
     pub fn purge_expired(&self) -> u64 {
-        let now = self.core.meter.clock.now_nanos();
-        let n = self
-            .core
-            .store
-            .retain(|_, s| s.expires_at == NEVER || s.expires_at > now);
-        self.core.meter.stats.add(Counter::Expiration, n);
-        n
+        self.core.sweep()
     }
 
     /// Compute-if-absent with a loader that yields a value or a negative result.
@@ -517,7 +519,7 @@ where
                 .core
                 .expiry
                 .deadline(|| self.core.meter.clock.now_nanos(), negative);
-            self.core.store.insert(
+            self.core.insert(
                 key.to_owned(),
                 Stored {
                     entry: entry.clone(),
@@ -719,6 +721,47 @@ where
 {
     fn stats(&self) -> CacheStats {
         self.meter.stats.snapshot(self.store.len())
+    }
+
+    /// Every store write goes through here (miss path only).
+    ///
+    /// Expired entries are removed when read, but an entry that is never read again could sit
+    /// in a policy's protected area long after its deadline. So inserts also sweep: once an entry
+    /// may have expired (`next_expiry` has passed) and an eighth of the capacity has been
+    /// inserted since the last sweep, this insert removes every expired entry first. The cost is
+    /// amortized to a few entry checks per insert, and an expired entry holds its room for at
+    /// most capacity/8 inserts.
+    fn insert(&self, key: K, stored: Stored<V, N>) {
+        if stored.expires_at != NEVER {
+            self.next_expiry
+                .fetch_min(stored.expires_at, Ordering::Relaxed);
+        }
+        let n = self.inserts_since_sweep.fetch_add(1, Ordering::Relaxed);
+        if n >= self.sweep_interval
+            && self.next_expiry.load(Ordering::Relaxed) <= self.meter.clock.now_nanos()
+        {
+            self.sweep();
+        }
+        self.store.insert(key, stored);
+    }
+
+    /// Removes every expired entry; returns how many.
+    fn sweep(&self) -> u64 {
+        self.inserts_since_sweep.store(0, Ordering::Relaxed);
+        let now = self.meter.clock.now_nanos();
+        let next = std::cell::Cell::new(NEVER);
+        let removed = self.store.retain(|_, s| {
+            let keep = s.expires_at > now;
+            if keep {
+                next.set(next.get().min(s.expires_at));
+            }
+            keep
+        });
+        // A concurrent insert may have lowered it meanwhile; it is then found by the next sweep,
+        // due at the latest at `next`.
+        self.next_expiry.store(next.get(), Ordering::Relaxed);
+        self.meter.stats.add(Counter::Expiration, removed);
+        removed
     }
 }
 
@@ -938,14 +981,9 @@ where
             .seed
             .unwrap_or_else(|| std::hash::RandomState::new().hash_one(id));
         let expiry = Expiry::new(self.ttl, self.negative_ttl, self.jitter, seed)?;
-        let clock = if expiry.has_ttl() {
-            self.clock
-        } else {
-            Clock::coarse()
-        };
         let meter = Arc::new(Meter {
             stats: Stats::new(),
-            clock,
+            clock: self.clock,
         });
         let estimated_items = self.estimated_items.unwrap_or_else(|| {
             let items = if self.weigher.is_some() {
@@ -990,6 +1028,9 @@ where
             hasher,
             name: self.name.unwrap_or_else(|| format!("cache-{id}")),
             policy: self.policy,
+            next_expiry: AtomicU64::new(NEVER),
+            inserts_since_sweep: AtomicU64::new(0),
+            sweep_interval: (estimated_items as u64 / 8).max(16),
         });
         let weak: std::sync::Weak<dyn Report> = {
             let c: Arc<dyn Report> = core.clone();

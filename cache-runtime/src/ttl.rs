@@ -108,10 +108,6 @@ impl Expiry {
         self.negative_ttl.is_some()
     }
 
-    pub(crate) fn has_ttl(&self) -> bool {
-        self.ttl.is_some() || self.negative_ttl.is_some()
-    }
-
     /// The deadline for a value inserted now (`negative` picks `negative_ttl`).
     pub(crate) fn deadline(&self, now: impl FnOnce() -> u64, negative: bool) -> u64 {
         let ttl = if negative {
