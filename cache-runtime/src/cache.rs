@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use foldhash::fast::FixedState;
+use foldhash::quality::FixedState;
 
 use crate::clock::Clock;
 use crate::flight::{Flight, Flights, Join, Leader, Waited};
@@ -152,14 +152,14 @@ where
         CacheBuilder::new()
     }
 
-    #[inline]
+    #[inline(always)]
     fn expired(&self, s: &Stored<V, N>) -> bool {
-        // Entries without a TTL never read the clock.
-        s.expires_at != NEVER && s.expires_at <= self.core.meter.clock.now_nanos()
+        // Entries without a TTL never read the clock; most others read only the ticker.
+        s.expires_at != NEVER && self.core.meter.clock.is_past(s.expires_at)
     }
 
     /// The fresh entry of `key`, without counting. Removes it if it has expired.
-    #[inline]
+    #[inline(always)]
     fn lookup<Q>(&self, key: &Q) -> Option<Entry<V, N>>
     where
         K: Borrow<Q>,
@@ -191,7 +191,7 @@ where
     }
 
     /// Looks `key` up and counts a hit, a negative hit or a miss.
-    #[inline]
+    #[inline(always)]
     fn lookup_counted<Q>(&self, key: &Q) -> Option<Entry<V, N>>
     where
         K: Borrow<Q>,
@@ -208,7 +208,7 @@ where
 
     /// The fresh value of `key`, if cached. A cached negative result reads as `None` here; see
     /// [`get_entry`](Self::get_entry).
-    #[inline]
+    #[inline(always)]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -272,6 +272,7 @@ where
     /// cache is left unchanged.
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), BuildError> {
         let ttl = ttl_nanos(ttl, "entry ttl")?;
+        crate::clock::start_ticker();
         let expires_at = self
             .core
             .expiry
@@ -732,11 +733,15 @@ where
     /// amortized to a few entry checks per insert, and an expired entry holds its room for at
     /// most capacity/8 inserts.
     fn insert(&self, key: K, stored: Stored<V, N>) {
-        if stored.expires_at != NEVER {
+        // Deadlines mostly rise, so a plain load usually shows there is nothing to lower.
+        if stored.expires_at < self.next_expiry.load(Ordering::Relaxed) {
             self.next_expiry
                 .fetch_min(stored.expires_at, Ordering::Relaxed);
         }
-        let n = self.inserts_since_sweep.fetch_add(1, Ordering::Relaxed);
+        // A heuristic count: an increment lost to a race only delays a sweep by one insert, so it
+        // is a plain load and store rather than a locked read-modify-write.
+        let n = self.inserts_since_sweep.load(Ordering::Relaxed);
+        self.inserts_since_sweep.store(n + 1, Ordering::Relaxed);
         if n >= self.sweep_interval
             && self.next_expiry.load(Ordering::Relaxed) <= self.meter.clock.now_nanos()
         {
@@ -981,6 +986,9 @@ where
             .seed
             .unwrap_or_else(|| std::hash::RandomState::new().hash_one(id));
         let expiry = Expiry::new(self.ttl, self.negative_ttl, self.jitter, seed)?;
+        if self.ttl.is_some() || self.negative_ttl.is_some() {
+            crate::clock::start_ticker();
+        }
         let meter = Arc::new(Meter {
             stats: Stats::new(),
             clock: self.clock,
@@ -1002,8 +1010,8 @@ where
             }) as WeighFn<K, Stored<V, N>>
         }));
         let listener_meter = Arc::clone(&meter);
-        let listener = Listener(Arc::new(move |_k: K, s: Stored<V, N>| {
-            let expired = s.expires_at != NEVER && s.expires_at <= listener_meter.clock.now_nanos();
+        let listener = Listener(Arc::new(move |s: &Stored<V, N>| {
+            let expired = s.expires_at != NEVER && listener_meter.clock.is_past(s.expires_at);
             listener_meter.stats.incr(if expired {
                 Counter::Expiration
             } else {

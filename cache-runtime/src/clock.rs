@@ -1,14 +1,47 @@
 //! Time for expiry: a coarse monotonic clock by default, and a manual clock for tests.
 //!
-//! A cache hit that must check a TTL reads the clock once. `Instant::now()` costs a full
-//! `CLOCK_MONOTONIC` read; on Linux the cache reads `CLOCK_MONOTONIC_COARSE` instead, which the
-//! vDSO answers from the last timer tick without touching the hardware counter (resolution 1–4 ms,
-//! the kernel's `CONFIG_HZ`). Expiry is therefore exact to within one tick. BENCHMARKS.md gives the
-//! measured difference. Entries without a TTL never read the clock at all.
+//! Time is read as `CLOCK_MONOTONIC_COARSE` on Linux, which the vDSO answers from the last timer
+//! tick without touching the hardware counter (resolution 1–4 ms, the kernel's `CONFIG_HZ`), about
+//! a tenth of the cost of `Instant::now()`. Expiry is exact to within one tick.
+//!
+//! A hit does even less. Once a cache with a TTL exists, one background thread per process
+//! (`cache-runtime-clock`) stores the coarse time in an atomic every 10 ms. A hit whose deadline
+//! lies more than [`TICK_MARGIN`] past that stored time is fresh without reading any clock: one
+//! relaxed load. Only entries in the last 250 ms of their life read the coarse clock itself, so a
+//! ticker that falls behind (a stalled thread) can never make an expired entry look fresh unless
+//! it stalls for longer than the margin. If the thread cannot be started, every check reads the
+//! coarse clock. Entries without a TTL never read the clock at all. BENCHMARKS.md has the figures.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
+
+/// How far ahead of the ticker's time a deadline must be for a hit to skip the clock read.
+pub const TICK_MARGIN: Duration = Duration::from_millis(250);
+const TICK_MARGIN_NANOS: u64 = 250_000_000;
+const TICK_EVERY: Duration = Duration::from_millis(10);
+
+/// The coarse time as of the ticker's last tick; 0 while no ticker runs.
+static TICK: AtomicU64 = AtomicU64::new(0);
+
+/// Starts the ticker thread once per process (a no-op afterwards).
+pub(crate) fn start_ticker() {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("cache-runtime-clock".into())
+            .spawn(|| {
+                loop {
+                    TICK.store(coarse_nanos(), Ordering::Relaxed);
+                    std::thread::sleep(TICK_EVERY);
+                }
+            });
+        if spawned.is_ok() {
+            // Valid before the first check, whenever the thread first runs.
+            TICK.store(coarse_nanos(), Ordering::Relaxed);
+        }
+    });
+}
 
 /// A monotonic time source in nanoseconds, shared by a cache's entries.
 ///
@@ -53,6 +86,43 @@ impl Clock {
             None => coarse_nanos(),
             Some(n) => n.load(Ordering::Acquire),
         }
+    }
+
+    /// Whether `deadline` has passed: the check of a cache hit (see the module docs).
+    #[inline(always)]
+    pub(crate) fn is_past(&self, deadline: u64) -> bool {
+        match &self.manual {
+            None => {
+                let tick = TICK.load(Ordering::Relaxed);
+                if tick != 0 && deadline > tick.saturating_add(TICK_MARGIN_NANOS) {
+                    return false;
+                }
+                deadline <= coarse_nanos()
+            }
+            Some(n) => deadline <= n.load(Ordering::Acquire),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coarse_checks_agree_with_the_clock_with_and_without_the_ticker() {
+        let c = Clock::coarse();
+        let check = || {
+            let now = c.now_nanos();
+            assert!(c.is_past(now - 1));
+            assert!(c.is_past(1));
+            assert!(!c.is_past(now + 10_000_000_000));
+            // Within the margin: decided by a real read.
+            assert!(!c.is_past(now + 100_000_000));
+        };
+        check();
+        start_ticker();
+        assert_ne!(TICK.load(Ordering::Relaxed), 0);
+        check();
     }
 }
 

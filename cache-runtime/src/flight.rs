@@ -28,7 +28,7 @@ use std::task::{Context, Poll, Waker};
 
 use hashbrown::HashTable;
 
-use crate::sync::{Arc, Condvar, Mutex, MutexGuard, ThreadId, current, lock, wait};
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard, ThreadToken, lock, thread_token, wait};
 
 /// One shard of the table: `(hash, key, flight)`.
 type Table<K, T> = Mutex<HashTable<(u64, K, Arc<Flight<T>>)>>;
@@ -43,12 +43,15 @@ pub(crate) struct Flight<T> {
     cond: Condvar,
     /// The leader's thread, when it is a sync caller: a sync waiter on the same thread would wait
     /// for itself forever (a loader that recursively asks for its own key).
-    leader_thread: Option<ThreadId>,
+    leader_thread: Option<ThreadToken>,
 }
 
 enum State<T> {
     Pending {
         wakers: Vec<Waker>,
+        /// Sync callers blocked on the condition variable (notified only when there are some:
+        /// a notify costs a system call).
+        sync_waiters: usize,
         /// Set by an invalidation (remove, put, clear) during the load: its result is not stored.
         invalidated: bool,
     },
@@ -104,10 +107,11 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
         let flight = Arc::new(Flight {
             state: Mutex::new(State::Pending {
                 wakers: Vec::new(),
+                sync_waiters: 0,
                 invalidated: false,
             }),
             cond: Condvar::new(),
-            leader_thread: sync_leader.then(|| current().id()),
+            leader_thread: sync_leader.then(thread_token),
         });
         table.insert_unique(hash, (hash, key.to_owned(), Arc::clone(&flight)), |e| e.0);
         drop(table);
@@ -162,10 +166,13 @@ impl<T: Clone> Flight<T> {
 
     /// Blocks until the leader finishes (sync callers).
     pub(crate) fn wait(&self) -> Waited<T> {
-        if self.leader_thread.is_some() && self.leader_thread == Some(current().id()) {
+        if self.leader_thread.is_some() && self.leader_thread == Some(thread_token()) {
             return Waited::Reentrant;
         }
         let mut state = lock(&self.state);
+        if let State::Pending { sync_waiters, .. } = &mut *state {
+            *sync_waiters += 1;
+        }
         loop {
             match &*state {
                 State::Done(v) => return Waited::Value(v.clone()),
@@ -263,8 +270,15 @@ impl<K, T> Leader<'_, K, T> {
 
     fn wake(flight: &Flight<T>, state: MutexGuard<'_, State<T>>, old: State<T>) {
         drop(state);
-        flight.cond.notify_all();
-        if let State::Pending { wakers, .. } = old {
+        if let State::Pending {
+            wakers,
+            sync_waiters,
+            ..
+        } = old
+        {
+            if sync_waiters > 0 {
+                flight.cond.notify_all();
+            }
             for w in wakers {
                 w.wake();
             }

@@ -47,7 +47,7 @@ mod sync;
 mod ttl;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Entry};
-pub use clock::{Clock, ManualClock};
+pub use clock::{Clock, ManualClock, TICK_MARGIN};
 pub use error::BuildError;
 pub use stats::CacheStats;
 pub use store::{Policy, UnknownPolicy};

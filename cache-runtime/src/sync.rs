@@ -7,7 +7,18 @@
 //! user's `Hash`, `Eq` or `Clone` panics inside it, so [`lock`] and [`wait`] take the guard back.
 
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-pub(crate) use std::thread::{ThreadId, current};
+
+/// Identifies the calling thread cheaply (no `Arc` clone, unlike `thread::current()`).
+pub(crate) type ThreadToken = usize;
+
+/// The address of a thread-local: unique among live threads.
+#[inline]
+pub(crate) fn thread_token() -> ThreadToken {
+    thread_local! {
+        static TOKEN: u8 = const { 0 };
+    }
+    TOKEN.with(|t| std::ptr::from_ref(t) as usize)
+}
 
 use std::sync::PoisonError;
 

@@ -9,7 +9,11 @@
 
 mod sync {
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
-    pub(crate) use loom::thread::{ThreadId, current};
+    pub(crate) type ThreadToken = loom::thread::ThreadId;
+
+    pub(crate) fn thread_token() -> ThreadToken {
+        loom::thread::current().id()
+    }
     use std::sync::PoisonError;
 
     pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -15,7 +15,7 @@ use std::hash::Hash;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use foldhash::fast::FixedState;
+use foldhash::quality::FixedState;
 
 /// The eviction policy of a cache: which entry leaves when a new one needs room.
 ///
@@ -134,12 +134,34 @@ impl<K, T> Weigher<K, T> {
     }
 }
 
-/// Told of every entry a store evicts (after the store's lock is released).
-pub(crate) struct Listener<K, T>(pub(crate) Arc<dyn Fn(K, T) + Send + Sync>);
+/// Told of every value a store evicts, while the store's lock is held: it must be quick and
+/// must not call back into the store (the cache's listener only counts).
+pub(crate) struct Listener<T>(pub(crate) Arc<dyn Fn(&T) + Send + Sync>);
 
-impl<K, T> Clone for Listener<K, T> {
-    fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
+/// Entries evicted by one operation, kept so that they drop (running the user's destructors)
+/// after the store's lock is released. The first is kept inline, so the usual single eviction of
+/// an insert allocates nothing.
+pub(crate) struct Evictions<K, T> {
+    first: Option<(K, T)>,
+    rest: Vec<(K, T)>,
+}
+
+impl<K, T> Default for Evictions<K, T> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<K, T> Evictions<K, T> {
+    pub(crate) fn push(&mut self, key: K, value: T) {
+        if self.first.is_none() {
+            self.first = Some((key, value));
+        } else {
+            self.rest.push((key, value));
+        }
     }
 }
 
@@ -153,7 +175,7 @@ pub(crate) struct StoreConfig<K, T> {
     pub(crate) shards: Option<usize>,
     pub(crate) hasher: FixedState,
     pub(crate) weigher: Weigher<K, T>,
-    pub(crate) listener: Listener<K, T>,
+    pub(crate) listener: Listener<T>,
 }
 
 /// A store of one of the policies, dispatched without a virtual call.

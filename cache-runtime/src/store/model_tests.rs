@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use foldhash::fast::FixedState;
+use foldhash::quality::FixedState;
 use proptest::prelude::*;
 
 use super::policy::Sketch;
@@ -49,7 +49,7 @@ fn store(policy: Policy, capacity: u64, weighted: bool) -> (Store<u64, u64>, Arc
         shards: Some(1),
         hasher: FixedState::with_seed(5),
         weigher,
-        listener: Listener(Arc::new(move |_, _| {
+        listener: Listener(Arc::new(move |_| {
             ev.fetch_add(1, Ordering::Relaxed);
         })),
     });

@@ -3,10 +3,12 @@
 use std::borrow::Borrow;
 use std::hash::Hash;
 
-use foldhash::fast::FixedState;
+use foldhash::quality::FixedState;
 use quick_cache::OptionsBuilder;
 
-use super::{Listener, StoreConfig, Weigher};
+use std::sync::Arc;
+
+use super::{Evictions, StoreConfig, Weigher};
 
 impl<K, T> quick_cache::Weighter<K, T> for Weigher<K, T> {
     #[inline]
@@ -15,55 +17,30 @@ impl<K, T> quick_cache::Weighter<K, T> for Weigher<K, T> {
     }
 }
 
-/// Hands evictions to the listener once the shard lock is released (when the request state drops).
-pub(crate) struct Lifecycle<K, T> {
-    listener: Listener<K, T>,
+/// Tells the listener of each eviction; the evicted entries drop with the request state, after
+/// the shard lock is released.
+pub(crate) struct Lifecycle<T> {
+    listener: Arc<dyn Fn(&T) + Send + Sync>,
 }
 
-impl<K, T> Clone for Lifecycle<K, T> {
+impl<T> Clone for Lifecycle<T> {
     fn clone(&self) -> Self {
         Self {
-            listener: self.listener.clone(),
+            listener: Arc::clone(&self.listener),
         }
     }
 }
 
-pub(crate) struct Evicted<K, T> {
-    listener: Option<Listener<K, T>>,
-    items: Vec<(K, T)>,
-}
-
-impl<K, T> Default for Evicted<K, T> {
-    fn default() -> Self {
-        Self {
-            listener: None,
-            items: Vec::new(),
-        }
-    }
-}
-
-impl<K, T> Drop for Evicted<K, T> {
-    fn drop(&mut self) {
-        if let Some(l) = &self.listener {
-            for (k, v) in self.items.drain(..) {
-                (l.0)(k, v);
-            }
-        }
-    }
-}
-
-impl<K, T> quick_cache::Lifecycle<K, T> for Lifecycle<K, T> {
-    type RequestState = Evicted<K, T>;
+impl<K, T> quick_cache::Lifecycle<K, T> for Lifecycle<T> {
+    type RequestState = Evictions<K, T>;
 
     fn on_evict(&self, state: &mut Self::RequestState, key: K, val: T) {
-        if state.listener.is_none() {
-            state.listener = Some(self.listener.clone());
-        }
-        state.items.push((key, val));
+        (self.listener)(&val);
+        state.push(key, val);
     }
 }
 
-type Inner<K, T> = quick_cache::sync::Cache<K, T, Weigher<K, T>, FixedState, Lifecycle<K, T>>;
+type Inner<K, T> = quick_cache::sync::Cache<K, T, Weigher<K, T>, FixedState, Lifecycle<T>>;
 
 pub(crate) struct QuickStore<K, T> {
     inner: Inner<K, T>,
@@ -76,7 +53,7 @@ where
 {
     pub(crate) fn new(cfg: StoreConfig<K, T>) -> Self {
         let lifecycle = Lifecycle {
-            listener: cfg.listener,
+            listener: cfg.listener.0,
         };
         let shards = super::shard_count(cfg.shards, cfg.estimated_items);
         let inner = match OptionsBuilder::new()

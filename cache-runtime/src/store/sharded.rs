@@ -7,10 +7,10 @@ use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use foldhash::fast::FixedState;
+use foldhash::quality::FixedState;
 use hashbrown::HashTable;
 
-use super::{Listener, StoreConfig, Weigher};
+use super::{Evictions, Listener, StoreConfig, Weigher};
 
 /// No node: the end of a list.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -162,6 +162,7 @@ pub(crate) struct Shard<K, T, P> {
     capacity: u64,
     items: usize,
     weight: u64,
+    victims: Vec<u32>,
 }
 
 impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
@@ -173,6 +174,7 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
             capacity,
             items,
             weight: 0,
+            victims: Vec::new(),
         }
     }
 
@@ -220,14 +222,16 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
         key: K,
         value: T,
         weight: u64,
-        evicted: &mut Vec<(K, T)>,
+        listener: &Listener<T>,
+        evicted: &mut Evictions<K, T>,
     ) {
         if let Some(old) = self.find(hash, &key) {
             // A replacement is not an eviction: the old value just goes.
             drop(self.take(old));
         }
         if weight > self.capacity {
-            evicted.push((key, value));
+            (listener.0)(&value);
+            evicted.push(key, value);
             return;
         }
         let node = Node {
@@ -246,14 +250,17 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
         self.table
             .insert_unique(hash, i, |&j| slab.get(j).map_or(0, |n| n.hash));
         self.weight += weight;
-        let mut victims = Vec::new();
+        // A buffer kept by the shard: evicting allocates nothing once it has grown.
+        let mut victims = std::mem::take(&mut self.victims);
         self.policy.on_insert(&mut self.slab, i, &mut victims);
-        for v in victims {
+        for v in victims.drain(..) {
             // The policy has unlinked it already.
             if let Some(n) = self.take(v) {
-                evicted.push((n.key, n.value));
+                (listener.0)(&n.value);
+                evicted.push(n.key, n.value);
             }
         }
+        self.victims = victims;
     }
 
     pub(crate) fn remove_if<Q>(
@@ -299,7 +306,7 @@ pub(crate) struct Sharded<K, T, P> {
     mask: u64,
     hasher: FixedState,
     weigher: Weigher<K, T>,
-    listener: Listener<K, T>,
+    listener: Listener<T>,
     capacity: u64,
 }
 
@@ -348,13 +355,11 @@ where
     pub(crate) fn insert(&self, key: K, value: T) {
         let hash = self.hasher.hash_one(&key);
         let weight = self.weigher.weigh(&key, &value);
-        let mut evicted = Vec::new();
+        let mut evicted = Evictions::default();
         self.shard(hash)
-            .insert(hash, key, value, weight, &mut evicted);
-        // The lock is released: the listener (and the values' destructors) run outside it.
-        for (k, v) in evicted {
-            (self.listener.0)(k, v);
-        }
+            .insert(hash, key, value, weight, &self.listener, &mut evicted);
+        // The lock is released: the evicted values' destructors run outside it.
+        drop(evicted);
     }
 
     pub(crate) fn remove<Q>(&self, key: &Q) -> Option<T>
