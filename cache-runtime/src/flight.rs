@@ -1,11 +1,12 @@
 //! Single-flight: one load per key at a time, the other callers wait for its outcome.
 //!
-//! The table maps a key to its in-flight [`Flight`] while a *leader* loads it. A caller that
-//! misses the store [`join`](Flights::join)s: it becomes the leader when no flight exists, or a
-//! waiter of the existing one. Waiters block on a condition variable (sync) or register a waker
-//! (async), so both kinds of caller can share one flight.
+//! The table maps a key to its in-flight load while a *leader* runs it. A caller that misses the
+//! store [`join`](Flights::join)s: it becomes the leader when the key has no entry, or a waiter of
+//! the load in flight. Waiters block on a condition variable (sync) or register a waker (async),
+//! so both kinds of caller can share one load. The shared [`Flight`] that waiters hold is
+//! allocated by the first waiter: a load nobody waits for costs one table entry and no allocation.
 //!
-//! The leader's [`Leader`] guard ends the flight in exactly one of two ways:
+//! The leader's [`Leader`] guard ends the load in exactly one of two ways:
 //! - [`Leader::complete`] with a shareable outcome: every waiter receives a clone;
 //! - anything else: an error that is not cached, a panic unwinding through the loader, or an async
 //!   leader whose future was dropped (cancelled). The guard's `Drop` marks the flight
@@ -13,12 +14,12 @@
 //!   the table leads a fresh load while the rest wait on it. No waiter is ever stranded and at no
 //!   moment do two loads of one key run.
 //!
-//! The flight is removed from the table before its outcome is published, so a caller arriving
-//! later finds the store already filled (the leader stores first), or leads a new load.
+//! The entry leaves the table in the same critical section in which the leader writes the store,
+//! so a caller arriving later finds the value stored, or leads a new load; and an invalidation
+//! (which marks the entry, then removes the key from the store) is ordered entirely before or
+//! after that write, so a load that started before an invalidation never overwrites it.
 //!
-//! Lock order: a table shard, then (after releasing it) a flight's state; the leader holds a
-//! flight's state while it writes the store, so that invalidations (which mark the flight first,
-//! then remove from the store) cannot be overtaken by a load that started before them.
+//! Locks: a table shard, then (never the reverse) the store's shard or a flight's state.
 
 use std::borrow::Borrow;
 use std::future::Future;
@@ -28,21 +29,39 @@ use std::task::{Context, Poll, Waker};
 
 use hashbrown::HashTable;
 
-use crate::sync::{Arc, Condvar, Mutex, MutexGuard, ThreadToken, lock, thread_token, wait};
+use crate::sync::{Arc, Condvar, Mutex, ThreadToken, lock, thread_token, wait};
 
-/// One shard of the table: `(hash, key, flight)`.
-type Table<K, T> = Mutex<HashTable<(u64, K, Arc<Flight<T>>)>>;
+/// One key's load in flight.
+struct Entry<K, T> {
+    hash: u64,
+    id: u64,
+    key: K,
+    /// Created by the first waiter.
+    flight: Option<Arc<Flight<T>>>,
+    /// Set by an invalidation (remove, put, clear) during the load: its result is not stored.
+    invalidated: bool,
+    /// The leader's thread, when it is a sync caller: a sync waiter on the same thread would wait
+    /// for itself forever (a loader that recursively asks for its own key).
+    leader_thread: Option<ThreadToken>,
+}
+
+struct Shard<K, T> {
+    entries: HashTable<Entry<K, T>>,
+    /// The id of the next entry (unique within the shard).
+    next_id: u64,
+}
+
+type Table<K, T> = Mutex<Shard<K, T>>;
 
 pub(crate) struct Flights<K, T> {
     shards: Box<[Table<K, T>]>,
     mask: u64,
 }
 
+/// What the waiters of one load share.
 pub(crate) struct Flight<T> {
     state: Mutex<State<T>>,
     cond: Condvar,
-    /// The leader's thread, when it is a sync caller: a sync waiter on the same thread would wait
-    /// for itself forever (a loader that recursively asks for its own key).
     leader_thread: Option<ThreadToken>,
 }
 
@@ -52,8 +71,6 @@ enum State<T> {
         /// Sync callers blocked on the condition variable (notified only when there are some:
         /// a notify costs a system call).
         sync_waiters: usize,
-        /// Set by an invalidation (remove, put, clear) during the load: its result is not stored.
-        invalidated: bool,
     },
     Done(T),
     Abandoned,
@@ -87,7 +104,14 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
     pub(crate) fn new(shards: usize) -> Self {
         let n = shards.max(1).next_power_of_two();
         Self {
-            shards: (0..n).map(|_| Mutex::new(HashTable::new())).collect(),
+            shards: (0..n)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        entries: HashTable::new(),
+                        next_id: 0,
+                    })
+                })
+                .collect(),
             mask: n as u64 - 1,
         }
     }
@@ -100,25 +124,40 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
         K: Borrow<Q>,
         Q: Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let mut table = lock(self.shard(hash));
-        if let Some((_, _, f)) = table.find(hash, |(h, k, _)| *h == hash && k.borrow() == key) {
-            return Join::Waiter(Arc::clone(f));
+        let mut shard = lock(self.shard(hash));
+        if let Some(e) = shard
+            .entries
+            .find_mut(hash, |e| e.hash == hash && e.key.borrow() == key)
+        {
+            let leader_thread = e.leader_thread;
+            let flight = e.flight.get_or_insert_with(|| {
+                Arc::new(Flight {
+                    state: Mutex::new(State::Pending {
+                        wakers: Vec::new(),
+                        sync_waiters: 0,
+                    }),
+                    cond: Condvar::new(),
+                    leader_thread,
+                })
+            });
+            return Join::Waiter(Arc::clone(flight));
         }
-        let flight = Arc::new(Flight {
-            state: Mutex::new(State::Pending {
-                wakers: Vec::new(),
-                sync_waiters: 0,
-                invalidated: false,
-            }),
-            cond: Condvar::new(),
+        let id = shard.next_id;
+        shard.next_id = id.wrapping_add(1);
+        let entry = Entry {
+            hash,
+            id,
+            key: key.to_owned(),
+            flight: None,
+            invalidated: false,
             leader_thread: sync_leader.then(thread_token),
-        });
-        table.insert_unique(hash, (hash, key.to_owned(), Arc::clone(&flight)), |e| e.0);
-        drop(table);
+        };
+        shard.entries.insert_unique(hash, entry, |e| e.hash);
+        drop(shard);
         Join::Leader(Leader {
             flights: self,
             hash,
-            flight,
+            id,
             finished: false,
         })
     }
@@ -132,38 +171,30 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let flight = lock(self.shard(hash))
-            .find(hash, |(h, k, _)| *h == hash && k.borrow() == key)
-            .map(|(_, _, f)| Arc::clone(f));
-        if let Some(f) = flight {
-            f.invalidate();
+        if let Some(e) = lock(self.shard(hash))
+            .entries
+            .find_mut(hash, |e| e.hash == hash && e.key.borrow() == key)
+        {
+            e.invalidated = true;
         }
     }
 
     /// Marks every in-flight load so that none of their results is stored.
     pub(crate) fn invalidate_all(&self) {
         for shard in &*self.shards {
-            let flights: Vec<_> = lock(shard).iter().map(|(_, _, f)| Arc::clone(f)).collect();
-            for f in flights {
-                f.invalidate();
+            for e in lock(shard).entries.iter_mut() {
+                e.invalidated = true;
             }
         }
     }
 
     /// How many loads are in flight.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.shards.iter().map(|s| lock(s).entries.len()).sum()
     }
 }
 
 impl<T: Clone> Flight<T> {
-    fn invalidate(&self) {
-        if let State::Pending { invalidated, .. } = &mut *lock(&self.state) {
-            *invalidated = true;
-        }
-    }
-
     /// Blocks until the leader finishes (sync callers).
     pub(crate) fn wait(&self) -> Waited<T> {
         if self.leader_thread.is_some() && self.leader_thread == Some(thread_token()) {
@@ -187,6 +218,27 @@ impl<T: Clone> Flight<T> {
         WaitFuture {
             flight: this,
             slot: None,
+        }
+    }
+}
+
+impl<T> Flight<T> {
+    /// Publishes the outcome and wakes every waiter.
+    fn finish(&self, outcome: State<T>) {
+        let mut state = lock(&self.state);
+        let old = std::mem::replace(&mut *state, outcome);
+        drop(state);
+        if let State::Pending {
+            wakers,
+            sync_waiters,
+        } = old
+        {
+            if sync_waiters > 0 {
+                self.cond.notify_all();
+            }
+            for w in wakers {
+                w.wake();
+            }
         }
     }
 }
@@ -224,65 +276,45 @@ impl<T: Clone> Future for WaitFuture<T> {
     }
 }
 
-/// The leader's duty: end the flight. Dropping it unfinished abandons the flight.
+/// The leader's duty: end the load. Dropping it unfinished abandons the load.
 pub(crate) struct Leader<'a, K, T> {
     flights: &'a Flights<K, T>,
     hash: u64,
-    flight: Arc<Flight<T>>,
+    /// Our entry's id in its shard.
+    id: u64,
     finished: bool,
 }
 
 impl<K, T> Leader<'_, K, T> {
-    /// Ends the flight with `outcome`, shared with every waiter. `store` runs first, under the
-    /// flight's lock, unless an invalidation arrived during the load: then the waiters (who
-    /// joined before the invalidation) still take the outcome, but the store keeps what the
-    /// invalidation left.
+    /// Ends the load with `outcome`, shared with every waiter. `store` runs first, in the same
+    /// critical section that removes the load from the table, unless an invalidation arrived
+    /// during the load: then the waiters (who joined before the invalidation) still take the
+    /// outcome, but the store keeps what the invalidation left.
     pub(crate) fn complete(mut self, outcome: &T, store: impl FnOnce())
     where
         T: Clone,
     {
         self.finished = true;
-        let mut state = lock(&self.flight.state);
-        if let State::Pending {
-            invalidated: false, ..
-        } = &*state
+        if let Some(f) = self.remove(Some(store)) {
+            f.finish(State::Done(outcome.clone()));
+        }
+    }
+
+    /// Removes our entry, first running `store` unless the load was invalidated, and returns
+    /// the waiters' flight if any waiter came.
+    fn remove(&self, store: Option<impl FnOnce()>) -> Option<Arc<Flight<T>>> {
+        let mut shard = lock(self.flights.shard(self.hash));
+        let entry = shard
+            .entries
+            .find_entry(self.hash, |e| e.hash == self.hash && e.id == self.id)
+            .ok()?;
+        if let Some(store) = store
+            && !entry.get().invalidated
         {
             store();
         }
-        self.remove_from_table();
-        // After removal nobody can join; only callers that already hold the flight can read it,
-        // so the outcome is cloned only when there is one.
-        let next = if Arc::strong_count(&self.flight) > 1 {
-            State::Done(outcome.clone())
-        } else {
-            State::Abandoned
-        };
-        let old = std::mem::replace(&mut *state, next);
-        Self::wake(&self.flight, state, old);
-    }
-
-    fn remove_from_table(&self) {
-        let mut table = lock(self.flights.shard(self.hash));
-        if let Ok(e) = table.find_entry(self.hash, |(_, _, f)| Arc::ptr_eq(f, &self.flight)) {
-            e.remove();
-        }
-    }
-
-    fn wake(flight: &Flight<T>, state: MutexGuard<'_, State<T>>, old: State<T>) {
-        drop(state);
-        if let State::Pending {
-            wakers,
-            sync_waiters,
-            ..
-        } = old
-        {
-            if sync_waiters > 0 {
-                flight.cond.notify_all();
-            }
-            for w in wakers {
-                w.wake();
-            }
-        }
+        let (e, _) = entry.remove();
+        e.flight
     }
 }
 
@@ -292,10 +324,8 @@ impl<K, T> Drop for Leader<'_, K, T> {
             return;
         }
         self.finished = true;
-        let state = lock(&self.flight.state);
-        self.remove_from_table();
-        let mut state = state;
-        let old = std::mem::replace(&mut *state, State::Abandoned);
-        Self::wake(&self.flight, state, old);
+        if let Some(f) = self.remove(None::<fn()>) {
+            f.finish(State::Abandoned);
+        }
     }
 }
