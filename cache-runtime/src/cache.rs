@@ -20,6 +20,9 @@ use crate::ttl::{Expiry, Jitter, NEVER, ttl_nanos};
 use crate::{BuildError, CacheStats, Policy};
 use std::sync::Arc;
 
+/// Numbers the caches, for default names and hash seeds.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The capacity of a cache built without [`CacheBuilder::capacity`]: 10,000 entries.
 pub const DEFAULT_CAPACITY: u64 = 10_000;
 
@@ -55,7 +58,7 @@ pub(crate) struct Stored<V, N> {
 
 /// A loader's outcome: cached as a value, cached as a negative result (if `negative_ttl` is set),
 /// or an error returned to its caller only.
-enum Loaded<V, N, E> {
+pub(crate) enum Loaded<V, N, E> {
     Value(V),
     Negative(N),
     Error(E),
@@ -128,6 +131,20 @@ impl<K, V, N> Clone for Cache<K, V, N> {
         Self {
             core: Arc::clone(&self.core),
         }
+    }
+}
+
+impl<K, V, N> Cache<K, V, N>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    N: Send + Sync + 'static,
+{
+    /// The cache whose core `any` is, if it has these types.
+    pub(crate) fn from_any(any: Arc<dyn std::any::Any + Send + Sync>) -> Option<Self> {
+        any.downcast::<Core<K, V, N>>()
+            .ok()
+            .map(|core| Cache { core })
     }
 }
 
@@ -426,6 +443,19 @@ where
             return e.into();
         }
         self.core.meter.stats.incr(Counter::Miss);
+        self.load_after_miss(key, load)
+    }
+
+    /// The single-flight load of a key whose lookup was counted as a miss.
+    pub(crate) fn load_after_miss<Q, E>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> Loaded<V, N, E>,
+    ) -> Loaded<V, N, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let hash = self.hash(key);
         loop {
             match self.core.flights.join(hash, key, true) {
@@ -467,6 +497,20 @@ where
             return e.into();
         }
         self.core.meter.stats.incr(Counter::Miss);
+        self.load_after_miss_async(key, load).await
+    }
+
+    /// The async single-flight load of a key whose lookup was counted as a miss.
+    pub(crate) async fn load_after_miss_async<Q, E, F>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> F,
+    ) -> Loaded<V, N, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Loaded<V, N, E>>,
+    {
         let hash = self.hash(key);
         loop {
             match self.core.flights.join(hash, key, false) {
@@ -972,7 +1016,6 @@ where
     /// A zero capacity, a zero or overlong TTL, a jitter over 100% (or without a TTL), a shard
     /// count of zero or over 65,536.
     pub fn build(self) -> Result<Cache<K, V, N>, BuildError> {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         if self.capacity == 0 {
             return Err(BuildError::ZeroCapacity);
         }
@@ -986,6 +1029,28 @@ where
             .seed
             .unwrap_or_else(|| std::hash::RandomState::new().hash_one(id));
         let expiry = Expiry::new(self.ttl, self.negative_ttl, self.jitter, seed)?;
+        Ok(self.assemble(id, seed, expiry))
+    }
+
+    /// Builds with these settings, or, if they are invalid, with the defaults (keeping the name
+    /// and policy), returning the error too. Never fails.
+    pub(crate) fn build_or_default(self) -> (Cache<K, V, N>, Option<BuildError>) {
+        let name = self.name.clone();
+        let policy = self.policy;
+        match self.build() {
+            Ok(c) => (c, None),
+            Err(e) => {
+                let mut b = CacheBuilder::new().policy(policy);
+                b.name = name;
+                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                let seed = std::hash::RandomState::new().hash_one(id);
+                (b.assemble(id, seed, Expiry::none(seed)), Some(e))
+            }
+        }
+    }
+
+    /// The construction proper, from validated settings.
+    fn assemble(self, id: u64, seed: u64, expiry: Expiry) -> Cache<K, V, N> {
         if self.ttl.is_some() || self.negative_ttl.is_some() {
             crate::clock::start_ticker();
         }
@@ -1040,11 +1105,9 @@ where
             inserts_since_sweep: AtomicU64::new(0),
             sweep_interval: (estimated_items as u64 / 8).max(16),
         });
-        let weak: std::sync::Weak<dyn Report> = {
-            let c: Arc<dyn Report> = core.clone();
-            Arc::downgrade(&c)
-        };
-        registry::register(weak);
-        Ok(Cache { core })
+        let report: Arc<dyn Report> = core.clone();
+        let any: Arc<dyn std::any::Any + Send + Sync> = core.clone();
+        registry::register(Arc::downgrade(&report), Arc::downgrade(&any));
+        Cache { core }
     }
 }

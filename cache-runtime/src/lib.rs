@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+mod bypass;
 mod cache;
 mod clock;
 mod error;
@@ -46,7 +47,13 @@ mod store;
 mod sync;
 mod ttl;
 
+pub use bypass::{Uncached, uncached, uncached_async};
 pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Entry};
+pub use cache_macros::cached;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 pub use clock::{Clock, ManualClock, TICK_MARGIN};
 pub use error::BuildError;
 pub use stats::CacheStats;

@@ -4,9 +4,11 @@
 //! disappears from it; dead entries are pruned whenever a cache registers, which keeps the list as
 //! long as the number of live caches.
 
-use std::sync::{Mutex, PoisonError, Weak};
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use crate::CacheStats;
+use crate::{Cache, CacheStats};
 
 /// What the registry needs of a cache: its name and statistics.
 pub(crate) trait Report: Send + Sync {
@@ -14,12 +16,98 @@ pub(crate) trait Report: Send + Sync {
     fn stats(&self) -> CacheStats;
 }
 
-static REGISTRY: Mutex<Vec<Weak<dyn Report>>> = Mutex::new(Vec::new());
+struct Registered {
+    report: Weak<dyn Report>,
+    any: Weak<dyn Any + Send + Sync>,
+}
 
-pub(crate) fn register(cache: Weak<dyn Report>) {
+static REGISTRY: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+
+pub(crate) fn register(report: Weak<dyn Report>, any: Weak<dyn Any + Send + Sync>) {
     let mut all = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-    all.retain(|w| w.strong_count() > 0);
-    all.push(cache);
+    all.retain(|r| r.report.strong_count() > 0);
+    all.push(Registered { report, any });
+}
+
+/// Why [`get`] found no cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LookupError {
+    /// No live cache has this name.
+    NotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// Caches of this name exist, but none of the types asked for.
+    WrongType {
+        /// The name asked for.
+        name: String,
+        /// The type asked for.
+        expected: &'static str,
+    },
+}
+
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFound { name } => write!(
+                f,
+                "no cache named `{name}` (a `#[cached]` function's cache exists once it has been called)"
+            ),
+            Self::WrongType { name, expected } => write!(
+                f,
+                "the cache named `{name}` is not a `{expected}`: check the key, value and negative types"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LookupError {}
+
+/// The cache named `name`, typed: how user code reaches a `#[cached]` function's cache to
+/// invalidate, clear, write through or read statistics, whatever kind of function it is.
+///
+/// `K` is the key type, `V` the cached value (the `Ok` or `Some` type for functions returning
+/// `Result` or `Option`), `N` the cached negative result (`E` or `()` with `negative_ttl`, else
+/// [`Infallible`](std::convert::Infallible)).
+///
+/// ```
+/// use cache_runtime::{Cache, registry};
+///
+/// let prices: Cache<String, u64> = Cache::builder().name("doc.prices").build().unwrap();
+/// prices.insert("tea".to_string(), 3);
+///
+/// let same: Cache<String, u64> = registry::get("doc.prices").unwrap();
+/// assert!(same.remove("tea"));
+/// assert_eq!(prices.get("tea"), None);
+/// assert!(registry::get::<u64, u64>("doc.prices").is_err());
+/// ```
+///
+/// # Errors
+/// [`LookupError`] when no live cache has that name and those types.
+pub fn get<K, V, N>(name: &str) -> Result<Cache<K, V, N>, LookupError>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    N: Send + Sync + 'static,
+{
+    let candidates: Vec<Arc<dyn Any + Send + Sync>> = REGISTRY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|r| r.report.upgrade().is_some_and(|c| c.name() == name))
+        .filter_map(|r| r.any.upgrade())
+        .collect();
+    if candidates.is_empty() {
+        return Err(LookupError::NotFound { name: name.into() });
+    }
+    candidates
+        .into_iter()
+        .find_map(Cache::from_any)
+        .ok_or_else(|| LookupError::WrongType {
+            name: name.into(),
+            expected: std::any::type_name::<Cache<K, V, N>>(),
+        })
 }
 
 /// One registered cache, as [`caches`] reports it.
@@ -51,7 +139,7 @@ pub fn caches() -> Vec<CacheReport> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
-        .filter_map(Weak::upgrade)
+        .filter_map(|r| r.report.upgrade())
         .collect();
     // Statistics are read outside the registry lock.
     live.iter()

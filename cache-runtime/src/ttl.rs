@@ -104,6 +104,16 @@ impl Expiry {
         })
     }
 
+    /// No expiry at all.
+    pub(crate) fn none(seed: u64) -> Self {
+        Self {
+            ttl: None,
+            negative_ttl: None,
+            jitter: 0,
+            rng: AtomicU64::new(seed),
+        }
+    }
+
     pub(crate) fn has_negative_ttl(&self) -> bool {
         self.negative_ttl.is_some()
     }

@@ -1,0 +1,141 @@
+//! The model, as tokens. Nothing here can fail: every check was done in `validate`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::validate::{KeyPlan, Model, Returns};
+
+/// The memoized function: the original signature, and a body that goes through the cache.
+pub(crate) fn expand(m: &Model) -> TokenStream {
+    let krate = &m.krate;
+    let func = &m.func;
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let defaultness = &func.defaultness;
+    let sig = &func.sig;
+    let block = &func.block;
+    let is_async = sig.asyncness.is_some();
+
+    // Generated names cannot clash with the user's: they live at `mixed_site` hygiene.
+    let span = Span::mixed_site();
+    let cache_static = format_ident!("__CACHE", span = span);
+    let cache = format_ident!("__cache", span = span);
+    let bypass = format_ident!("__cache_bypass", span = span);
+    let key = format_ident!("__cache_key", span = span);
+    let entry = format_ident!("__cache_entry", span = span);
+    let load = format_ident!("__cache_load", span = span);
+    let result = format_ident!("__cache_result", span = span);
+
+    let key_ty = &m.key_ty;
+    let value_ty = &m.value_ty;
+    let ret_ty = &m.ret_ty;
+    let neg_ty = match (m.returns, m.negative) {
+        (Returns::Result, true) => {
+            quote_spanned!(ret_ty.span()=> <#ret_ty as #krate::__private::ResultParts>::Err)
+        }
+        (Returns::Option, true) => quote!(()),
+        _ => quote!(::core::convert::Infallible),
+    };
+    let (hit, loader) = match (m.returns, m.negative) {
+        (Returns::Value, _) => ("hit_value", "load_value"),
+        (Returns::Result, false) => ("hit_result", "load_result"),
+        (Returns::Result, true) => ("hit_result_negative", "load_result_negative"),
+        (Returns::Option, false) => ("hit_option", "load_option"),
+        (Returns::Option, true) => ("hit_option_negative", "load_option_negative"),
+    };
+    let hit = format_ident!("{}", hit);
+    let loader = if is_async {
+        format_ident!("{}_async", loader)
+    } else {
+        format_ident!("{}", loader)
+    };
+
+    let s = &m.settings;
+    let (name, capacity, unbounded, policy, ttl, negative_ttl, jitter) = (
+        &s.name,
+        &s.capacity,
+        s.unbounded,
+        &s.policy,
+        &s.ttl,
+        &s.negative_ttl,
+        &s.jitter,
+    );
+    let const_checks = &s.const_checks;
+
+    // Bound checks at the user's own types, so that a missing `Hash` or `Clone` is reported there.
+    let assert_key = quote_spanned!(key_ty.span()=>
+        const _: () = #krate::__private::assert_key::<#key_ty>();
+    );
+    let assert_value = quote_spanned!(ret_ty.span()=>
+        const _: () = #krate::__private::assert_value::<#value_ty>();
+    );
+
+    // The lookup borrows the arguments; the key is owned (on a miss) before the body, which may
+    // move them, is captured.
+    let (key_before, lookup_ref, key_after, load_ref) = match &m.key {
+        KeyPlan::Borrowed { ident } => (quote!(), quote!(#ident), quote!(), quote!(#ident)),
+        KeyPlan::Owned { ident } => (
+            quote!(),
+            quote!(&#ident),
+            quote!(let #key: #key_ty = ::core::clone::Clone::clone(&#ident);),
+            quote!(&#key),
+        ),
+        KeyPlan::Computed { expr } => (
+            quote!(let #key: #key_ty = #expr;),
+            quote!(&#key),
+            quote!(),
+            quote!(&#key),
+        ),
+    };
+
+    let body = if is_async {
+        quote! {
+            let #load = move || async move {
+                let #result: #ret_ty = async move #block.await;
+                #result
+            };
+            if #bypass {
+                return #load().await;
+            }
+            #krate::__private::#loader(#cache, #load_ref, #load).await
+        }
+    } else {
+        quote! {
+            let #load = move || -> #ret_ty #block;
+            if #bypass {
+                return #load();
+            }
+            #krate::__private::#loader(#cache, #load_ref, #load)
+        }
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis #defaultness #sig {
+            #assert_key
+            #assert_value
+            #(#const_checks)*
+            static #cache_static: #krate::__private::FnCache<#key_ty, #value_ty, #neg_ty> =
+                #krate::__private::FnCache::new(#krate::__private::Settings {
+                    name: #name,
+                    capacity: #capacity,
+                    unbounded: #unbounded,
+                    policy: #policy,
+                    ttl: #ttl,
+                    negative_ttl: #negative_ttl,
+                    jitter: #jitter,
+                });
+            let #cache = #cache_static.get();
+            let #bypass = #krate::__private::bypassed();
+            #key_before
+            if !#bypass {
+                if let #krate::__private::Some(#entry) = #krate::__private::lookup(#cache, #lookup_ref) {
+                    return #krate::__private::#hit(#entry);
+                }
+            }
+            #key_after
+            #body
+        }
+    }
+}
