@@ -69,7 +69,7 @@ fn result_with_negative_caching_and_early_return_and_question_mark() {
     assert_eq!(find(2), Ok("item-4".into()));
     assert_eq!(find(u32::MAX), Err(NotFound));
     assert_eq!(FIND_RUNS.load(Ordering::SeqCst), 3);
-    let c: Cache<u32, String, NotFound> = registry::get("tests.find").unwrap();
+    let c: Cache<u32, String, NotFound> = registry::get_negative("tests.find").unwrap();
     assert_eq!(c.stats().negative_hits, 1);
 }
 

@@ -67,9 +67,9 @@ impl std::error::Error for LookupError {}
 /// The cache named `name`, typed: how user code reaches a `#[cached]` function's cache to
 /// invalidate, clear, write through or read statistics, whatever kind of function it is.
 ///
-/// `K` is the key type, `V` the cached value (the `Ok` or `Some` type for functions returning
-/// `Result` or `Option`), `N` the cached negative result (`E` or `()` with `negative_ttl`, else
-/// [`Infallible`](std::convert::Infallible)).
+/// `K` is the key type and `V` the cached value (the `Ok` or `Some` type for functions returning
+/// `Result` or `Option`). For a cache of negative results too (`negative_ttl`), use
+/// [`get_negative`].
 ///
 /// ```
 /// use cache_runtime::{Cache, registry};
@@ -77,7 +77,7 @@ impl std::error::Error for LookupError {}
 /// let prices: Cache<String, u64> = Cache::builder().name("doc.prices").build().unwrap();
 /// prices.insert("tea".to_string(), 3);
 ///
-/// let same: Cache<String, u64> = registry::get("doc.prices").unwrap();
+/// let same = registry::get::<String, u64>("doc.prices").unwrap();
 /// assert!(same.remove("tea"));
 /// assert_eq!(prices.get("tea"), None);
 /// assert!(registry::get::<u64, u64>("doc.prices").is_err());
@@ -85,7 +85,20 @@ impl std::error::Error for LookupError {}
 ///
 /// # Errors
 /// [`LookupError`] when no live cache has that name and those types.
-pub fn get<K, V, N>(name: &str) -> Result<Cache<K, V, N>, LookupError>
+pub fn get<K, V>(name: &str) -> Result<Cache<K, V>, LookupError>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    get_negative(name)
+}
+
+/// Like [`get`], for a cache that also holds negative results of type `N`: the `Err` type `E`
+/// of a `Result` function, or `()` for an `Option` function, with `negative_ttl`.
+///
+/// # Errors
+/// [`LookupError`] when no live cache has that name and those types.
+pub fn get_negative<K, V, N>(name: &str) -> Result<Cache<K, V, N>, LookupError>
 where
     K: Send + Sync + 'static,
     V: Send + Sync + 'static,
