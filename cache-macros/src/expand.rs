@@ -89,6 +89,14 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
         ),
     };
 
+    // Calls whose bounds a bad key or value type breaks are spanned at the user's types, so that
+    // every error lands there.
+    let kspan = key_ty.span();
+    let get_cache = quote!(#cache_static.get());
+    let build_fn = quote_spanned!(kspan=> #krate::__private::build::<#key_ty, #value_ty, #neg_ty>);
+    let lookup_call = quote_spanned!(kspan=> #krate::__private::lookup(#cache, #lookup_ref));
+    let load_call = quote_spanned!(kspan=> #krate::__private::#loader(#cache, #load_ref, #load));
+
     let body = if is_async {
         quote! {
             let #load = move || async move {
@@ -98,7 +106,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
             if #bypass {
                 return #load().await;
             }
-            #krate::__private::#loader(#cache, #load_ref, #load).await
+            #load_call.await
         }
     } else {
         quote! {
@@ -106,7 +114,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
             if #bypass {
                 return #load();
             }
-            #krate::__private::#loader(#cache, #load_ref, #load)
+            #load_call
         }
     };
 
@@ -125,12 +133,12 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
                     ttl: #ttl,
                     negative_ttl: #negative_ttl,
                     jitter: #jitter,
-                });
-            let #cache = #cache_static.get();
+                }, #build_fn);
+            let #cache = #get_cache;
             let #bypass = #krate::__private::bypassed();
             #key_before
             if !#bypass {
-                if let #krate::__private::Some(#entry) = #krate::__private::lookup(#cache, #lookup_ref) {
+                if let #krate::__private::Some(#entry) = #lookup_call {
                     return #krate::__private::#hit(#entry);
                 }
             }

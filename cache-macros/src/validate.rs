@@ -930,19 +930,24 @@ pub(crate) fn parse_duration(s: &str) -> Result<u128, String> {
         }
         let (num, tail) = rest.split_at(digits);
         let n: u128 = num.parse().map_err(|_| format!("`{num}` is too large"))?;
-        let unit_len = tail.chars().take_while(char::is_ascii_alphabetic).count();
+        let tail = tail.trim_start();
+        let unit_len = tail
+            .chars()
+            .take_while(|c| c.is_alphabetic())
+            .map(char::len_utf8)
+            .sum::<usize>();
         if unit_len == 0 {
             return Err(format!("`{num}` has no unit"));
         }
         let (unit, tail) = tail.split_at(unit_len);
         let scale: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60 * 1_000_000_000,
-            "h" => 3_600 * 1_000_000_000,
-            "d" => 86_400 * 1_000_000_000,
+            "ns" | "nanos" | "nanosecond" | "nanoseconds" => 1,
+            "us" | "µs" | "micros" | "microsecond" | "microseconds" => 1_000,
+            "ms" | "millis" | "millisecond" | "milliseconds" => 1_000_000,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1_000_000_000,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60 * 1_000_000_000,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3_600 * 1_000_000_000,
+            "d" | "day" | "days" => 86_400 * 1_000_000_000,
             other => return Err(format!("unknown unit `{other}`")),
         };
         total = n

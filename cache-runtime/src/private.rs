@@ -38,11 +38,29 @@ impl<T> OptionParts for core::option::Option<T> {
     type Some = T;
 }
 
+/// What a memoized function's key must be.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the key of a `#[cached]` function",
+    label = "a key must be `Hash + Eq + Clone + Send + Sync + 'static`",
+    note = "derive the missing traits, or give a `key` expression (with `key_type`) that picks hashable parts"
+)]
+pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {}
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> CacheKey for K {}
+
+/// What a memoized function's cached value must be.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached by `#[cached]`",
+    label = "a cached value must be `Clone + Send + Sync + 'static`",
+    note = "derive `Clone`, or return an `Arc<_>` of the value"
+)]
+pub trait CacheValue: Clone + Send + Sync + 'static {}
+impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
+
 /// Checked at the key type's span: a key must be hashable, comparable, clonable and shareable.
-pub const fn assert_key<K: Hash + Eq + Clone + Send + Sync + 'static>() {}
+pub const fn assert_key<K: CacheKey>() {}
 
 /// Checked at the return type's span: a cached value must be clonable and shareable.
-pub const fn assert_value<V: Clone + Send + Sync + 'static>() {}
+pub const fn assert_value<V: CacheValue>() {}
 
 /// The attribute's settings, fixed at compile time.
 #[derive(Debug)]
@@ -67,39 +85,32 @@ pub struct Settings {
 pub struct FnCache<K, V, N> {
     cell: OnceLock<Cache<K, V, N>>,
     settings: Settings,
+    build: fn(&Settings) -> Cache<K, V, N>,
 }
 
 impl<K, V, N> FnCache<K, V, N> {
-    /// A cache to be built on first use.
+    /// A cache to be built on first use by `build` (which is [`build`] itself: passed in so that
+    /// the bounds on the key and value types are checked once, where it is named).
     #[must_use]
-    pub const fn new(settings: Settings) -> Self {
+    pub const fn new(settings: Settings, build: fn(&Settings) -> Cache<K, V, N>) -> Self {
         Self {
             cell: OnceLock::new(),
             settings,
+            build,
         }
     }
-}
 
-impl<K, V, N> FnCache<K, V, N>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    N: Clone + Send + Sync + 'static,
-{
     /// The cache, built on the first call.
     #[inline]
     pub fn get(&self) -> &Cache<K, V, N> {
-        self.cell.get_or_init(|| build(&self.settings))
+        self.cell.get_or_init(|| (self.build)(&self.settings))
     }
 }
 
+/// Builds a function's cache from its settings. Never fails: invalid settings (only possible
+/// for `Duration` expressions) fall back to the defaults, with a message on standard error.
 #[cold]
-fn build<K, V, N>(s: &Settings) -> Cache<K, V, N>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    N: Clone + Send + Sync + 'static,
-{
+pub fn build<K: CacheKey, V: CacheValue, N: CacheValue>(s: &Settings) -> Cache<K, V, N> {
     let mut b = Cache::<K, V, N>::builder().name(s.name).policy(s.policy);
     b = if s.unbounded {
         b.unbounded()
@@ -138,9 +149,9 @@ pub fn bypassed() -> bool {
 #[inline]
 pub fn lookup<K, V, N, Q>(cache: &Cache<K, V, N>, key: &Q) -> Option<Entry<V, N>>
 where
-    K: Borrow<Q> + Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    N: Clone + Send + Sync + 'static,
+    K: CacheKey + Borrow<Q>,
+    V: CacheValue,
+    N: CacheValue,
     Q: Hash + Eq + ?Sized,
 {
     cache.get_entry(key)
@@ -192,8 +203,8 @@ macro_rules! loaders {
             load: impl FnOnce() -> $out,
         ) -> $out
         where
-            K: Borrow<Q> + Hash + Eq + Send + Sync + 'static,
-            V: Clone + Send + Sync + 'static,
+            K: CacheKey + Borrow<Q>,
+            V: CacheValue,
             Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
             $($extra)*
         {
@@ -211,8 +222,8 @@ macro_rules! loaders {
             load: impl FnOnce() -> F,
         ) -> $out
         where
-            K: Borrow<Q> + Hash + Eq + Send + Sync + 'static,
-            V: Clone + Send + Sync + 'static,
+            K: CacheKey + Borrow<Q>,
+            V: CacheValue,
             Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
             F: Future<Output = $out>,
             $($extra)*
@@ -249,7 +260,7 @@ loaders! {
         }),
     /// The load after a miss of a `Result` function with `negative_ttl`: `Err` cached too.
     (load_result_negative, load_result_negative_async, E, Result<V, E>, [E],
-        [E: Clone + Send + Sync + 'static,],
+        [E: CacheValue,],
         |o| match o {
             Ok(v) => Loaded::<V, E, Infallible>::Value(v),
             Err(e) => Loaded::Negative(e),

@@ -1,0 +1,13 @@
+use cache_runtime::cached;
+
+#[cached(ttl = "5s", jitter = 1.5)]
+fn fraction(x: u64) -> u64 {
+    x
+}
+
+#[cached(ttl = "5s", jitter = "10s")]
+fn spread(x: u64) -> u64 {
+    x
+}
+
+fn main() {}
