@@ -1,0 +1,130 @@
+//! Expansions are clean: every kind of annotated function compiles here under
+//! `#![deny(warnings, clippy::all, clippy::pedantic)]`, which CI checks with
+//! `cargo clippy --workspace --all-targets -- -D warnings`.
+
+#![deny(warnings, clippy::all, clippy::pedantic)]
+
+use std::time::Duration;
+
+use cache_runtime::cached;
+
+/// A plain function.
+#[cached]
+fn plain(x: u64) -> u64 {
+    x + 1
+}
+
+/// Borrowed and several arguments, every setting.
+#[cached(
+    ttl = "1m30s",
+    capacity = 1_000,
+    policy = "lru",
+    jitter = 0.1,
+    name = "lint.settings"
+)]
+fn settings(name: &str, n: u32, tags: &[u8]) -> String {
+    format!("{name}{n}{}", tags.len())
+}
+
+const TTL: Duration = Duration::from_secs(60);
+
+/// `Result` with negative caching and an expression TTL.
+#[cached(ttl = TTL, negative_ttl = "1s", jitter = "5s")]
+fn result_negative(x: u32) -> Result<u32, String> {
+    if x == 0 {
+        return Err("zero".to_owned());
+    }
+    Ok(x)
+}
+
+/// `Result` without negative caching, with `?`.
+#[cached(policy = "lfu")]
+fn result_plain(s: &str) -> Result<i64, std::num::ParseIntError> {
+    let n: i64 = s.parse()?;
+    Ok(n)
+}
+
+/// `Option`, both ways.
+#[cached(negative_ttl = "5s")]
+fn option_negative(x: u8) -> Option<u8> {
+    x.checked_mul(2)
+}
+
+#[cached(unbounded)]
+fn option_plain(x: u8) -> Option<u8> {
+    x.checked_add(1)
+}
+
+/// No arguments.
+#[cached]
+fn constant() -> Vec<u8> {
+    vec![1, 2, 3]
+}
+
+/// Async, with a key expression.
+#[cached(key = (a, b), ttl = "10s")]
+async fn async_key(a: u64, b: u64, _log: &str) -> u64 {
+    a + b
+}
+
+/// Key method-call expression.
+#[cached(key = s.to_string())]
+fn to_string_key(s: &str) -> usize {
+    s.len()
+}
+
+#[derive(Default)]
+struct Service;
+
+impl Service {
+    #[cached(key = id)]
+    fn method(&self, id: u64) -> String {
+        let _ = self;
+        id.to_string()
+    }
+
+    #[cached(key = id, negative_ttl = "1s")]
+    async fn async_method(&self, id: u64) -> Result<u64, String> {
+        let _ = self;
+        Ok(id)
+    }
+
+    #[cached]
+    fn associated(id: u64) -> u64 {
+        id
+    }
+}
+
+trait Named {
+    fn name(&self, id: u32) -> String;
+}
+
+impl Named for Service {
+    #[cached(key = id)]
+    fn name(&self, id: u32) -> String {
+        let _ = self;
+        format!("#{id}")
+    }
+}
+
+#[test]
+fn all_kinds_run() {
+    assert_eq!(plain(1), 2);
+    assert_eq!(settings("a", 1, &[1]), "a11");
+    assert_eq!(result_negative(0), Err("zero".to_owned()));
+    assert_eq!(result_plain("5"), Ok(5));
+    assert_eq!(option_negative(200), None);
+    assert_eq!(option_plain(1), Some(2));
+    assert_eq!(constant(), vec![1, 2, 3]);
+    assert_eq!(to_string_key("abc"), 3);
+    let s = Service;
+    assert_eq!(s.method(4), "4");
+    assert_eq!(Service::associated(5), 5);
+    assert_eq!(s.name(6), "#6");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(async_key(1, 2, "x")), 3);
+    assert_eq!(rt.block_on(s.async_method(7)), Ok(7));
+}
