@@ -40,7 +40,7 @@ fn compiled_out(x: u32) -> u32 {
     does_not_exist(x)
 }
 
-#[cfg(all())]
+#[cfg(not(any()))]
 #[cached]
 #[inline]
 #[must_use]
@@ -65,8 +65,9 @@ fn early_return(x: i64) -> i64 {
     }
     // Shadowing inside the body.
     let x = x * 10;
-    let x = x + 1;
-    x
+    let y = x;
+    let x = y + 1;
+    x.max(y)
 }
 
 #[test]
