@@ -70,6 +70,19 @@ fn early_return(x: i64) -> i64 {
     x.max(y)
 }
 
+#[cached]
+fn mutates_its_argument(mut n: u64) -> u64 {
+    n += 1;
+    n
+}
+
+#[test]
+fn mut_arguments() {
+    assert_eq!(mutates_its_argument(1), 2);
+    assert_eq!(mutates_its_argument(1), 2);
+    assert_eq!(cache_runtime::uncached(|| mutates_its_argument(5)), 6);
+}
+
 #[test]
 fn return_and_shadowing_keep_their_meaning() {
     assert_eq!(early_return(-5), -1);

@@ -70,6 +70,14 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let assert_value = quote_spanned!(ret_ty.span()=>
         const _: () = #krate::__private::assert_value::<#value_ty>();
     );
+    // A cached negative result (the `Err` type) must be clonable too: checked at the return type.
+    let assert_negative = if m.negative {
+        quote_spanned!(ret_ty.span()=>
+            const _: () = #krate::__private::assert_value::<#neg_ty>();
+        )
+    } else {
+        quote!()
+    };
 
     // The lookup borrows the arguments; the key is owned (on a miss) before the body, which may
     // move them, is captured.
@@ -99,7 +107,8 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
 
     let body = if is_async {
         quote! {
-            let #load = move || async move {
+            #[allow(unused_mut)]
+            let mut #load = move || async move {
                 let #result: #ret_ty = async move #block.await;
                 #result
             };
@@ -110,7 +119,9 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
         }
     } else {
         quote! {
-            let #load = move || -> #ret_ty #block;
+            // `mut`: a body that mutates a `mut` argument makes the closure `FnMut`.
+            #[allow(unused_mut)]
+            let mut #load = move || -> #ret_ty #block;
             if #bypass {
                 return #load();
             }
@@ -123,6 +134,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
         #vis #defaultness #sig {
             #assert_key
             #assert_value
+            #assert_negative
             #(#const_checks)*
             static #cache_static: #krate::__private::FnCache<#key_ty, #value_ty, #neg_ty> =
                 #krate::__private::FnCache::new(#krate::__private::Settings {

@@ -231,6 +231,14 @@ fn check_signature(cx: &mut Ctxt, func: &Func) {
                     r,
                     "`#[cached]` cannot memoize a method that takes `self` by value; take `&self`",
                 ),
+                syn::ReceiverKind::Typed(_, ty) if matches!(&**ty, Type::Reference(t) if t.mutability.is_some()) =>
+                {
+                    cx.error_spanned_by(
+                        r,
+                        "`#[cached]` cannot memoize a `&mut self` method: a cached result must not \
+                         depend on state the call may change; take `&self`",
+                    );
+                }
                 _ => {}
             },
             FnArg::Typed(pt) => {
@@ -411,7 +419,7 @@ fn params(func: &Func) -> Vec<Result<Param<'_>, &syn::PatType>> {
             FnArg::Receiver(_) => None,
         })
         .map(|pt| match &*pt.pat {
-            Pat::Ident(pi) if pi.subpat.is_none() => Ok(Param {
+            Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => Ok(Param {
                 ident: &pi.ident,
                 ty: &pt.ty,
             }),
@@ -523,8 +531,8 @@ fn default_key(cx: &mut Ctxt, func: &Func) -> (Option<KeyPlan>, Option<TokenStre
             Err(pt) => {
                 cx.error_spanned_by(
                     &pt.pat,
-                    "a pattern argument cannot be part of the default key; give the argument a \
-                     name, or a `key` expression",
+                    "a pattern argument (or a `ref` binding) cannot be part of the default key; \
+                     give the argument a plain name, or a `key` expression",
                 );
                 ok = false;
             }
@@ -780,7 +788,13 @@ fn settings(cx: &mut Ctxt, given: &Given<'_>, func: &Func, krate: &TokenStream) 
         .and_then(|a| duration(cx, a, "negative_ttl"));
 
     let jitter = match given.seen.get(symbol::JITTER) {
-        Some(a) => jitter(cx, a, ttl.as_ref(), negative_ttl.as_ref(), krate),
+        Some(a) => jitter(
+            cx,
+            a,
+            ttl.as_ref().or(negative_ttl.as_ref()),
+            krate,
+            &mut const_checks,
+        ),
         None => quote!(#krate::__private::None),
     };
 
@@ -959,15 +973,16 @@ pub(crate) fn parse_duration(s: &str) -> Result<u128, String> {
     Ok(total)
 }
 
+/// `ttl` is the TTL the jitter is measured against (`ttl`, else `negative_ttl`).
 fn jitter(
     cx: &mut Ctxt,
     a: &Arg,
     ttl: Option<&Dur>,
-    negative_ttl: Option<&Dur>,
     krate: &TokenStream,
+    const_checks: &mut Vec<TokenStream>,
 ) -> TokenStream {
     let none = quote!(#krate::__private::None);
-    if ttl.is_none() && negative_ttl.is_none() {
+    if ttl.is_none() {
         cx.error_spanned_by(
             &a.name,
             "`jitter` spreads the TTL of each entry, but there is no `ttl` or `negative_ttl`",
@@ -1005,7 +1020,16 @@ fn jitter(
             lit: Lit::Str(s), ..
         }) => match parse_duration(&s.value()) {
             Ok(n) => {
-                if let Some(Dur::Lit(t, _)) = ttl.or(negative_ttl)
+                if let Some(Dur::Expr(e)) = ttl {
+                    // Checked at compile time against the TTL expression.
+                    const_checks.push(quote_spanned!(s.span()=>
+                        const _: () = ::core::assert!(
+                            #n <= #krate::__private::Duration::as_nanos(&(#e)),
+                            "the jitter is over 100% of the TTL: it must not exceed the TTL"
+                        );
+                    ));
+                }
+                if let Some(Dur::Lit(t, _)) = ttl
                     && n > *t
                 {
                     cx.error_spanned_by(

@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::flight::{Flight, Flights, Join, Leader, Waited};
 use crate::registry::{self, Report};
 use crate::stats::{Counter, Stats};
-use crate::store::{Listener, Store, StoreConfig, WeighFn, Weigher, shard_count};
+use crate::store::{Evictions, Listener, Store, StoreConfig, WeighFn, Weigher, shard_count};
 use crate::ttl::{Expiry, Jitter, NEVER, ttl_nanos};
 use crate::{BuildError, CacheStats, Policy};
 use std::sync::Arc;
@@ -263,7 +263,7 @@ where
         // Mark any load of this key in flight first, so that its older result cannot overwrite
         // this one when it finishes.
         self.core.flights.invalidate(self.hash(&key), &key);
-        self.core.insert(key, stored);
+        drop(self.core.insert(key, stored));
     }
 
     /// Stores `value` under `key` with the cache's TTL (write-through), replacing any entry.
@@ -469,12 +469,12 @@ where
                     let out = load();
                     return self.finish(leader, key, out);
                 }
-                Join::Waiter(flight) => match flight.wait() {
-                    Waited::Value(e) => {
+                Join::Waiter(flight, stale) => match flight.wait() {
+                    Waited::Value(e) if !stale => {
                         self.core.meter.stats.incr(Counter::Joined);
                         return e.into();
                     }
-                    Waited::Retry => {}
+                    Waited::Value(_) | Waited::Retry => {}
                     Waited::Reentrant => {
                         // The loader asked for its own key: answer uncached rather than deadlock.
                         self.core.meter.stats.incr(Counter::Load);
@@ -524,12 +524,12 @@ where
                     let out = load().await;
                     return self.finish(leader, key, out);
                 }
-                Join::Waiter(flight) => match Flight::wait_async(flight).await {
-                    Waited::Value(e) => {
+                Join::Waiter(flight, stale) => match Flight::wait_async(flight).await {
+                    Waited::Value(e) if !stale => {
                         self.core.meter.stats.incr(Counter::Joined);
                         return e.into();
                     }
-                    Waited::Retry | Waited::Reentrant => {}
+                    Waited::Value(_) | Waited::Retry | Waited::Reentrant => {}
                 },
             }
         }
@@ -559,7 +559,8 @@ where
                 return other;
             }
         };
-        leader.complete(&entry, || {
+        // What the store lets go of is dropped here, after the single-flight lock is released.
+        let _evicted = leader.complete(&entry, || {
             let expires_at = self
                 .core
                 .expiry
@@ -570,7 +571,7 @@ where
                     entry: entry.clone(),
                     expires_at,
                 },
-            );
+            )
         });
         entry.into()
     }
@@ -776,7 +777,7 @@ where
     /// inserted since the last sweep, this insert removes every expired entry first. The cost is
     /// amortized to a few entry checks per insert, and an expired entry holds its room for at
     /// most capacity/8 inserts.
-    fn insert(&self, key: K, stored: Stored<V, N>) {
+    fn insert(&self, key: K, stored: Stored<V, N>) -> Evictions<K, Stored<V, N>> {
         // Deadlines mostly rise, so a plain load usually shows there is nothing to lower.
         if stored.expires_at < self.next_expiry.load(Ordering::Relaxed) {
             self.next_expiry
@@ -791,7 +792,7 @@ where
         {
             self.sweep();
         }
-        self.store.insert(key, stored);
+        self.store.insert(key, stored)
     }
 
     /// Removes every expired entry; returns how many.
@@ -1016,6 +1017,34 @@ where
     /// A zero capacity, a zero or overlong TTL, a jitter over 100% (or without a TTL), a shard
     /// count of zero or over 65,536.
     pub fn build(self) -> Result<Cache<K, V, N>, BuildError> {
+        self.validate()?;
+        Ok(self.build_validated())
+    }
+
+    /// Builds with these settings, or, if they are invalid, with the defaults (keeping the name
+    /// and policy), returning the error too. Never fails.
+    pub(crate) fn build_or_default(self) -> (Cache<K, V, N>, Option<BuildError>) {
+        let Err(error) = self.validate() else {
+            return (self.build_validated(), None);
+        };
+        // Give up as little as possible: first the jitter, then the TTLs, then the sizing.
+        let mut b = self;
+        b.jitter = None;
+        if b.validate().is_err() {
+            b.ttl = b.ttl.filter(|t| ttl_nanos(*t, "ttl").is_ok());
+            b.negative_ttl = b
+                .negative_ttl
+                .filter(|t| ttl_nanos(*t, "negative_ttl").is_ok());
+        }
+        if b.validate().is_err() {
+            b.capacity = DEFAULT_CAPACITY;
+            b.shards = None;
+        }
+        (b.build_validated(), Some(error))
+    }
+
+    /// The checks of [`build`](Self::build), without building.
+    fn validate(&self) -> Result<(), BuildError> {
         if self.capacity == 0 {
             return Err(BuildError::ZeroCapacity);
         }
@@ -1024,29 +1053,19 @@ where
         {
             return Err(BuildError::InvalidShards(s));
         }
+        Expiry::new(self.ttl, self.negative_ttl, self.jitter, 0).map(|_| ())
+    }
+
+    /// Builds settings that [`validate`](Self::validate) accepted; never fails.
+    fn build_validated(mut self) -> Cache<K, V, N> {
+        self.capacity = self.capacity.clamp(1, u64::MAX >> 2);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let seed = self
             .seed
             .unwrap_or_else(|| std::hash::RandomState::new().hash_one(id));
-        let expiry = Expiry::new(self.ttl, self.negative_ttl, self.jitter, seed)?;
-        Ok(self.assemble(id, seed, expiry))
-    }
-
-    /// Builds with these settings, or, if they are invalid, with the defaults (keeping the name
-    /// and policy), returning the error too. Never fails.
-    pub(crate) fn build_or_default(self) -> (Cache<K, V, N>, Option<BuildError>) {
-        let name = self.name.clone();
-        let policy = self.policy;
-        match self.build() {
-            Ok(c) => (c, None),
-            Err(e) => {
-                let mut b = CacheBuilder::new().policy(policy);
-                b.name = name;
-                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-                let seed = std::hash::RandomState::new().hash_one(id);
-                (b.assemble(id, seed, Expiry::none(seed)), Some(e))
-            }
-        }
+        let expiry = Expiry::new(self.ttl, self.negative_ttl, self.jitter, seed)
+            .unwrap_or_else(|_| Expiry::none(seed));
+        self.assemble(id, seed, expiry)
     }
 
     /// The construction proper, from validated settings.

@@ -79,7 +79,9 @@ enum State<T> {
 /// What a caller of [`Flights::join`] is.
 pub(crate) enum Join<'a, K, T> {
     Leader(Leader<'a, K, T>),
-    Waiter(Arc<Flight<T>>),
+    /// A waiter; `true` when the load was invalidated before this caller joined, so that its
+    /// outcome predates what the caller must see: it is to be retried, not taken.
+    Waiter(Arc<Flight<T>>, bool),
 }
 
 /// What a waiter got.
@@ -130,6 +132,7 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
             .find_mut(hash, |e| e.hash == hash && e.key.borrow() == key)
         {
             let leader_thread = e.leader_thread;
+            let stale = e.invalidated;
             let flight = e.flight.get_or_insert_with(|| {
                 Arc::new(Flight {
                     state: Mutex::new(State::Pending {
@@ -140,7 +143,7 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
                     leader_thread,
                 })
             });
-            return Join::Waiter(Arc::clone(flight));
+            return Join::Waiter(Arc::clone(flight), stale);
         }
         let id = shard.next_id;
         shard.next_id = id.wrapping_add(1);
@@ -287,34 +290,52 @@ pub(crate) struct Leader<'a, K, T> {
 
 impl<K, T> Leader<'_, K, T> {
     /// Ends the load with `outcome`, shared with every waiter. `store` runs first, in the same
-    /// critical section that removes the load from the table, unless an invalidation arrived
+    /// critical section that takes the load out of the table, unless an invalidation arrived
     /// during the load: then the waiters (who joined before the invalidation) still take the
-    /// outcome, but the store keeps what the invalidation left.
-    pub(crate) fn complete(mut self, outcome: &T, store: impl FnOnce())
+    /// outcome, but the store keeps what the invalidation left, and `None` is returned. What
+    /// `store` returns is handed back, to be dropped after the table's lock is released.
+    ///
+    /// Panic safety: if cloning the outcome or `store` panics, the waiters are released (the
+    /// flight is abandoned) and the key is free for the next caller.
+    pub(crate) fn complete<R>(mut self, outcome: &T, store: impl FnOnce() -> R) -> Option<R>
     where
         T: Clone,
     {
+        // Cloned before anything is taken out: a panic here leaves `self` to abandon the load.
+        let shared = outcome.clone();
+        let (flight, stored) = {
+            let mut shard = lock(self.flights.shard(self.hash));
+            let Ok(found) = shard
+                .entries
+                .find_entry(self.hash, |e| e.hash == self.hash && e.id == self.id)
+            else {
+                self.finished = true;
+                return None;
+            };
+            let (entry, _) = found.remove();
+            // The entry is out of the table; should `store` unwind, this releases the waiters.
+            let mut abandon = AbandonOnUnwind(entry.flight.clone());
+            let stored = (!entry.invalidated).then(store);
+            abandon.0 = None; // disarmed: `store` returned
+            drop(abandon);
+            (entry.flight, stored)
+        };
         self.finished = true;
-        if let Some(f) = self.remove(Some(store)) {
-            f.finish(State::Done(outcome.clone()));
+        if let Some(f) = flight {
+            f.finish(State::Done(shared));
         }
+        stored
     }
+}
 
-    /// Removes our entry, first running `store` unless the load was invalidated, and returns
-    /// the waiters' flight if any waiter came.
-    fn remove(&self, store: Option<impl FnOnce()>) -> Option<Arc<Flight<T>>> {
-        let mut shard = lock(self.flights.shard(self.hash));
-        let entry = shard
-            .entries
-            .find_entry(self.hash, |e| e.hash == self.hash && e.id == self.id)
-            .ok()?;
-        if let Some(store) = store
-            && !entry.get().invalidated
-        {
-            store();
+/// Abandons a flight when dropped: armed around user code that may unwind.
+struct AbandonOnUnwind<T>(Option<Arc<Flight<T>>>);
+
+impl<T> Drop for AbandonOnUnwind<T> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f.finish(State::Abandoned);
         }
-        let (e, _) = entry.remove();
-        e.flight
     }
 }
 
@@ -324,7 +345,17 @@ impl<K, T> Drop for Leader<'_, K, T> {
             return;
         }
         self.finished = true;
-        if let Some(f) = self.remove(None::<fn()>) {
+        let flight = {
+            let mut shard = lock(self.flights.shard(self.hash));
+            match shard
+                .entries
+                .find_entry(self.hash, |e| e.hash == self.hash && e.id == self.id)
+            {
+                Ok(found) => found.remove().0.flight,
+                Err(_) => None,
+            }
+        };
+        if let Some(f) = flight {
             f.finish(State::Abandoned);
         }
     }

@@ -49,6 +49,59 @@ mod ttl;
 
 pub use bypass::{Uncached, uncached, uncached_async};
 pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Entry};
+/// Memoizes a function or method through this crate's runtime.
+///
+/// ```
+/// use cache_runtime::{cached, registry};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static QUERIES: AtomicU32 = AtomicU32::new(0);
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct NotFound;
+///
+/// /// Looks a user's name up (pretend it is slow).
+/// #[cached(name = "doc.user_name", ttl = "5m", capacity = 1_000, negative_ttl = "10s")]
+/// fn user_name(id: u64) -> Result<String, NotFound> {
+///     QUERIES.fetch_add(1, Ordering::Relaxed);
+///     if id == 0 { Err(NotFound) } else { Ok(format!("user{id}")) }
+/// }
+///
+/// assert_eq!(user_name(7), Ok("user7".to_string()));
+/// assert_eq!(user_name(7), Ok("user7".to_string())); // a hit
+/// assert_eq!(user_name(0), Err(NotFound));
+/// assert_eq!(user_name(0), Err(NotFound)); // the "not found" is cached too
+/// assert_eq!(QUERIES.load(Ordering::Relaxed), 2);
+///
+/// // The function's cache, by name: invalidate, write through, read statistics.
+/// let cache = registry::get_negative::<u64, String, NotFound>("doc.user_name").unwrap();
+/// cache.remove(&7);
+/// cache.insert(8, "eight".to_string());
+/// assert_eq!(user_name(8), Ok("eight".to_string()));
+/// assert_eq!(cache.stats().negative_hits, 1);
+/// ```
+///
+/// Arguments (all optional, all checked at compile time): `ttl = "5s"` (or a `Duration`
+/// constant), `capacity = N` (default [`DEFAULT_CAPACITY`]), `unbounded`, `policy = "s3-fifo" |
+/// "lru" | "lfu" | "fifo"`, `key = <expr>` (default: every argument, owned), `key_type = <Type>`,
+/// `jitter = 0.1 | "2s"`, `negative_ttl = "1s"`, `name = "..."` (default: the function's path),
+/// `returns = "result" | "option" | "value"`, `crate = path`. The README has the full table.
+///
+/// Methods taking `&self` need a `key`:
+///
+/// ```
+/// # use cache_runtime::cached;
+/// struct Repo;
+///
+/// impl Repo {
+///     #[cached(key = id)]
+///     fn load(&self, id: u64) -> String {
+///         format!("row {id}")
+///     }
+/// }
+///
+/// assert_eq!(Repo.load(1), "row 1");
+/// ```
 pub use cache_macros::cached;
 
 #[doc(hidden)]

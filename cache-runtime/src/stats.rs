@@ -65,6 +65,9 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        // This thread may still count while it exits (in other thread-locals' destructors):
+        // from now on it does so in the shared stripe, before another thread takes the slot.
+        let _ = SLOT_NUMBER.try_with(|c| c.set(OWNED_STRIPES));
         if self.0 < OWNED_STRIPES {
             FREE_SLOTS
                 .lock()

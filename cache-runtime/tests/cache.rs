@@ -519,3 +519,27 @@ fn statistics_add_up() {
     assert_eq!(c.stats().hits, 0);
     assert_eq!(c.stats().entries, 5);
 }
+
+#[test]
+fn huge_capacities_do_not_overflow() {
+    for policy in POLICIES {
+        let c: Cache<u64, u64> = Cache::builder()
+            .policy(policy)
+            .capacity(u64::MAX)
+            .build()
+            .unwrap();
+        c.insert(1, 1);
+        assert_eq!(c.get(&1), Some(1), "{policy}");
+        assert!(c.capacity() > 1 << 60);
+        let w: Cache<u64, u64> = Cache::builder()
+            .policy(policy)
+            .shards(1)
+            .max_weight(u64::MAX, |_, v: &u64| *v)
+            .build()
+            .unwrap();
+        w.insert(1, u64::MAX);
+        w.insert(2, 1 << 61);
+        w.insert(3, 1 << 61);
+        assert!(w.weight() <= w.capacity(), "{policy}");
+    }
+}

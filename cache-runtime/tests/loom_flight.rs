@@ -75,8 +75,9 @@ impl Model {
                     leader.complete(&42, || *self.store.lock().unwrap() = Some(42));
                     return Some(42);
                 }
-                Join::Waiter(f) => match f.wait() {
-                    Waited::Value(v) => return Some(v),
+                Join::Waiter(f, stale) => match f.wait() {
+                    Waited::Value(v) if !stale => return Some(v),
+                    Waited::Value(_) => {}
                     Waited::Retry => {}
                     Waited::Reentrant => unreachable!("different threads"),
                 },
@@ -101,8 +102,9 @@ impl Model {
                         leader.complete(&42, || *self.store.lock().unwrap() = Some(42));
                         return 42;
                     }
-                    Join::Waiter(f) => match Flight::wait_async(f).await {
-                        Waited::Value(v) => return v,
+                    Join::Waiter(f, stale) => match Flight::wait_async(f).await {
+                        Waited::Value(v) if !stale => return v,
+                        Waited::Value(_) => {}
                         Waited::Retry | Waited::Reentrant => {}
                     },
                 }

@@ -399,3 +399,154 @@ fn sync_and_async_callers_share_one_flight() {
     assert!(async_results.iter().all(|&v| v == 16));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+/// A key whose clones can be made to panic, to exercise the store write's panic safety.
+#[derive(PartialEq, Eq, Hash, Debug)]
+struct Touchy(u64);
+
+static TOUCHY_CLONES: AtomicUsize = AtomicUsize::new(0);
+static TOUCHY_PANIC_AT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+impl Clone for Touchy {
+    fn clone(&self) -> Self {
+        let n = TOUCHY_CLONES.fetch_add(1, Ordering::SeqCst) + 1;
+        assert!(
+            n != TOUCHY_PANIC_AT.load(Ordering::SeqCst),
+            "clone #{n} panics"
+        );
+        Touchy(self.0)
+    }
+}
+
+#[test]
+fn a_panic_while_storing_releases_waiters_and_frees_the_key() {
+    let cache: Cache<Touchy, u64> = Cache::builder().build().unwrap();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock().unwrap();
+    let leader = {
+        let (cache, gate) = (cache.clone(), gate.clone());
+        thread::spawn(move || {
+            cache.get_or_insert_with(&Touchy(1), || {
+                started_tx.send(()).unwrap();
+                drop(gate.lock());
+                // The next key clone is the store's copy: make it panic.
+                TOUCHY_PANIC_AT.store(TOUCHY_CLONES.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+                7
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    let waiter = {
+        let cache = cache.clone();
+        thread::spawn(move || cache.get_or_insert_with(&Touchy(1), || 8))
+    };
+    while cache.stats().misses < 2 {
+        thread::yield_now();
+    }
+    drop(held);
+    assert!(
+        leader.join().is_err(),
+        "the store's panic reaches the leader's caller"
+    );
+    // The waiter was released, and loaded itself.
+    assert_eq!(waiter.join().unwrap(), 8);
+    assert_eq!(cache.loads_in_flight(), 0);
+    assert_eq!(cache.get_or_insert_with(&Touchy(1), || 9), 8);
+}
+
+#[test]
+fn a_caller_arriving_after_an_invalidation_does_not_take_the_older_load() {
+    let cache: Cache<u64, &'static str> = Cache::builder().build().unwrap();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let old_load = {
+        let cache = cache.clone();
+        thread::spawn(move || {
+            cache.get_or_insert_with(&1, || {
+                started_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                "old"
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    // The data changes and the key is invalidated while the old load runs...
+    cache.remove(&1);
+    // ...so a caller asking afterwards must not be handed the old load's result.
+    let new_caller = {
+        let cache = cache.clone();
+        thread::spawn(move || cache.get_or_insert_with(&1, || "new"))
+    };
+    while cache.stats().misses < 2 {
+        thread::yield_now();
+    }
+    go_tx.send(()).unwrap();
+    assert_eq!(old_load.join().unwrap(), "old");
+    assert_eq!(new_caller.join().unwrap(), "new");
+    assert_eq!(cache.get(&1), Some("new"));
+}
+
+/// A value whose destructor calls back into the cache that held it.
+#[derive(Clone)]
+struct CallsBack {
+    cache: Arc<std::sync::OnceLock<Cache<u64, CallsBack>>>,
+}
+
+thread_local! {
+    static IN_DROP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Drop for CallsBack {
+    fn drop(&mut self) {
+        // Values read inside drop are dropped too: call back once, not recursively.
+        if IN_DROP.with(|d| d.replace(true)) {
+            return;
+        }
+        if let Some(c) = self.cache.get() {
+            c.remove(&2);
+            let _ = c.get(&3);
+        }
+        IN_DROP.with(|d| d.set(false));
+    }
+}
+
+#[test]
+fn destructors_run_outside_the_caches_locks() {
+    for policy in [cache_runtime::Policy::Lru, cache_runtime::Policy::S3Fifo] {
+        let cache: Cache<u64, CallsBack> = Cache::builder()
+            .policy(policy)
+            .capacity(1)
+            .shards(1)
+            .build()
+            .unwrap();
+        let slot = Arc::new(std::sync::OnceLock::new());
+        let _ = slot.set(cache.clone());
+        let (done_tx, done_rx) = mpsc::channel();
+        let worker = {
+            let (cache, slot) = (cache.clone(), slot.clone());
+            thread::spawn(move || {
+                for k in 0..20u64 {
+                    // Each miss evicts or replaces the previous value, whose Drop calls back.
+                    drop(cache.get_or_insert_with(&k, || CallsBack {
+                        cache: slot.clone(),
+                    }));
+                    cache.insert(
+                        k,
+                        CallsBack {
+                            cache: slot.clone(),
+                        },
+                    );
+                }
+                done_tx.send(()).unwrap();
+            })
+        };
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "{policy}: deadlock: a destructor ran under a lock"
+        );
+        worker.join().unwrap();
+        // Break the cycle cache -> value -> cache.
+        cache.clear();
+    }
+}

@@ -211,7 +211,7 @@ where
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get<Q>(&self, key: &Q) -> Option<T>
     where
         K: Borrow<Q>,
@@ -220,8 +220,10 @@ where
         dispatch!(self, s => s.get(key))
     }
 
-    pub(crate) fn insert(&self, key: K, value: T) {
-        dispatch!(self, s => s.insert(key, value));
+    /// Inserts; returns what left the store (evicted or replaced), to be dropped by the caller
+    /// once it holds no lock.
+    pub(crate) fn insert(&self, key: K, value: T) -> Evictions<K, T> {
+        dispatch!(self, s => s.insert(key, value))
     }
 
     pub(crate) fn remove<Q>(&self, key: &Q) -> Option<T>

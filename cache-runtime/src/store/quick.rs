@@ -76,7 +76,7 @@ where
         Self { inner }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get<Q>(&self, key: &Q) -> Option<T>
     where
         K: Borrow<Q>,
@@ -85,8 +85,10 @@ where
         self.inner.get(key)
     }
 
-    pub(crate) fn insert(&self, key: K, value: T) {
-        self.inner.insert(key, value);
+    pub(crate) fn insert(&self, key: K, value: T) -> Evictions<K, T> {
+        let mut evicted = Evictions::default();
+        self.inner.insert_with_lifecycle(key, value, &mut evicted);
+        evicted
     }
 
     pub(crate) fn remove<Q>(&self, key: &Q) -> Option<T>
@@ -105,6 +107,7 @@ where
         self.inner.remove_if(key, pred).map(|(_, v)| v)
     }
 
+    /// Note: quick_cache drops the removed values inside its shard lock.
     pub(crate) fn retain(&self, keep: impl Fn(&K, &T) -> bool) -> u64 {
         let before = self.inner.len();
         self.inner.retain(keep);
@@ -112,7 +115,10 @@ where
     }
 
     pub(crate) fn clear(&self) {
-        self.inner.clear();
+        // `drain` releases the shard lock between entries: each value drops outside it.
+        for entry in self.inner.drain() {
+            drop(entry);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -225,9 +225,12 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
         listener: &Listener<T>,
         evicted: &mut Evictions<K, T>,
     ) {
-        if let Some(old) = self.find(hash, &key) {
-            // A replacement is not an eviction: the old value just goes.
-            drop(self.take(old));
+        if let Some(old) = self.find(hash, &key)
+            && let Some(n) = self.take(old)
+        {
+            // A replacement is not an eviction (no listener), but it leaves with the evictions,
+            // to be dropped outside the lock.
+            evicted.push(n.key, n.value);
         }
         if weight > self.capacity {
             (listener.0)(&value);
@@ -280,17 +283,15 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
         self.take(i).map(|n| n.value)
     }
 
-    fn retain(&mut self, keep: &impl Fn(&K, &T) -> bool) -> u64 {
+    /// Removes the entries `keep` rejects, returning them (to be dropped outside the lock).
+    fn retain(&mut self, keep: &impl Fn(&K, &T) -> bool) -> Vec<Node<K, T>> {
         let doomed: Vec<u32> = self
             .table
             .iter()
             .copied()
             .filter(|&i| self.slab.get(i).is_some_and(|n| !keep(&n.key, &n.value)))
             .collect();
-        for &i in &doomed {
-            drop(self.take(i));
-        }
-        doomed.len() as u64
+        doomed.into_iter().filter_map(|i| self.take(i)).collect()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -329,7 +330,7 @@ where
             hasher: cfg.hasher,
             weigher: cfg.weigher,
             listener: cfg.listener,
-            capacity: per_shard * n64,
+            capacity: per_shard.saturating_mul(n64),
         }
     }
 
@@ -352,14 +353,13 @@ where
         self.shard(hash).get(hash, key)
     }
 
-    pub(crate) fn insert(&self, key: K, value: T) {
+    pub(crate) fn insert(&self, key: K, value: T) -> Evictions<K, T> {
         let hash = self.hasher.hash_one(&key);
         let weight = self.weigher.weigh(&key, &value);
         let mut evicted = Evictions::default();
         self.shard(hash)
             .insert(hash, key, value, weight, &self.listener, &mut evicted);
-        // The lock is released: the evicted values' destructors run outside it.
-        drop(evicted);
+        evicted
     }
 
     pub(crate) fn remove<Q>(&self, key: &Q) -> Option<T>
@@ -380,14 +380,16 @@ where
     }
 
     pub(crate) fn retain(&self, keep: impl Fn(&K, &T) -> bool) -> u64 {
-        self.shards
-            .iter()
-            .map(|m| {
-                m.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .retain(&keep)
-            })
-            .sum()
+        let mut removed = 0;
+        for m in &*self.shards {
+            let doomed = m
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(&keep);
+            // Dropped here, after the shard's lock is released.
+            removed += doomed.len() as u64;
+        }
+        removed
     }
 
     pub(crate) fn clear(&self) {

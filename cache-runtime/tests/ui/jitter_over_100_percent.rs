@@ -11,3 +11,10 @@ fn spread(x: u64) -> u64 {
 }
 
 fn main() {}
+
+const TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[cached(ttl = TTL, jitter = "2s")]
+fn spread_over_expression(x: u64) -> u64 {
+    x
+}
