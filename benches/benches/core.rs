@@ -87,11 +87,43 @@ fn hit_u64(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 i = (i + 1) % N;
-                black_box(c.get(&keys[i]))
+                black_box(c.get(&black_box(keys[i])))
             });
         });
     }
+    let c = ours::<u64>(Policy::S3Fifo, true);
+    for &k in &keys {
+        c.insert(k, k);
+    }
+    g.bench_function("ours_s3fifo_ttl_get_entry", |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(c.get_entry(&keys[i]))
+        });
+    });
+    let st: &'static Cache<u64, u64> = Box::leak(Box::new(c.clone()));
+    g.bench_function("ours_s3fifo_ttl_static", |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(st.get(&keys[i]))
+        });
+    });
+    // The same hit through a `#[cached]` function (default policy, TTL on).
+    for &k in &keys {
+        memo_u64(k);
+    }
+    g.bench_function("ours_cached_macro_ttl", |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(memo_u64(black_box(keys[i])))
+        });
+    });
     g.finish();
+}
+
+#[cache_runtime::cached(ttl = "1h", capacity = 20_000)]
+fn memo_u64(x: u64) -> u64 {
+    x.wrapping_mul(3)
 }
 
 fn hit_string(c: &mut Criterion) {
