@@ -176,6 +176,41 @@ fn greeting(user: &User, region: &String) -> String {
     format!("{}@{region}", user.name)
 }
 
+static REGION_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// The key's type is left to the compiler: no `key_type`.
+#[cached(key = (user.id, region.clone()), name = "tests.inferred")]
+fn by_region(user: &User, region: &String) -> String {
+    REGION_RUNS.fetch_add(1, Ordering::SeqCst);
+    format!("{}@{region}", user.name)
+}
+
+#[cached(key = user.id * 2)]
+async fn doubled_id(user: &User) -> u64 {
+    user.id * 2
+}
+
+#[tokio::test]
+async fn key_expression_of_an_inferred_type() {
+    let ada = User {
+        id: 1,
+        name: "ada".into(),
+    };
+    let eu = "eu".to_string();
+    assert_eq!(by_region(&ada, &eu), "ada@eu");
+    assert_eq!(by_region(&ada, &eu), "ada@eu");
+    assert_eq!(REGION_RUNS.load(Ordering::SeqCst), 1);
+    let c: Cache<(u64, String), String> = registry::get("tests.inferred").unwrap();
+    assert_eq!(c.stats().hits, 1);
+    c.clear();
+    assert_eq!(by_region(&ada, &eu), "ada@eu");
+    assert_eq!(REGION_RUNS.load(Ordering::SeqCst), 2);
+    assert_eq!(cache_runtime::uncached(|| by_region(&ada, &eu)), "ada@eu");
+    assert_eq!(REGION_RUNS.load(Ordering::SeqCst), 3);
+    assert_eq!(doubled_id(&ada).await, 2);
+    assert_eq!(doubled_id(&ada).await, 2);
+}
+
 #[test]
 fn key_expression_over_fields_with_key_type() {
     let ada = User {

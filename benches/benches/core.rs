@@ -118,11 +118,26 @@ fn hit_u64(c: &mut Criterion) {
             black_box(memo_u64(black_box(keys[i])))
         });
     });
+    // A key expression whose type the macro leaves to the compiler (type-erased static).
+    for &k in &keys {
+        memo_inferred(k);
+    }
+    g.bench_function("ours_cached_macro_inferred_key", |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(memo_inferred(black_box(keys[i])))
+        });
+    });
     g.finish();
 }
 
 #[cache_runtime::cached(ttl = "1h", capacity = 20_000)]
 fn memo_u64(x: u64) -> u64 {
+    x.wrapping_mul(3)
+}
+
+#[cache_runtime::cached(ttl = "1h", capacity = 20_000, key = x.rotate_left(0))]
+fn memo_inferred(x: u64) -> u64 {
     x.wrapping_mul(3)
 }
 

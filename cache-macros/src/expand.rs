@@ -63,6 +63,10 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     );
     let const_checks = &s.const_checks;
 
+    if let KeyPlan::Inferred { expr } = &m.key {
+        return expand_inferred(m, expr, &neg_ty, &hit, &loader);
+    }
+
     // Bound checks at the user's own types, so that a missing `Hash` or `Clone` is reported there.
     let assert_key = quote_spanned!(key_ty.span()=>
         const _: () = #krate::__private::assert_key::<#key_ty>();
@@ -89,7 +93,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
             quote!(let #key: #key_ty = ::core::clone::Clone::clone(&#ident);),
             quote!(&#key),
         ),
-        KeyPlan::Computed { expr } => (
+        KeyPlan::Computed { expr } | KeyPlan::Inferred { expr } => (
             quote!(let #key: #key_ty = #expr;),
             quote!(&#key),
             quote!(),
@@ -156,6 +160,102 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
             }
             #key_after
             #body
+        }
+    }
+}
+
+/// A function whose key type only the compiler knows: the key is evaluated first, and its type
+/// picks the cache out of a type-erased static.
+fn expand_inferred(
+    m: &Model,
+    expr: &TokenStream,
+    neg_ty: &TokenStream,
+    hit: &syn::Ident,
+    loader: &syn::Ident,
+) -> TokenStream {
+    let krate = &m.krate;
+    let func = &m.func;
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let defaultness = &func.defaultness;
+    let sig = &func.sig;
+    let block = &func.block;
+    let is_async = sig.asyncness.is_some();
+    let span = Span::mixed_site();
+    let cache_static = format_ident!("__CACHE", span = span);
+    let cache = format_ident!("__cache", span = span);
+    let key = format_ident!("__cache_key", span = span);
+    let entry = format_ident!("__cache_entry", span = span);
+    let load = format_ident!("__cache_load", span = span);
+    let result = format_ident!("__cache_result", span = span);
+    let value_ty = &m.value_ty;
+    let ret_ty = &m.ret_ty;
+    let s = &m.settings;
+    let (name, capacity, unbounded, policy, ttl, negative_ttl, jitter) = (
+        &s.name,
+        &s.capacity,
+        s.unbounded,
+        &s.policy,
+        &s.ttl,
+        &s.negative_ttl,
+        &s.jitter,
+    );
+    let const_checks = &s.const_checks;
+    let assert_value = quote_spanned!(ret_ty.span()=>
+        const _: () = #krate::__private::assert_value::<#value_ty>();
+    );
+    let espan = expr.span();
+    let get = quote_spanned!(espan=>
+        #cache_static.get::<_, #value_ty, #neg_ty>(&#key)
+    );
+    let (loader_def, call_load, call_cached) = if is_async {
+        (
+            quote! {
+                #[allow(unused_mut)]
+                let mut #load = move || async move {
+                    let #result: #ret_ty = async move #block.await;
+                    #result
+                };
+            },
+            quote!(#load().await),
+            quote!(#krate::__private::#loader(#cache, &#key, #load).await),
+        )
+    } else {
+        (
+            quote! {
+                #[allow(unused_mut)]
+                let mut #load = move || -> #ret_ty #block;
+            },
+            quote!(#load()),
+            quote!(#krate::__private::#loader(#cache, &#key, #load)),
+        )
+    };
+    quote! {
+        #(#attrs)*
+        #vis #defaultness #sig {
+            #assert_value
+            #(#const_checks)*
+            static #cache_static: #krate::__private::ErasedFnCache =
+                #krate::__private::ErasedFnCache::new(#krate::__private::Settings {
+                    name: #name,
+                    capacity: #capacity,
+                    unbounded: #unbounded,
+                    policy: #policy,
+                    ttl: #ttl,
+                    negative_ttl: #negative_ttl,
+                    jitter: #jitter,
+                });
+            let #key = #expr;
+            #loader_def
+            match #get {
+                #krate::__private::Some(#cache) if !#krate::__private::bypassed() => {
+                    if let #krate::__private::Some(#entry) = #krate::__private::lookup(#cache, &#key) {
+                        return #krate::__private::#hit(#entry);
+                    }
+                    #call_cached
+                }
+                _ => #call_load,
+            }
         }
     }
 }

@@ -33,6 +33,9 @@ pub(crate) enum KeyPlan {
     Owned { ident: syn::Ident },
     /// A key value computed before the lookup.
     Computed { expr: TokenStream },
+    /// A key expression whose type the macro cannot read off: the compiler infers it, and the
+    /// cache is reached through a type-erased static (one downcast per call).
+    Inferred { expr: TokenStream },
 }
 
 /// Everything `expand` needs.
@@ -609,13 +612,13 @@ fn infer_key(cx: &mut Ctxt, expr: &Expr, func: &Func) -> (Option<KeyPlan>, Optio
         }
         i
     };
-    let cant_infer = |cx: &mut Ctxt| {
-        cx.error_spanned_by(
-            expr,
-            "cannot tell the type of this key expression; add `key_type = <Type>` (the type the \
-             expression evaluates to, e.g. `key_type = (u64, String)`)",
-        );
-        (None, None)
+    let cant_infer = |_: &mut Ctxt| {
+        (
+            Some(KeyPlan::Inferred {
+                expr: expr.to_token_stream(),
+            }),
+            Some(quote!(_)),
+        )
     };
     match expr {
         Expr::Path(p) if p.path.get_ident().is_some() => match find(cx, expr) {

@@ -83,7 +83,8 @@ pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Entry};
 ///
 /// Arguments (all optional, all checked at compile time): `ttl = "5s"` (or a `Duration`
 /// constant), `capacity = N` (default [`DEFAULT_CAPACITY`]), `unbounded`, `policy = "s3-fifo" |
-/// "lru" | "lfu" | "fifo"`, `key = <expr>` (default: every argument, owned), `key_type = <Type>`,
+/// "lru" | "lfu" | "fifo"`, `key = <expr>` (any expression over the arguments; default: every
+/// argument, owned), `key_type = <Type>` (optional),
 /// `jitter = 0.1 | "2s"`, `negative_ttl = "1s"`, `name = "..."` (default: the function's path),
 /// `returns = "result" | "option" | "value"`, `crate = path`. The README has the full table.
 ///

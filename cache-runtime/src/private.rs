@@ -107,6 +107,35 @@ impl<K, V, N> FnCache<K, V, N> {
     }
 }
 
+/// The cache of a function whose key type only the compiler knows, behind a type-erased cell.
+pub struct ErasedFnCache {
+    cell: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    settings: Settings,
+}
+
+impl ErasedFnCache {
+    /// A cache to be built on first use.
+    #[must_use]
+    pub const fn new(settings: Settings) -> Self {
+        Self {
+            cell: OnceLock::new(),
+            settings,
+        }
+    }
+
+    /// The cache for keys like `_key`. One function always asks with the same types, so this is
+    /// `Some`; `None` (a type that differs from the first call's) makes the call run uncached.
+    #[inline]
+    pub fn get<K: CacheKey, V: CacheValue, N: CacheValue>(
+        &self,
+        _key: &K,
+    ) -> Option<&Cache<K, V, N>> {
+        self.cell
+            .get_or_init(|| Box::new(build::<K, V, N>(&self.settings)))
+            .downcast_ref()
+    }
+}
+
 /// Builds a function's cache from its settings. Never fails: invalid settings (only possible
 /// for `Duration` expressions) fall back to the defaults, with a message on standard error.
 #[cold]
