@@ -16,9 +16,15 @@ use crate::flight::{Flight, Flights, Join, Leader, Waited};
 use crate::registry::{self, Report};
 use crate::stats::{Counter, Stats};
 use crate::store::{Evictions, Listener, Store, StoreConfig, WeighFn, Weigher, shard_count};
+use crate::tier::Tier;
 use crate::ttl::{Expiry, Jitter, NEVER, ttl_nanos};
 use crate::{BuildError, CacheStats, Policy};
 use std::sync::Arc;
+
+/// The time left until `deadline`, for a remote TTL (`None`: no expiry).
+fn remaining(now: u64, deadline: u64) -> Option<Duration> {
+    (deadline != NEVER).then(|| Duration::from_nanos(deadline.saturating_sub(now).max(1)))
+}
 
 /// Numbers the caches, for default names and hash seeds.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -91,6 +97,20 @@ struct Core<K, V, N> {
     /// Inserts since the last sweep, and how many make a sweep due.
     inserts_since_sweep: AtomicU64,
     sweep_interval: u64,
+    /// The remote tier (L2), if any.
+    tier: Option<Arc<dyn Tier<K, V, N>>>,
+    /// With a remote tier: how long an entry stays in this process's L1 (ns).
+    l1_ttl: Option<u64>,
+}
+
+/// A leader's outcome, and the write for the remote tier that follows it.
+type Finished<K, V, N, E> = (Loaded<V, N, E>, Option<RemoteWrite<K, V, N>>);
+
+/// A write to the remote tier, done after the single-flight lock is released.
+struct RemoteWrite<K, V, N> {
+    key: K,
+    entry: Entry<V, N>,
+    ttl: Option<Duration>,
 }
 
 /// A bounded, thread-safe memoization cache from `K` to `V`, with optional cached negative
@@ -259,10 +279,15 @@ where
         self.core.hasher.hash_one(key)
     }
 
-    fn put(&self, key: K, stored: Stored<V, N>) {
+    fn put(&self, key: K, mut stored: Stored<V, N>) {
         // Mark any load of this key in flight first, so that its older result cannot overwrite
         // this one when it finishes.
         self.core.flights.invalidate(self.hash(&key), &key);
+        if let Some(tier) = &self.core.tier {
+            let now = self.core.meter.clock.now_nanos();
+            tier.put(&key, &stored.entry, remaining(now, stored.expires_at));
+            stored.expires_at = self.l1_deadline(now, stored.expires_at);
+        }
         drop(self.core.insert(key, stored));
     }
 
@@ -324,9 +349,12 @@ where
     pub fn remove<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         self.core.flights.invalidate(self.hash(key), key);
+        if let Some(tier) = &self.core.tier {
+            tier.delete(&key.to_owned());
+        }
         self.core
             .store
             .remove(key)
@@ -336,6 +364,9 @@ where
     /// Removes every entry. Loads in flight answer their callers but store nothing.
     pub fn clear(&self) {
         self.core.flights.invalidate_all();
+        if let Some(tier) = &self.core.tier {
+            tier.clear();
+        }
         self.core.store.clear();
     }
 
@@ -465,9 +496,19 @@ where
                         leader.complete(&e, || ());
                         return e.into();
                     }
+                    if let Some(tier) = &self.core.tier {
+                        let owned = key.to_owned();
+                        if let Some(e) = tier.get(&owned) {
+                            return self.fill_from_remote(leader, owned, e).into();
+                        }
+                    }
                     self.core.meter.stats.incr(Counter::Load);
                     let out = load();
-                    return self.finish(leader, key, out);
+                    let (out, remote) = self.finish(leader, key, out);
+                    if let (Some(w), Some(tier)) = (remote, &self.core.tier) {
+                        tier.put(&w.key, &w.entry, w.ttl);
+                    }
+                    return out;
                 }
                 Join::Waiter(flight, stale) => match flight.wait() {
                     Waited::Value(e) if !stale => {
@@ -519,10 +560,20 @@ where
                         leader.complete(&e, || ());
                         return e.into();
                     }
+                    if let Some(tier) = &self.core.tier {
+                        let owned = key.to_owned();
+                        if let Some(e) = tier.get_async(&owned).await {
+                            return self.fill_from_remote(leader, owned, e).into();
+                        }
+                    }
                     self.core.meter.stats.incr(Counter::Load);
                     // If this future is dropped here, `leader` drops and abandons the flight.
                     let out = load().await;
-                    return self.finish(leader, key, out);
+                    let (out, remote) = self.finish(leader, key, out);
+                    if let (Some(w), Some(tier)) = (remote, &self.core.tier) {
+                        tier.put_async(&w.key, &w.entry, w.ttl).await;
+                    }
+                    return out;
                 }
                 Join::Waiter(flight, stale) => match Flight::wait_async(flight).await {
                     Waited::Value(e) if !stale => {
@@ -535,13 +586,14 @@ where
         }
     }
 
-    /// Stores and shares a leader's outcome as the settings say.
+    /// Stores and shares a leader's outcome as the settings say; returns the write for the
+    /// remote tier, if there is one, to be done by the caller (sync or async).
     fn finish<Q, E>(
         &self,
         leader: Leader<'_, K, Entry<V, N>>,
         key: &Q,
         out: Loaded<V, N, E>,
-    ) -> Loaded<V, N, E>
+    ) -> Finished<K, V, N, E>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -556,24 +608,60 @@ where
                 // Not cached: the waiters retry, one leader at a time.
                 self.core.meter.stats.incr(Counter::LoadError);
                 drop(leader);
-                return other;
+                return (other, None);
             }
         };
+        let now = self.core.meter.clock.now_nanos();
+        let deadline = self.core.expiry.deadline(|| now, negative);
         // What the store lets go of is dropped here, after the single-flight lock is released.
-        let _evicted = leader.complete(&entry, || {
-            let expires_at = self
-                .core
-                .expiry
-                .deadline(|| self.core.meter.clock.now_nanos(), negative);
+        let stored = leader.complete(&entry, || {
             self.core.insert(
                 key.to_owned(),
                 Stored {
                     entry: entry.clone(),
-                    expires_at,
+                    expires_at: self.l1_deadline(now, deadline),
                 },
             )
         });
-        entry.into()
+        let remote = (stored.is_some() && self.core.tier.is_some()).then(|| RemoteWrite {
+            key: key.to_owned(),
+            entry: entry.clone(),
+            ttl: remaining(now, deadline),
+        });
+        drop(stored);
+        (entry.into(), remote)
+    }
+
+    /// The L1 deadline of an entry whose own deadline is `deadline`: sooner with a remote tier.
+    fn l1_deadline(&self, now: u64, deadline: u64) -> u64 {
+        match self.core.l1_ttl {
+            Some(l1) => deadline.min(now.saturating_add(l1)),
+            None => deadline,
+        }
+    }
+
+    /// Fills L1 from an entry the remote tier had, and ends the flight with it.
+    fn fill_from_remote(
+        &self,
+        leader: Leader<'_, K, Entry<V, N>>,
+        key: K,
+        e: Entry<V, N>,
+    ) -> Entry<V, N> {
+        self.core.meter.stats.incr(Counter::RemoteHit);
+        let now = self.core.meter.clock.now_nanos();
+        let negative = matches!(e, Entry::Negative(_));
+        let deadline = self.core.expiry.deadline(|| now, negative);
+        let stored = leader.complete(&e, || {
+            self.core.insert(
+                key,
+                Stored {
+                    entry: e.clone(),
+                    expires_at: self.l1_deadline(now, deadline),
+                },
+            )
+        });
+        drop(stored);
+        e
     }
 
     /// This cache's statistics now.
@@ -862,8 +950,13 @@ pub struct CacheBuilder<K, V, N = Infallible> {
     clock: Clock,
     seed: Option<u64>,
     shards: Option<usize>,
+    tier: Option<TierFactory<K, V, N>>,
+    l1_ttl: Option<Duration>,
     _types: PhantomData<fn() -> N>,
 }
+
+/// Makes a cache's remote tier from its name.
+type TierFactory<K, V, N> = Box<dyn FnOnce(&str) -> Arc<dyn Tier<K, V, N>> + Send>;
 
 impl<K, V, N> fmt::Debug for CacheBuilder<K, V, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -901,6 +994,8 @@ impl<K, V, N> CacheBuilder<K, V, N> {
             clock: Clock::coarse(),
             seed: None,
             shards: None,
+            tier: None,
+            l1_ttl: None,
             _types: PhantomData,
         }
     }
@@ -996,11 +1091,71 @@ impl<K, V, N> CacheBuilder<K, V, N> {
         self
     }
 
+    /// Like [`redis`](CacheBuilder::redis), for a cache that also holds negative results
+    /// (`N` is encoded with serde too).
+    ///
+    /// Adds a Redis tier (L2) behind this process's store (L1): a miss here reads Redis before
+    /// loading, and every load, write-through and invalidation also goes to Redis, so several
+    /// processes share results. Values travel through the [`Bincode`](crate::codec::Bincode)
+    /// codec, under `<prefix>:<cache name>:<key hash>`. Redis faults never fail a call (see
+    /// [`RedisBackend`](crate::RedisBackend)).
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn redis_with_negatives(mut self, backend: Arc<crate::RedisBackend>, prefix: &str) -> Self
+    where
+        K: serde::Serialize + Send + Sync + 'static,
+        V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+        N: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let prefix = prefix.to_owned();
+        self.tier = Some(Box::new(move |name: &str| {
+            Arc::new(crate::remote::RedisTier::<
+                crate::codec::Bincode,
+                crate::remote::WithNegatives,
+            >::new(backend, &prefix, name)) as Arc<dyn Tier<K, V, N>>
+        }));
+        self
+    }
+
+    /// With a remote tier: how long an entry stays in this process (L1) before it is read from
+    /// the remote tier again (default 5 s, at most the TTL). Other processes' writes and
+    /// invalidations reach this process within this time.
+    #[must_use]
+    pub fn l1_ttl(mut self, ttl: Duration) -> Self {
+        self.l1_ttl = Some(ttl);
+        self
+    }
+
     /// The number of independently locked shards (rounded up to a power of two; default: up to
     /// 4 per core, with about 32 entries or more each). Capacity is split evenly between them.
     #[must_use]
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
+        self
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<K, V> CacheBuilder<K, V, Infallible> {
+    /// Adds a Redis tier (L2) behind this process's store (L1): a miss here reads Redis before
+    /// loading, and every load, write-through and invalidation also goes to Redis, so several
+    /// processes share results. Values travel through the [`Bincode`](crate::codec::Bincode)
+    /// codec, under `<prefix>:<cache name>:<key hash>`. Redis faults never fail a call (see
+    /// [`RedisBackend`](crate::RedisBackend)).
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn redis(mut self, backend: Arc<crate::RedisBackend>, prefix: &str) -> Self
+    where
+        K: serde::Serialize + Send + Sync + 'static,
+        V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let prefix = prefix.to_owned();
+        self.tier = Some(Box::new(move |name: &str| {
+            Arc::new(crate::remote::RedisTier::<
+                crate::codec::Bincode,
+                crate::remote::NoNegatives,
+            >::new(backend, &prefix, name)) as Arc<dyn Tier<K, V, Infallible>>
+        }));
         self
     }
 }
@@ -1112,17 +1267,25 @@ where
             weigher,
             listener,
         });
+        let name = self.name.unwrap_or_else(|| format!("cache-{id}"));
+        let tier = self.tier.map(|make| make(&name));
+        let l1_ttl = tier.as_ref().map(|_| {
+            let d = self.l1_ttl.unwrap_or(Duration::from_secs(5));
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
         let core = Arc::new(Core {
             store,
             flights: Flights::new(shard_count(None, 4096)),
             expiry,
             meter,
             hasher,
-            name: self.name.unwrap_or_else(|| format!("cache-{id}")),
+            name,
             policy: self.policy,
             next_expiry: AtomicU64::new(NEVER),
             inserts_since_sweep: AtomicU64::new(0),
             sweep_interval: (estimated_items as u64 / 8).max(16),
+            tier,
+            l1_ttl,
         });
         let report: Arc<dyn Report> = core.clone();
         let any: Arc<dyn std::any::Any + Send + Sync> = core.clone();

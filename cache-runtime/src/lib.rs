@@ -39,12 +39,19 @@
 mod bypass;
 mod cache;
 mod clock;
+#[cfg(feature = "serde")]
+pub mod codec;
 mod error;
 mod flight;
+#[cfg(feature = "redis")]
+mod redis_backend;
 pub mod registry;
+#[cfg(feature = "redis")]
+mod remote;
 mod stats;
 mod store;
 mod sync;
+mod tier;
 mod ttl;
 
 pub use bypass::{Uncached, uncached, uncached_async};
@@ -104,6 +111,8 @@ pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Entry};
 /// assert_eq!(Repo.load(1), "row 1");
 /// ```
 pub use cache_macros::cached;
+#[cfg(feature = "redis")]
+pub use redis_backend::{BREAKER_COOLDOWN, BREAKER_THRESHOLD, BackendError, Faults, RedisBackend};
 
 #[doc(hidden)]
 #[path = "private.rs"]

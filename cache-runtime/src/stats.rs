@@ -18,15 +18,16 @@ pub(crate) enum Counter {
     Eviction,
     Expiration,
     NegativeHit,
+    RemoteHit,
 }
 
-const COUNTERS: usize = 8;
+const COUNTERS: usize = 9;
 
 /// Threads that get a stripe of their own; later ones share the last stripe.
 const OWNED_STRIPES: usize = 64;
 
-/// One cache line of counters.
-#[repr(align(64))]
+/// One stripe of counters, on cache lines of its own.
+#[repr(align(128))]
 #[derive(Default)]
 struct Stripe([AtomicU64; COUNTERS]);
 
@@ -163,6 +164,7 @@ impl Stats {
             evictions: get(Counter::Eviction),
             expirations: get(Counter::Expiration),
             negative_hits: get(Counter::NegativeHit),
+            remote_hits: get(Counter::RemoteHit),
             entries: entries as u64,
         }
     }
@@ -193,6 +195,8 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Lookups answered by a cached negative result (`Err` or `None` kept for `negative_ttl`).
     pub negative_hits: u64,
+    /// Misses of this process's store answered by the remote tier (no load).
+    pub remote_hits: u64,
     /// Entries in the cache now, fresh or not yet swept.
     pub entries: u64,
 }

@@ -1,0 +1,415 @@
+//! A Redis tier that speaks bytes: `get`, `set` with an expiry, `delete`, for sync and async
+//! callers, and never fails a caller.
+//!
+//! Every operation is bounded by a timeout (default 50 ms, well under a typical loader) and
+//! runs on the backend's own one-thread tokio runtime, so sync callers need no runtime and async
+//! callers of any executor can await it. A fault (Redis down, slow, restarted, or answering
+//! something unexpected) reads as a miss or a skipped write: the caller's function runs uncached
+//! (fail-open). A circuit breaker counts consecutive faults; after [`BREAKER_THRESHOLD`] of them
+//! it opens for [`BREAKER_COOLDOWN`], during which operations cost nothing (no network), then
+//! lets operations through again, so caching resumes by itself when Redis comes back. Each kind
+//! of fault is counted ([`RedisBackend::faults`]).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+
+use crate::clock::Clock;
+
+/// Consecutive faults that open the circuit breaker.
+pub const BREAKER_THRESHOLD: u32 = 5;
+/// How long an open breaker skips Redis before trying again.
+pub const BREAKER_COOLDOWN: Duration = Duration::from_millis(500);
+
+/// Faults met so far, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Faults {
+    /// Connections that could not be made.
+    pub connect: u64,
+    /// Operations that took longer than the timeout.
+    pub timeout: u64,
+    /// Operations that Redis answered with an error, or a connection that broke.
+    pub error: u64,
+    /// Operations skipped because the breaker was open.
+    pub short_circuited: u64,
+}
+
+#[derive(Default)]
+struct FaultCounters {
+    connect: AtomicU64,
+    timeout: AtomicU64,
+    error: AtomicU64,
+    short_circuited: AtomicU64,
+}
+
+/// Why an operation did not reach Redis or did not succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    Connect,
+    Timeout,
+    /// The connection broke.
+    Error,
+    /// Redis answered with an error (or something that is not the expected type).
+    Reply,
+    Open,
+}
+
+struct Inner {
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    timeout: Duration,
+    failures: AtomicU32,
+    open_until: AtomicU64,
+    clock: Clock,
+    faults: FaultCounters,
+}
+
+/// A Redis server reached through one multiplexed connection (reconnected as needed).
+pub struct RedisBackend {
+    inner: Arc<Inner>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("timeout", &self.inner.timeout)
+            .field("faults", &self.faults())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        // Never block (this may run inside an async context): let the runtime wind down alone.
+        if let Some(rt) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Why a backend could not be created.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The URL is not a Redis URL.
+    Url(String),
+    /// The backend's runtime thread could not start.
+    Runtime(String),
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Url(e) => write!(f, "invalid Redis URL: {e}"),
+            Self::Runtime(e) => write!(f, "could not start the Redis backend's runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+impl RedisBackend {
+    /// A backend for `url` (`redis://host:port/db`) with a per-operation `timeout`. Nothing is
+    /// connected until the first operation.
+    ///
+    /// # Errors
+    /// A malformed URL, or no thread for the backend's runtime.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, BackendError> {
+        let client = redis::Client::open(url).map_err(|e| BackendError::Url(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cache-runtime-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| BackendError::Runtime(e.to_string()))?;
+        let handle = runtime.handle().clone();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                conn: tokio::sync::Mutex::new(None),
+                timeout,
+                failures: AtomicU32::new(0),
+                open_until: AtomicU64::new(0),
+                clock: Clock::coarse(),
+                faults: FaultCounters::default(),
+            }),
+            runtime: Mutex::new(Some(runtime)),
+            handle,
+        })
+    }
+
+    /// Faults met so far.
+    #[must_use]
+    pub fn faults(&self) -> Faults {
+        let f = &self.inner.faults;
+        Faults {
+            connect: f.connect.load(Ordering::Relaxed),
+            timeout: f.timeout.load(Ordering::Relaxed),
+            error: f.error.load(Ordering::Relaxed),
+            short_circuited: f.short_circuited.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the breaker is open now (Redis is being skipped).
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.inner.clock.now_nanos() < self.inner.open_until.load(Ordering::Relaxed)
+    }
+
+    /// `GET key`: `Ok(None)` for a miss; `Err` for a fault.
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Fault> {
+        let cmd = redis::cmd("GET").arg(key).clone();
+        self.run_sync(move |mut c| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async::<Option<Vec<u8>>>(&mut c).await }
+        })
+    }
+
+    /// `SET key value PX ttl` (no expiry without a TTL).
+    pub(crate) fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Fault> {
+        let cmd = set_cmd(key, value, ttl);
+        self.run_sync(move |mut c| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async::<()>(&mut c).await }
+        })
+    }
+
+    /// `DEL key`.
+    pub(crate) fn delete(&self, key: &str) -> Result<(), Fault> {
+        let cmd = redis::cmd("DEL").arg(key).clone();
+        self.run_sync(move |mut c| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async::<()>(&mut c).await }
+        })
+    }
+
+    /// Deletes every key matching `pattern` (`SCAN` + `DEL`, in batches; the whole sweep is
+    /// bounded by 20 operation timeouts).
+    pub(crate) fn delete_matching(&self, pattern: &str) -> Result<(), Fault> {
+        let pattern = pattern.to_owned();
+        self.run_sync_within(self.inner.timeout * 20, move |mut c| {
+            let pattern = pattern.clone();
+            async move {
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query_async(&mut c)
+                        .await?;
+                    if !keys.is_empty() {
+                        redis::cmd("DEL")
+                            .arg(&keys)
+                            .query_async::<()>(&mut c)
+                            .await?;
+                    }
+                    if next == 0 {
+                        return Ok(());
+                    }
+                    cursor = next;
+                }
+            }
+        })
+    }
+
+    /// The async form of [`get`](Self::get).
+    pub(crate) async fn get_async(&self, key: &str) -> Result<Option<Vec<u8>>, Fault> {
+        let cmd = redis::cmd("GET").arg(key).clone();
+        self.run_async(move |mut c| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async::<Option<Vec<u8>>>(&mut c).await }
+        })
+        .await
+    }
+
+    /// The async form of [`set`](Self::set).
+    pub(crate) async fn set_async(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), Fault> {
+        let cmd = set_cmd(key, value, ttl);
+        self.run_async(move |mut c| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async::<()>(&mut c).await }
+        })
+        .await
+    }
+
+    /// The async form of [`delete`](Self::delete).
+    pub(crate) async fn delete_async(&self, key: &str) -> Result<(), Fault> {
+        let cmd = redis::cmd("DEL").arg(key).clone();
+        self.run_async(move |mut c| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async::<()>(&mut c).await }
+        })
+        .await
+    }
+
+    fn admit(&self) -> Result<(), Fault> {
+        if self.is_open() {
+            self.inner
+                .faults
+                .short_circuited
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Fault::Open);
+        }
+        Ok(())
+    }
+
+    fn run_sync<T, F, Fut>(&self, op: F) -> Result<T, Fault>
+    where
+        T: Send + 'static,
+        F: Fn(MultiplexedConnection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = redis::RedisResult<T>> + Send,
+    {
+        self.run_sync_within(self.inner.timeout, op)
+    }
+
+    fn run_sync_within<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, Fault>
+    where
+        T: Send + 'static,
+        F: Fn(MultiplexedConnection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = redis::RedisResult<T>> + Send,
+    {
+        self.admit()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let inner = Arc::clone(&self.inner);
+        self.handle.spawn(async move {
+            let _ = tx.send(inner.call(timeout, op).await);
+        });
+        // The task answers within the timeout; the margin covers scheduling only.
+        let r = rx
+            .recv_timeout(timeout + Duration::from_millis(100))
+            .unwrap_or(Err(Fault::Timeout));
+        self.inner.record(r)
+    }
+
+    async fn run_async<T, F, Fut>(&self, op: F) -> Result<T, Fault>
+    where
+        T: Send + 'static,
+        F: Fn(MultiplexedConnection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = redis::RedisResult<T>> + Send,
+    {
+        self.admit()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inner = Arc::clone(&self.inner);
+        self.handle.spawn(async move {
+            let _ = tx.send(inner.call(inner.timeout, op).await);
+        });
+        let r = rx.await.unwrap_or(Err(Fault::Error));
+        self.inner.record(r)
+    }
+}
+
+use std::future::Future;
+
+fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value);
+    if let Some(ttl) = ttl {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        cmd.arg("PX").arg(ms);
+    }
+    cmd
+}
+
+impl Inner {
+    /// Runs `op` on a (re)connected connection, within the timeout. Runs on the backend runtime.
+    async fn call<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, Fault>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async {
+            // A connection that broke (a restarted server) fails its next command: reconnect
+            // and try once more, within the same timeout.
+            match self.attempt(&op).await {
+                Err(Fault::Error) => self.attempt(&op).await,
+                other => other,
+            }
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => {
+                // A slow server: start afresh next time rather than queue behind it.
+                *self.conn.lock().await = None;
+                Err(Fault::Timeout)
+            }
+        }
+    }
+
+    /// One try of `op` on the current connection (made if there is none).
+    async fn attempt<T, F, Fut>(&self, op: &F) -> Result<T, Fault>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        {
+            let conn = {
+                let mut slot = self.conn.lock().await;
+                if let Some(c) = slot.as_ref() {
+                    c.clone()
+                } else {
+                    let c = self
+                        .client
+                        .get_multiplexed_async_connection()
+                        .await
+                        .map_err(|_| Fault::Connect)?;
+                    *slot = Some(c.clone());
+                    c
+                }
+            };
+            match op(conn).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                        // Reconnect on the next try.
+                        *self.conn.lock().await = None;
+                        Err(Fault::Error)
+                    } else {
+                        Err(Fault::Reply)
+                    }
+                }
+            }
+        }
+    }
+
+    fn record<T>(&self, r: Result<T, Fault>) -> Result<T, Fault> {
+        match &r {
+            Ok(_) => self.failures.store(0, Ordering::Relaxed),
+            Err(f) => {
+                let counter = match f {
+                    Fault::Connect => &self.faults.connect,
+                    Fault::Timeout => &self.faults.timeout,
+                    Fault::Error | Fault::Reply => &self.faults.error,
+                    Fault::Open => return r,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if n >= BREAKER_THRESHOLD {
+                    let cooldown = u64::try_from(BREAKER_COOLDOWN.as_nanos()).unwrap_or(u64::MAX);
+                    self.open_until.store(
+                        self.clock.now_nanos().saturating_add(cooldown),
+                        Ordering::Relaxed,
+                    );
+                }
+            }
+        }
+        r
+    }
+}

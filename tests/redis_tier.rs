@@ -1,0 +1,287 @@
+//! The Redis tier against a real server: values and negative results shared between independent
+//! clients (as between processes), invalidation across them, corrupt payloads, and faults
+//! (nothing listening, a server killed and restarted) that never fail a call.
+//!
+//! Needs Redis on 127.0.0.1:6379 (`.ci/run` starts one); the restart test runs its own
+//! `redis-server` on a free port. Each test uses its own key prefix and deletes its keys.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cache_runtime::{Cache, Clock, ManualClock, RedisBackend};
+
+const URL: &str = "redis://127.0.0.1:6379/";
+
+fn prefix(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("cache-rs-test:{test}:{}:{nanos}", std::process::id())
+}
+
+fn backend(url: &str) -> Arc<RedisBackend> {
+    Arc::new(RedisBackend::new(url, Duration::from_millis(200)).expect("a valid URL"))
+}
+
+/// A cache as one process of a fleet would have it.
+fn node<V>(prefix: &str, clock: &ManualClock) -> Cache<u64, V>
+where
+    V: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    Cache::builder()
+        .name("users")
+        .ttl(Duration::from_secs(60))
+        .l1_ttl(Duration::from_secs(1))
+        .clock(Clock::manual(clock))
+        .redis(backend(URL), prefix)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn two_clients_share_values_and_invalidations() {
+    let p = prefix("share");
+    let (ca, cb) = (ManualClock::new(), ManualClock::new());
+    let a: Cache<u64, String> = node(&p, &ca);
+    let b: Cache<u64, String> = node(&p, &cb);
+    let loads = AtomicUsize::new(0);
+    let load = |k: u64| {
+        loads.fetch_add(1, Ordering::SeqCst);
+        format!("user-{k}")
+    };
+    assert_eq!(a.get_or_insert_with(&1, || load(1)), "user-1");
+    // B has never seen key 1: its miss is answered by Redis, without a load.
+    assert_eq!(b.get_or_insert_with(&1, || load(1)), "user-1");
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    assert_eq!(b.stats().remote_hits, 1);
+
+    // A write-through on A reaches B once B's L1 copy ages out (l1_ttl = 1 s).
+    a.insert(1, "renamed".into());
+    assert_eq!(
+        b.get(&1).as_deref(),
+        Some("user-1"),
+        "B's L1 still holds its copy"
+    );
+    cb.advance(Duration::from_millis(1_100));
+    assert_eq!(b.get_or_insert_with(&1, || load(1)), "renamed");
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+
+    // An invalidation on A removes the key from Redis: B loads it afresh after its L1 copy.
+    assert!(a.remove(&1));
+    cb.advance(Duration::from_millis(1_100));
+    assert_eq!(b.get_or_insert_with(&1, || load(1)), "user-1");
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+
+    a.clear();
+    cb.advance(Duration::from_millis(1_100));
+    assert_eq!(b.get_or_insert_with(&1, || load(1)), "user-1");
+    assert_eq!(loads.load(Ordering::SeqCst), 3);
+    a.clear();
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct NotFound;
+
+#[test]
+fn negative_results_are_shared_with_their_own_ttl() {
+    let p = prefix("negative");
+    let clock = ManualClock::new();
+    let make = || -> Cache<u64, String, NotFound> {
+        Cache::builder()
+            .name("lookup")
+            .ttl(Duration::from_secs(60))
+            .negative_ttl(Duration::from_secs(5))
+            .clock(Clock::manual(&clock))
+            .redis_with_negatives(backend(URL), &p)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (make(), make());
+    assert_eq!(a.get_or_load(&9, || Err(NotFound)), Err(NotFound));
+    assert_eq!(
+        b.get_or_load(&9, || unreachable!("shared through Redis")),
+        Err(NotFound)
+    );
+    a.clear();
+}
+
+#[test]
+fn a_corrupt_payload_reads_as_a_miss_and_is_replaced() {
+    let p = prefix("corrupt");
+    let clock = ManualClock::new();
+    let a: Cache<u64, Vec<u32>> = node(&p, &clock);
+    a.get_or_insert_with(&5, || vec![1, 2, 3]);
+    // Overwrite every key of this test's namespace with garbage, from a raw client.
+    let client = redis::Client::open(URL).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{p}:*"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        keys.len(),
+        1,
+        "one key, namespaced under the prefix and cache name"
+    );
+    assert!(keys[0].starts_with(&format!("{p}:users:")));
+    for k in &keys {
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg(&b"\xCA\x01\x01\x00garbage"[..])
+            .query(&mut con)
+            .unwrap();
+    }
+    let b: Cache<u64, Vec<u32>> = node(&p, &clock);
+    let loads = AtomicUsize::new(0);
+    let v = b.get_or_insert_with(&5, || {
+        loads.fetch_add(1, Ordering::SeqCst);
+        vec![4]
+    });
+    assert_eq!(v, vec![4], "never a wrong value");
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    let now: Option<Vec<u8>> = redis::cmd("GET").arg(&keys[0]).query(&mut con).unwrap();
+    assert_ne!(now.as_deref(), Some(&b"\xCA\x01\x01\x00garbage"[..]));
+    a.clear();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_callers_share_through_redis() {
+    let p = prefix("async");
+    let clock = ManualClock::new();
+    let a: Cache<u64, String> = node(&p, &clock);
+    let b: Cache<u64, String> = node(&p, &clock);
+    let loads = Arc::new(AtomicUsize::new(0));
+    let l = loads.clone();
+    let v = a
+        .get_or_insert_with_async(&3, || async move {
+            l.fetch_add(1, Ordering::SeqCst);
+            "three".to_string()
+        })
+        .await;
+    assert_eq!(v, "three");
+    let v = b
+        .get_or_insert_with_async(&3, || async { unreachable!("shared through Redis") })
+        .await;
+    assert_eq!(v, "three");
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    a.clear();
+}
+
+#[test]
+fn nothing_listening_fails_open_and_the_breaker_makes_it_cheap() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let backend = backend(&format!("redis://127.0.0.1:{port}/"));
+    let c: Cache<u64, u64> = Cache::builder()
+        .redis(Arc::clone(&backend), "down")
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    for k in 0..50 {
+        // Every call answers, from its loader.
+        assert_eq!(c.get_or_insert_with(&k, || k * 2), k * 2);
+    }
+    let f = backend.faults();
+    assert!(f.connect >= 1, "{f:?}");
+    assert!(f.short_circuited > 0, "the breaker opened: {f:?}");
+    assert!(backend.is_open());
+    // 50 misses, each of which would otherwise wait for a failed connection or a timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(port: u16) -> Option<Server> {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let server = Server(child);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+    for _ in 0..100 {
+        if let Ok(mut c) = client.get_connection()
+            && redis::cmd("PING").query::<String>(&mut c).is_ok()
+        {
+            return Some(server);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn a_killed_and_restarted_server_never_fails_a_call_and_caching_resumes() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = start_server(port).expect("redis-server must be installed (.ci/run installs it)");
+    let url = format!("redis://127.0.0.1:{port}/");
+    let clock = ManualClock::new();
+    let make = |b: Arc<RedisBackend>| -> Cache<u64, u64> {
+        Cache::builder()
+            .name("numbers")
+            .l1_ttl(Duration::from_millis(1))
+            .clock(Clock::manual(&clock))
+            .redis(b, "restart")
+            .build()
+            .unwrap()
+    };
+    let first = backend(&url);
+    let a = make(Arc::clone(&first));
+    let loads = AtomicUsize::new(0);
+    let load = |k: u64| {
+        loads.fetch_add(1, Ordering::SeqCst);
+        k + 100
+    };
+    assert_eq!(a.get_or_insert_with(&1, || load(1)), 101);
+    drop(server);
+    // Redis is gone: calls still answer (from their loaders), and fast.
+    for k in 2..30 {
+        clock.advance(Duration::from_millis(2));
+        assert_eq!(a.get_or_insert_with(&k, || load(k)), k + 100);
+    }
+    let f = first.faults();
+    assert!(f.connect + f.error + f.timeout > 0, "{f:?}");
+    // Redis comes back (empty: it keeps nothing on disk).
+    let _server = start_server(port).expect("restart");
+    std::thread::sleep(cache_runtime::BREAKER_COOLDOWN + Duration::from_millis(50));
+    let before = loads.load(Ordering::SeqCst);
+    clock.advance(Duration::from_millis(2));
+    assert_eq!(a.get_or_insert_with(&500, || load(500)), 600);
+    // Another client reads what the first wrote: caching through Redis resumed by itself.
+    let b = make(backend(&url));
+    assert_eq!(b.get_or_insert_with(&500, || load(500)), 600);
+    assert_eq!(loads.load(Ordering::SeqCst), before + 1);
+    assert_eq!(b.stats().remote_hits, 1);
+}
