@@ -105,7 +105,27 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     // every error lands there.
     let kspan = key_ty.span();
     let get_cache = quote!(#cache_static.get());
-    let build_fn = quote_spanned!(kspan=> #krate::__private::build::<#key_ty, #value_ty, #neg_ty>);
+    let (build_fn, backend_setting, backend_check) = match &m.backend {
+        None => (
+            quote_spanned!(kspan=> #krate::__private::build::<#key_ty, #value_ty, #neg_ty>),
+            quote!(#krate::__private::None),
+            quote!(),
+        ),
+        Some(name) => {
+            let build = if m.negative {
+                quote_spanned!(kspan=> #krate::__private::build_remote_negative::<#key_ty, #value_ty, #neg_ty>)
+            } else {
+                quote_spanned!(kspan=> #krate::__private::build_remote::<#key_ty, #value_ty>)
+            };
+            (
+                build,
+                quote!(#krate::__private::Some(#name)),
+                quote_spanned!(name.span()=>
+                    const _: () = #krate::__private::assert_remote_backends::<()>();
+                ),
+            )
+        }
+    };
     let lookup_call = quote_spanned!(kspan=> #krate::__private::lookup(#cache, #lookup_ref));
     let load_call = quote_spanned!(kspan=> #krate::__private::#loader(#cache, #load_ref, #load));
 
@@ -139,6 +159,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
             #assert_key
             #assert_value
             #assert_negative
+            #backend_check
             #(#const_checks)*
             static #cache_static: #krate::__private::FnCache<#key_ty, #value_ty, #neg_ty> =
                 #krate::__private::FnCache::new(#krate::__private::Settings {
@@ -149,6 +170,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
                     ttl: #ttl,
                     negative_ttl: #negative_ttl,
                     jitter: #jitter,
+                    backend: #backend_setting,
                 }, #build_fn);
             let #cache = #get_cache;
             let #bypass = #krate::__private::bypassed();
@@ -244,6 +266,7 @@ fn expand_inferred(
                     ttl: #ttl,
                     negative_ttl: #negative_ttl,
                     jitter: #jitter,
+                    backend: #krate::__private::None,
                 });
             let #key = #expr;
             #loader_def

@@ -11,6 +11,7 @@ pub(crate) const NEGATIVE_TTL: &str = "negative_ttl";
 pub(crate) const NAME: &str = "name";
 pub(crate) const CRATE: &str = "crate";
 pub(crate) const RETURNS: &str = "returns";
+pub(crate) const BACKEND: &str = "backend";
 
 /// Every argument `#[cached]` accepts, in the order the docs list them.
 pub(crate) const ALL: &[&str] = &[
@@ -25,6 +26,7 @@ pub(crate) const ALL: &[&str] = &[
     NAME,
     CRATE,
     RETURNS,
+    BACKEND,
 ];
 
 /// Policy names, as `cache_runtime::Policy` parses them.

@@ -52,6 +52,8 @@ pub(crate) struct Model {
     /// The declared return type (`()` when none).
     pub(crate) ret_ty: TokenStream,
     pub(crate) settings: Settings,
+    /// `backend = "name"`: a configured remote tier.
+    pub(crate) backend: Option<syn::LitStr>,
 }
 
 /// The attribute's settings, as expressions of the runtime's types.
@@ -122,6 +124,31 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &Args, func: Func) -> Option<Model> 
     let settings = settings(cx, &given, &func, &krate);
     let (ret_ty, value_ty) = value_types(cx, &func, returns, &krate);
     let (key, key_ty) = key_plan(cx, &given, &func);
+    let backend = given
+        .seen
+        .get(symbol::BACKEND)
+        .and_then(|a| match &a.value {
+            Some(Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(s), ..
+            })) if !s.value().trim().is_empty() => Some(s.clone()),
+            Some(v) => {
+                cx.error_spanned_by(
+                    v,
+                    "`backend` takes the name of a configured backend, e.g. `backend = \"shared\"`",
+                );
+                None
+            }
+            None => None,
+        });
+    if backend.is_some()
+        && let Some(KeyPlan::Inferred { expr }) = &key
+    {
+        cx.error_spanned_by(
+            expr,
+            "with `backend`, name the key's type: add `key_type = <Type>` (keys are encoded for \
+             the remote tier)",
+        );
+    }
     if cx.has_errors() {
         return None;
     }
@@ -136,6 +163,7 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &Args, func: Func) -> Option<Model> 
         value_ty,
         ret_ty,
         settings,
+        backend,
     })
 }
 

@@ -41,6 +41,8 @@ mod cache;
 mod clock;
 #[cfg(feature = "serde")]
 pub mod codec;
+#[cfg(feature = "redis")]
+pub mod config;
 mod error;
 mod flight;
 #[cfg(feature = "redis")]

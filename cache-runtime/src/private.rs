@@ -6,6 +6,8 @@ use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::Hash;
+#[cfg(feature = "redis")]
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 pub use core::option::Option::{self, None, Some};
@@ -79,6 +81,8 @@ pub struct Settings {
     pub negative_ttl: Option<Duration>,
     /// The TTL jitter.
     pub jitter: Option<Jitter>,
+    /// The configured backend to use (`None`: this process's memory).
+    pub backend: Option<&'static str>,
 }
 
 /// A memoized function's cache: built from its [`Settings`] on first use.
@@ -140,7 +144,13 @@ impl ErasedFnCache {
 /// for `Duration` expressions) fall back to the defaults, with a message on standard error.
 #[cold]
 pub fn build<K: CacheKey, V: CacheValue, N: CacheValue>(s: &Settings) -> Cache<K, V, N> {
-    let mut b = Cache::<K, V, N>::builder().name(s.name).policy(s.policy);
+    finish_build(builder(s), s)
+}
+
+fn builder<K, V, N>(s: &Settings) -> crate::CacheBuilder<K, V, N> {
+    let mut b = crate::CacheBuilder::<K, V, N>::new()
+        .name(s.name)
+        .policy(s.policy);
     b = if s.unbounded {
         b.unbounded()
     } else {
@@ -155,6 +165,13 @@ pub fn build<K: CacheKey, V: CacheValue, N: CacheValue>(s: &Settings) -> Cache<K
     if let Some(j) = s.jitter {
         b = b.jitter(j);
     }
+    b
+}
+
+fn finish_build<K: CacheKey, V: CacheValue, N: CacheValue>(
+    b: crate::CacheBuilder<K, V, N>,
+    s: &Settings,
+) -> Cache<K, V, N> {
     let (cache, error) = b.build_or_default();
     if let Some(e) = error {
         // Literal settings were checked at compile time; this is a `Duration` expression out of
@@ -166,6 +183,76 @@ pub fn build<K: CacheKey, V: CacheValue, N: CacheValue>(s: &Settings) -> Cache<K
     }
     cache
 }
+
+/// Builds the cache of a function with `backend = "..."` and no negative results.
+///
+/// # Panics
+/// When the backend was never configured: a configuration mistake, reported at the function's
+/// first call with its name (see [`config`](crate::config)).
+#[cfg(feature = "redis")]
+#[cold]
+pub fn build_remote<K, V>(s: &Settings) -> Cache<K, V, Infallible>
+where
+    K: CacheKey + serde::Serialize,
+    V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut b = builder::<K, V, Infallible>(s);
+    match crate::config::lookup(s.backend.unwrap_or("default"), s.name) {
+        Ok(crate::config::Installed::Memory) => {}
+        Ok(crate::config::Installed::Redis {
+            backend,
+            prefix,
+            l1_ttl,
+        }) => b = b.redis(Arc::clone(backend), prefix).l1_ttl(*l1_ttl),
+        #[allow(clippy::panic)]
+        Err(message) => panic!("{message}"),
+    }
+    finish_build(b, s)
+}
+
+/// Builds the cache of a function with `backend = "..."` and `negative_ttl`.
+///
+/// # Panics
+/// As [`build_remote`].
+#[cfg(feature = "redis")]
+#[cold]
+pub fn build_remote_negative<K, V, N>(s: &Settings) -> Cache<K, V, N>
+where
+    K: CacheKey + serde::Serialize,
+    V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
+    N: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut b = builder::<K, V, N>(s);
+    match crate::config::lookup(s.backend.unwrap_or("default"), s.name) {
+        Ok(crate::config::Installed::Memory) => {}
+        Ok(crate::config::Installed::Redis {
+            backend,
+            prefix,
+            l1_ttl,
+        }) => {
+            b = b
+                .redis_with_negatives(Arc::clone(backend), prefix)
+                .l1_ttl(*l1_ttl)
+        }
+        #[allow(clippy::panic)]
+        Err(message) => panic!("{message}"),
+    }
+    finish_build(b, s)
+}
+
+/// Not implemented: `backend = ...` without the `redis` feature.
+#[diagnostic::on_unimplemented(
+    message = "`#[cached(backend = ...)]` needs the `redis` feature of `cache-runtime`",
+    label = "this function names a backend",
+    note = "enable it in Cargo.toml: `features = [\"redis\"]` on the `cache-runtime` dependency"
+)]
+pub trait RemoteBackendsEnabled {}
+
+#[cfg(feature = "redis")]
+impl RemoteBackendsEnabled for () {}
+
+/// Checked where a function names a backend.
+pub const fn assert_remote_backends<T: RemoteBackendsEnabled>() {}
 
 /// Whether the call runs inside [`uncached`](crate::uncached).
 #[inline]

@@ -1,0 +1,252 @@
+//! Startup configuration: named backends, installed once at the start of `main`.
+//!
+//! ```no_run
+//! use cache_runtime::config::{self, Redis};
+//! use std::time::Duration;
+//!
+//! config::configure()
+//!     .backend("shared", Redis::url("redis://127.0.0.1/").prefix("myapp").l1_ttl(Duration::from_secs(2)))
+//!     .install()
+//!     .expect("valid cache configuration");
+//! // #[cached(backend = "shared", ...)] functions now share results through Redis.
+//! ```
+//!
+//! With no configuration at all, every cache is in-memory: the quickstart needs no set-up.
+//! Installing twice is an error; so is a `#[cached(backend = "...")]` function whose backend was
+//! never configured: its first call panics with the function's name and the configured names
+//! (the one deliberate panic of this crate, for a configuration mistake, never a silent fallback).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::RedisBackend;
+
+/// A backend's settings.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Spec {
+    /// This process's memory only (what every cache uses without configuration).
+    Memory,
+    /// Redis, as a second tier behind each process's memory.
+    Redis(RedisSpec),
+}
+
+/// Settings of a Redis backend: start with [`Redis::url`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RedisSpec {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    l1_ttl: Duration,
+}
+
+/// Builds [`RedisSpec`]s.
+#[derive(Debug)]
+pub struct Redis;
+
+impl Redis {
+    /// Redis at `url` (`redis://host:port/db`), key prefix `cache`, 50 ms per operation, 5 s in
+    /// each process's L1.
+    #[must_use]
+    pub fn url(url: impl Into<String>) -> RedisSpec {
+        RedisSpec {
+            url: url.into(),
+            prefix: "cache".into(),
+            timeout: Duration::from_millis(50),
+            l1_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RedisSpec {
+    /// The first part of every key: `<prefix>:<cache name>:<key hash>`.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The bound of each Redis operation (default 50 ms); past it the call goes on uncached.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long an entry stays in each process's memory before Redis is asked again (default
+    /// 5 s): the delay after which other processes' writes and invalidations are seen.
+    #[must_use]
+    pub fn l1_ttl(mut self, l1_ttl: Duration) -> Self {
+        self.l1_ttl = l1_ttl;
+        self
+    }
+}
+
+impl From<RedisSpec> for Spec {
+    fn from(r: RedisSpec) -> Self {
+        Spec::Redis(r)
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// [`Configure::install`] was already called in this process.
+    AlreadyInstalled,
+    /// Two backends have this name.
+    Duplicate(String),
+    /// A backend's settings are invalid (a malformed URL, say).
+    Invalid {
+        /// The backend's name.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The environment variable is malformed.
+    Env(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AlreadyInstalled => f.write_str("the cache configuration is already installed"),
+            Self::Duplicate(n) => write!(f, "backend `{n}` is configured twice"),
+            Self::Invalid { name, why } => write!(f, "backend `{name}`: {why}"),
+            Self::Env(why) => write!(f, "{ENV_VAR}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The environment variable read by [`Configure::from_env`]: `name=url` pairs separated by
+/// `;`, where the url is `memory` or `redis://...`, e.g.
+/// `CACHE_RUNTIME_BACKENDS="shared=redis://127.0.0.1:6379/;local=memory"`.
+pub const ENV_VAR: &str = "CACHE_RUNTIME_BACKENDS";
+
+/// A configuration being built: see [`configure`].
+#[derive(Debug, Default)]
+#[must_use = "a configuration does nothing until installed"]
+pub struct Configure {
+    backends: Vec<(String, Spec)>,
+    errors: Vec<ConfigError>,
+}
+
+/// Starts a configuration.
+pub fn configure() -> Configure {
+    Configure::default()
+}
+
+impl Configure {
+    /// Adds a backend under `name`, for `#[cached(backend = "name")]`.
+    pub fn backend(mut self, name: impl Into<String>, spec: impl Into<Spec>) -> Self {
+        let name = name.into();
+        if self.backends.iter().any(|(n, _)| *n == name) {
+            self.errors.push(ConfigError::Duplicate(name));
+        } else {
+            self.backends.push((name, spec.into()));
+        }
+        self
+    }
+
+    /// Adds the backends named in [`ENV_VAR`] (nothing if it is unset).
+    pub fn from_env(self) -> Self {
+        match std::env::var(ENV_VAR) {
+            Ok(v) => self.from_spec_list(&v),
+            Err(_) => self,
+        }
+    }
+
+    /// Adds backends from a `name=url;name=url` list, as [`ENV_VAR`] holds.
+    pub fn from_spec_list(mut self, list: &str) -> Self {
+        for part in list.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((name, url)) = part.split_once('=') else {
+                self.errors
+                    .push(ConfigError::Env(format!("`{part}` is not `name=url`")));
+                continue;
+            };
+            let (name, url) = (name.trim(), url.trim());
+            let spec = if url == "memory" {
+                Spec::Memory
+            } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+                Spec::Redis(Redis::url(url))
+            } else {
+                self.errors.push(ConfigError::Env(format!(
+                    "backend `{name}`: `{url}` is neither `memory` nor a `redis://` URL"
+                )));
+                continue;
+            };
+            self = self.backend(name, spec);
+        }
+        self
+    }
+
+    /// Installs the configuration for the whole process.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a second installation, a duplicate name, an invalid backend or a
+    /// malformed environment variable; nothing is installed then.
+    pub fn install(self) -> Result<(), ConfigError> {
+        if let Some(e) = self.errors.into_iter().next() {
+            return Err(e);
+        }
+        if INSTALLED.get().is_some() {
+            return Err(ConfigError::AlreadyInstalled);
+        }
+        let mut installed = BTreeMap::new();
+        for (name, spec) in self.backends {
+            let backend = match spec {
+                Spec::Memory => Installed::Memory,
+                Spec::Redis(r) => {
+                    let backend =
+                        RedisBackend::new(&r.url, r.timeout).map_err(|e| ConfigError::Invalid {
+                            name: name.clone(),
+                            why: e.to_string(),
+                        })?;
+                    Installed::Redis {
+                        backend: Arc::new(backend),
+                        prefix: r.prefix,
+                        l1_ttl: r.l1_ttl,
+                    }
+                }
+            };
+            installed.insert(name, backend);
+        }
+        INSTALLED
+            .set(installed)
+            .map_err(|_| ConfigError::AlreadyInstalled)
+    }
+}
+
+/// An installed backend.
+pub(crate) enum Installed {
+    Memory,
+    Redis {
+        backend: Arc<RedisBackend>,
+        prefix: String,
+        l1_ttl: Duration,
+    },
+}
+
+static INSTALLED: OnceLock<BTreeMap<String, Installed>> = OnceLock::new();
+
+/// The backend named `name`; on failure, the message for the panic of `function`'s first call.
+pub(crate) fn lookup(name: &str, function: &str) -> Result<&'static Installed, String> {
+    let Some(all) = INSTALLED.get() else {
+        return Err(format!(
+            "`{function}` uses the cache backend `{name}`, but no cache configuration is installed: \
+             call `cache_runtime::config::configure().backend(\"{name}\", ...).install()` at the \
+             start of `main`"
+        ));
+    };
+    all.get(name).ok_or_else(|| {
+        let names: Vec<_> = all.keys().map(|k| format!("`{k}`")).collect();
+        format!(
+            "`{function}` uses the cache backend `{name}`, which is not configured (configured: {})",
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        )
+    })
+}
