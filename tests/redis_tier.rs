@@ -58,13 +58,9 @@ fn two_clients_share_values_and_invalidations() {
     assert_eq!(loads.load(Ordering::SeqCst), 1);
     assert_eq!(b.stats().remote_hits, 1);
 
-    // A write-through on A reaches B once B's L1 copy ages out (l1_ttl = 1 s).
+    // A write-through on A reaches B (at the latest once B's L1 copy ages out, l1_ttl = 1 s;
+    // usually at once, through the pub/sub broadcast tested below).
     a.insert(1, "renamed".into());
-    assert_eq!(
-        b.get(&1).as_deref(),
-        Some("user-1"),
-        "B's L1 still holds its copy"
-    );
     cb.advance(Duration::from_millis(1_100));
     assert_eq!(b.get_or_insert_with(&1, || load(1)), "renamed");
     assert_eq!(loads.load(Ordering::SeqCst), 1);
@@ -284,4 +280,58 @@ fn a_killed_and_restarted_server_never_fails_a_call_and_caching_resumes() {
     assert_eq!(b.get_or_insert_with(&500, || load(500)), 600);
     assert_eq!(loads.load(Ordering::SeqCst), before + 1);
     assert_eq!(b.stats().remote_hits, 1);
+}
+
+/// Waits (bounded) until `cond` holds.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn writes_and_invalidations_evict_other_processes_l1_through_pub_sub() {
+    let p = prefix("pubsub");
+    let clock = ManualClock::new();
+    let make = || -> Cache<u64, String> {
+        Cache::builder()
+            .name("profiles")
+            .ttl(Duration::from_secs(600))
+            // Long: without the broadcast, B would serve its copy for a minute.
+            .l1_ttl(Duration::from_secs(60))
+            .clock(Clock::manual(&clock))
+            .redis(backend(URL), &p)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (make(), make());
+    assert_eq!(a.get_or_insert_with(&1, || "v1".into()), "v1");
+    assert_eq!(b.get_or_insert_with(&1, || unreachable!()), "v1");
+    // Let both subscriptions start.
+    std::thread::sleep(Duration::from_millis(50));
+
+    // A write on A: B's L1 copy goes, and B reads the new value from Redis.
+    a.insert(1, "v2".into());
+    eventually("B's L1 copy to be evicted", || !b.contains_key(&1));
+    assert_eq!(
+        a.get(&1).as_deref(),
+        Some("v2"),
+        "the sender keeps its own copy"
+    );
+    assert_eq!(b.get_or_insert_with(&1, || unreachable!()), "v2");
+
+    // An invalidation on B: A's copy goes.
+    b.remove(&1);
+    eventually("A's L1 copy to be evicted", || !a.contains_key(&1));
+
+    // A clear on A: B's whole L1 goes.
+    b.get_or_insert_with(&2, || "two".into());
+    a.clear();
+    eventually("B's L1 to be cleared", || !b.contains_key(&2));
+    a.clear();
 }

@@ -286,6 +286,7 @@ where
         if let Some(tier) = &self.core.tier {
             let now = self.core.meter.clock.now_nanos();
             tier.put(&key, &stored.entry, remaining(now, stored.expires_at));
+            tier.broadcast(Some(&key));
             stored.expires_at = self.l1_deadline(now, stored.expires_at);
         }
         drop(self.core.insert(key, stored));
@@ -353,7 +354,9 @@ where
     {
         self.core.flights.invalidate(self.hash(key), key);
         if let Some(tier) = &self.core.tier {
-            tier.delete(&key.to_owned());
+            let owned = key.to_owned();
+            tier.delete(&owned);
+            tier.broadcast(Some(&owned));
         }
         self.core
             .store
@@ -366,6 +369,7 @@ where
         self.core.flights.invalidate_all();
         if let Some(tier) = &self.core.tier {
             tier.clear();
+            tier.broadcast(None);
         }
         self.core.store.clear();
     }
@@ -903,6 +907,26 @@ where
     }
 }
 
+impl<K, V, N> crate::tier::LocalL1<K> for Core<K, V, N>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    N: Clone + Send + Sync + 'static,
+{
+    fn evict_local(&self, key: Option<&K>) {
+        match key {
+            Some(k) => {
+                self.flights.invalidate(self.hasher.hash_one(k), k);
+                drop(self.store.remove(k));
+            }
+            None => {
+                self.flights.invalidate_all();
+                self.store.clear();
+            }
+        }
+    }
+}
+
 impl<K, V, N> Report for Core<K, V, N>
 where
     K: Hash + Eq + Send + Sync + 'static,
@@ -1103,7 +1127,7 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     #[must_use]
     pub fn redis_with_negatives(mut self, backend: Arc<crate::RedisBackend>, prefix: &str) -> Self
     where
-        K: serde::Serialize + Send + Sync + 'static,
+        K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
         V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
         N: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
     {
@@ -1146,7 +1170,7 @@ impl<K, V> CacheBuilder<K, V, Infallible> {
     #[must_use]
     pub fn redis(mut self, backend: Arc<crate::RedisBackend>, prefix: &str) -> Self
     where
-        K: serde::Serialize + Send + Sync + 'static,
+        K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
         V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
     {
         let prefix = prefix.to_owned();
@@ -1287,6 +1311,10 @@ where
             tier,
             l1_ttl,
         });
+        if let Some(tier) = &core.tier {
+            let l1: Arc<dyn crate::tier::LocalL1<K>> = core.clone();
+            tier.attach(Arc::downgrade(&l1));
+        }
         let report: Arc<dyn Report> = core.clone();
         let any: Arc<dyn std::any::Any + Send + Sync> = core.clone();
         registry::register(Arc::downgrade(&report), Arc::downgrade(&any));

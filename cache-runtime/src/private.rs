@@ -193,7 +193,7 @@ fn finish_build<K: CacheKey, V: CacheValue, N: CacheValue>(
 #[cold]
 pub fn build_remote<K, V>(s: &Settings) -> Cache<K, V, Infallible>
 where
-    K: CacheKey + serde::Serialize,
+    K: CacheKey + serde::Serialize + serde::de::DeserializeOwned,
     V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
 {
     let mut b = builder::<K, V, Infallible>(s);
@@ -218,7 +218,7 @@ where
 #[cold]
 pub fn build_remote_negative<K, V, N>(s: &Settings) -> Cache<K, V, N>
 where
-    K: CacheKey + serde::Serialize,
+    K: CacheKey + serde::Serialize + serde::de::DeserializeOwned,
     V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
     N: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
 {

@@ -57,7 +57,18 @@ pub(crate) enum Fault {
     Open,
 }
 
+/// Called with the encoded key an invalidation names (`None`: the whole cache).
+pub(crate) type Handler = dyn Fn(Option<&[u8]>) + Send + Sync;
+
+/// The channel every backend publishes invalidations on and listens to.
+const CHANNEL: &str = "cache-runtime:invalidations";
+
 struct Inner {
+    /// This backend's id in invalidation messages: it skips its own.
+    id: u64,
+    /// Caches (by namespace) told of other processes' invalidations.
+    handlers: Mutex<Vec<(String, std::sync::Weak<Handler>)>>,
+    listening: std::sync::atomic::AtomicBool,
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     timeout: Duration,
@@ -135,6 +146,12 @@ impl RedisBackend {
         let handle = runtime.handle().clone();
         Ok(Self {
             inner: Arc::new(Inner {
+                id: std::hash::BuildHasher::hash_one(
+                    &std::hash::RandomState::new(),
+                    std::process::id(),
+                ),
+                handlers: Mutex::new(Vec::new()),
+                listening: std::sync::atomic::AtomicBool::new(false),
                 client,
                 conn: tokio::sync::Mutex::new(None),
                 timeout,
@@ -158,6 +175,49 @@ impl RedisBackend {
             error: f.error.load(Ordering::Relaxed),
             short_circuited: f.short_circuited.load(Ordering::Relaxed),
         }
+    }
+
+    /// Tells `handler` of other processes' invalidations of the cache at `namespace`, from now
+    /// on (listening starts with the first registration and reconnects by itself).
+    pub(crate) fn on_invalidation(&self, namespace: &str, handler: std::sync::Weak<Handler>) {
+        {
+            let mut all = self
+                .inner
+                .handlers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            all.retain(|(_, h)| h.strong_count() > 0);
+            all.push((namespace.to_owned(), handler));
+        }
+        if !self.inner.listening.swap(true, Ordering::AcqRel) {
+            let inner = Arc::clone(&self.inner);
+            self.handle.spawn(async move { inner.listen().await });
+        }
+    }
+
+    /// Tells the other processes that `key` (encoded; `None`: everything) of the cache at
+    /// `namespace` changed, so that they drop their L1 copies.
+    pub(crate) fn publish_invalidation(&self, namespace: &str, key: Option<&[u8]>) {
+        let mut msg = Vec::with_capacity(16 + namespace.len() + key.map_or(0, <[u8]>::len));
+        msg.extend_from_slice(&self.inner.id.to_le_bytes());
+        msg.extend_from_slice(
+            &u32::try_from(namespace.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        msg.extend_from_slice(namespace.as_bytes());
+        match key {
+            Some(k) => {
+                msg.push(1);
+                msg.extend_from_slice(k);
+            }
+            None => msg.push(0),
+        }
+        let cmd = redis::cmd("PUBLISH").arg(CHANNEL).arg(msg).clone();
+        let _ = self.run_sync(move |mut c| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async::<()>(&mut c).await }
+        });
     }
 
     /// Whether the breaker is open now (Redis is being skipped).
@@ -329,6 +389,56 @@ fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
 }
 
 impl Inner {
+    /// Listens for invalidations for as long as the backend lives; reconnects after faults.
+    async fn listen(self: Arc<Self>) {
+        use futures_util::StreamExt;
+        loop {
+            if let Ok(mut pubsub) = self.client.get_async_pubsub().await
+                && pubsub.subscribe(CHANNEL).await.is_ok()
+            {
+                let mut messages = pubsub.into_on_message();
+                while let Some(msg) = messages.next().await {
+                    self.dispatch(msg.get_payload_bytes());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Hands one message to the caches it names, unless this backend sent it.
+    fn dispatch(&self, msg: &[u8]) {
+        let Some((id, rest)) = msg.split_first_chunk::<8>() else {
+            return;
+        };
+        if u64::from_le_bytes(*id) == self.id {
+            return;
+        }
+        let Some((len, rest)) = rest.split_first_chunk::<4>() else {
+            return;
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len + 1 {
+            return;
+        }
+        let (namespace, rest) = rest.split_at(len);
+        let key = match rest.split_first() {
+            Some((1, key)) => Some(key),
+            Some((0, _)) => None,
+            _ => return,
+        };
+        let handlers: Vec<Arc<Handler>> = self
+            .handlers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(ns, _)| ns.as_bytes() == namespace)
+            .filter_map(|(_, h)| h.upgrade())
+            .collect();
+        for h in handlers {
+            h(key);
+        }
+    }
+
     /// Runs `op` on a (re)connected connection, within the timeout. Runs on the backend runtime.
     async fn call<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, Fault>
     where

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::Entry;
 use crate::codec::{Codec, CodecError, Decoded, decode_payload, encode_key, encode_payload};
 use crate::redis_backend::RedisBackend;
-use crate::tier::{BoxFuture, Tier};
+use crate::tier::{BoxFuture, LocalL1, Tier};
 
 /// Entries of one cache in Redis. `M` says how negative results travel: [`WithNegatives`]
 /// (serde) or [`NoNegatives`] (a cache whose negative type is `Infallible`).
@@ -25,6 +25,9 @@ pub(crate) struct RedisTier<C, M> {
     backend: Arc<RedisBackend>,
     /// `<prefix>:<cache name>:`
     namespace: String,
+    /// Evicts this process's L1 copies on other processes' invalidations (held here; the
+    /// backend keeps a weak reference).
+    handler: std::sync::OnceLock<Arc<crate::redis_backend::Handler>>,
     _codec: PhantomData<fn() -> (C, M)>,
 }
 
@@ -90,6 +93,7 @@ impl<C: Codec, M> RedisTier<C, M> {
         Self {
             backend,
             namespace: format!("{prefix}:{cache_name}:"),
+            handler: std::sync::OnceLock::new(),
             _codec: PhantomData,
         }
     }
@@ -106,10 +110,40 @@ impl<C, M, K, V, N> Tier<K, V, N> for RedisTier<C, M>
 where
     C: Codec,
     M: Payloads<C, V, N> + 'static,
-    K: Serialize + Sync,
+    K: Serialize + DeserializeOwned + Send + Sync + 'static,
     V: Send + Sync,
     N: Send + Sync,
 {
+    fn broadcast(&self, key: Option<&K>) {
+        match key {
+            Some(k) => {
+                if let Ok(encoded) = encode_key::<C, K>(k) {
+                    self.backend
+                        .publish_invalidation(&self.namespace, Some(&encoded));
+                }
+            }
+            None => self.backend.publish_invalidation(&self.namespace, None),
+        }
+    }
+
+    fn attach(&self, l1: std::sync::Weak<dyn LocalL1<K>>) {
+        let handler: Arc<crate::redis_backend::Handler> = Arc::new(move |key: Option<&[u8]>| {
+            let Some(l1) = l1.upgrade() else { return };
+            match key {
+                None => l1.evict_local(None),
+                Some(bytes) => {
+                    if let Ok(k) = C::decode::<K>(bytes) {
+                        l1.evict_local(Some(&k));
+                    }
+                }
+            }
+        });
+        if self.handler.set(Arc::clone(&handler)).is_ok() {
+            self.backend
+                .on_invalidation(&self.namespace, Arc::downgrade(&handler));
+        }
+    }
+
     fn get(&self, key: &K) -> Option<Entry<V, N>> {
         let (encoded, rk) = self.keys(key).ok()?;
         let bytes = self.backend.get(&rk).ok()??;
