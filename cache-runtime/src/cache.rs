@@ -101,6 +101,8 @@ struct Core<K, V, N> {
     tier: Option<Arc<dyn Tier<K, V, N>>>,
     /// With a remote tier: how long an entry stays in this process's L1 (ns).
     l1_ttl: Option<u64>,
+    /// Fleet-wide single-flight: the lease a loading process takes in the remote tier.
+    lease: Option<Duration>,
 }
 
 /// A leader's outcome, and the write for the remote tier that follows it.
@@ -500,17 +502,34 @@ where
                         leader.complete(&e, || ());
                         return e.into();
                     }
+                    let mut held = None;
                     if let Some(tier) = &self.core.tier {
                         let owned = key.to_owned();
                         if let Some(e) = tier.get(&owned) {
                             return self.fill_from_remote(leader, owned, e).into();
                         }
+                        if let Some(lease) = self.core.lease {
+                            match tier.lease(&owned, lease) {
+                                Some(token) => held = token.map(|t| (owned, t)),
+                                None => {
+                                    // Another process loads it: wait for its value (bounded).
+                                    if let Some(e) = tier.wait_for(&owned, lease) {
+                                        return self.fill_from_remote(leader, owned, e).into();
+                                    }
+                                }
+                            }
+                        }
                     }
                     self.core.meter.stats.incr(Counter::Load);
                     let out = load();
                     let (out, remote) = self.finish(leader, key, out);
-                    if let (Some(w), Some(tier)) = (remote, &self.core.tier) {
-                        tier.put(&w.key, &w.entry, w.ttl);
+                    if let Some(tier) = &self.core.tier {
+                        if let Some(w) = remote {
+                            tier.put(&w.key, &w.entry, w.ttl);
+                        }
+                        if let Some((owned, token)) = held {
+                            tier.release(&owned, &token);
+                        }
                     }
                     return out;
                 }
@@ -564,18 +583,34 @@ where
                         leader.complete(&e, || ());
                         return e.into();
                     }
+                    let mut held = None;
                     if let Some(tier) = &self.core.tier {
                         let owned = key.to_owned();
                         if let Some(e) = tier.get_async(&owned).await {
                             return self.fill_from_remote(leader, owned, e).into();
+                        }
+                        if let Some(lease) = self.core.lease {
+                            match tier.lease_async(&owned, lease).await {
+                                Some(token) => held = token.map(|t| (owned, t)),
+                                None => {
+                                    if let Some(e) = tier.wait_for_async(&owned, lease).await {
+                                        return self.fill_from_remote(leader, owned, e).into();
+                                    }
+                                }
+                            }
                         }
                     }
                     self.core.meter.stats.incr(Counter::Load);
                     // If this future is dropped here, `leader` drops and abandons the flight.
                     let out = load().await;
                     let (out, remote) = self.finish(leader, key, out);
-                    if let (Some(w), Some(tier)) = (remote, &self.core.tier) {
-                        tier.put_async(&w.key, &w.entry, w.ttl).await;
+                    if let Some(tier) = &self.core.tier {
+                        if let Some(w) = remote {
+                            tier.put_async(&w.key, &w.entry, w.ttl).await;
+                        }
+                        if let Some((owned, token)) = held {
+                            tier.release_async(&owned, &token).await;
+                        }
                     }
                     return out;
                 }
@@ -976,6 +1011,7 @@ pub struct CacheBuilder<K, V, N = Infallible> {
     shards: Option<usize>,
     tier: Option<TierFactory<K, V, N>>,
     l1_ttl: Option<Duration>,
+    lease: Option<Duration>,
     _types: PhantomData<fn() -> N>,
 }
 
@@ -1020,6 +1056,7 @@ impl<K, V, N> CacheBuilder<K, V, N> {
             shards: None,
             tier: None,
             l1_ttl: None,
+            lease: None,
             _types: PhantomData,
         }
     }
@@ -1138,6 +1175,16 @@ impl<K, V, N> CacheBuilder<K, V, N> {
                 crate::remote::WithNegatives,
             >::new(backend, &prefix, name)) as Arc<dyn Tier<K, V, N>>
         }));
+        self
+    }
+
+    /// With a remote tier: fleet-wide single-flight. A process that misses takes a lease on the
+    /// key in Redis (`SET NX PX`, a random token) before loading; the others wait (bounded by
+    /// `lease`) for its value to appear there, then load themselves if it has not. The lease
+    /// is released only by its holder (compare-and-delete), or expires.
+    #[must_use]
+    pub fn distributed_lock(mut self, lease: Duration) -> Self {
+        self.lease = Some(lease);
         self
     }
 
@@ -1308,6 +1355,7 @@ where
             next_expiry: AtomicU64::new(NEVER),
             inserts_since_sweep: AtomicU64::new(0),
             sweep_interval: (estimated_items as u64 / 8).max(16),
+            lease: tier.as_ref().and(self.lease),
             tier,
             l1_ttl,
         });

@@ -285,6 +285,84 @@ impl RedisBackend {
         })
     }
 
+    /// `SET key token NX PX lease`: `Ok(true)` when this caller now holds the lease.
+    pub(crate) fn try_lease(&self, key: &str, token: &str, lease: Duration) -> Result<bool, Fault> {
+        let cmd = lease_cmd(key, token, lease);
+        self.run_sync(move |mut c| {
+            let cmd = cmd.clone();
+            async move {
+                cmd.query_async::<Option<String>>(&mut c)
+                    .await
+                    .map(|r| r.is_some())
+            }
+        })
+    }
+
+    /// The async form of [`try_lease`](Self::try_lease).
+    pub(crate) async fn try_lease_async(
+        &self,
+        key: &str,
+        token: &str,
+        lease: Duration,
+    ) -> Result<bool, Fault> {
+        let cmd = lease_cmd(key, token, lease);
+        self.run_async(move |mut c| {
+            let cmd = cmd.clone();
+            async move {
+                cmd.query_async::<Option<String>>(&mut c)
+                    .await
+                    .map(|r| r.is_some())
+            }
+        })
+        .await
+    }
+
+    /// Deletes `key` only if it still holds `token` (a lease is released only by its holder).
+    pub(crate) fn release_lease(&self, key: &str, token: &str) -> Result<(), Fault> {
+        let cmd = release_cmd(key, token);
+        self.run_sync(move |mut c| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async::<i64>(&mut c).await.map(|_| ()) }
+        })
+    }
+
+    /// The async form of [`release_lease`](Self::release_lease).
+    pub(crate) async fn release_lease_async(&self, key: &str, token: &str) -> Result<(), Fault> {
+        let cmd = release_cmd(key, token);
+        self.run_async(move |mut c| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async::<i64>(&mut c).await.map(|_| ()) }
+        })
+        .await
+    }
+
+    /// `GET key` every `every`, until a value appears or `max` passes (`Ok(None)`).
+    pub(crate) fn poll_get(
+        &self,
+        key: &str,
+        max: Duration,
+        every: Duration,
+    ) -> Result<Option<Vec<u8>>, Fault> {
+        let key = key.to_owned();
+        self.run_sync_within(max + self.inner.timeout, move |c| {
+            poll_op(c, key.clone(), max, every)
+        })
+    }
+
+    /// The async form of [`poll_get`](Self::poll_get).
+    pub(crate) async fn poll_get_async(
+        &self,
+        key: &str,
+        max: Duration,
+        every: Duration,
+    ) -> Result<Option<Vec<u8>>, Fault> {
+        let key = key.to_owned();
+        self.run_async_within(max + self.inner.timeout, move |c| {
+            poll_op(c, key.clone(), max, every)
+        })
+        .await
+    }
+
     /// The async form of [`get`](Self::get).
     pub(crate) async fn get_async(&self, key: &str) -> Result<Option<Vec<u8>>, Fault> {
         let cmd = redis::cmd("GET").arg(key).clone();
@@ -365,11 +443,20 @@ impl RedisBackend {
         F: Fn(MultiplexedConnection) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = redis::RedisResult<T>> + Send,
     {
+        self.run_async_within(self.inner.timeout, op).await
+    }
+
+    async fn run_async_within<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, Fault>
+    where
+        T: Send + 'static,
+        F: Fn(MultiplexedConnection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = redis::RedisResult<T>> + Send,
+    {
         self.admit()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let inner = Arc::clone(&self.inner);
         self.handle.spawn(async move {
-            let _ = tx.send(inner.call(inner.timeout, op).await);
+            let _ = tx.send(inner.call(timeout, op).await);
         });
         let r = rx.await.unwrap_or(Err(Fault::Error));
         self.inner.record(r)
@@ -377,6 +464,43 @@ impl RedisBackend {
 }
 
 use std::future::Future;
+
+fn lease_cmd(key: &str, token: &str, lease: Duration) -> redis::Cmd {
+    let ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+    redis::cmd("SET")
+        .arg(key)
+        .arg(token)
+        .arg("NX")
+        .arg("PX")
+        .arg(ms)
+        .clone()
+}
+
+/// Compare-and-delete, atomically, in Redis.
+fn release_cmd(key: &str, token: &str) -> redis::Cmd {
+    redis::cmd("EVAL")
+        .arg("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end")
+        .arg(1)
+        .arg(key)
+        .arg(token)
+        .clone()
+}
+
+async fn poll_op(
+    mut c: MultiplexedConnection,
+    key: String,
+    max: Duration,
+    every: Duration,
+) -> redis::RedisResult<Option<Vec<u8>>> {
+    let start = tokio::time::Instant::now();
+    loop {
+        let v: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut c).await?;
+        if v.is_some() || start.elapsed() >= max {
+            return Ok(v);
+        }
+        tokio::time::sleep(every).await;
+    }
+}
 
 fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
     let mut cmd = redis::cmd("SET");

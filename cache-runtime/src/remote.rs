@@ -19,6 +19,20 @@ use crate::codec::{Codec, CodecError, Decoded, decode_payload, encode_key, encod
 use crate::redis_backend::RedisBackend;
 use crate::tier::{BoxFuture, LocalL1, Tier};
 
+/// How often a process waiting on another's lease looks for the value.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// A random token identifying one lease holder.
+fn lease_token() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let s = RandomState::new();
+    format!(
+        "{:016x}{:016x}",
+        s.hash_one(std::process::id()),
+        s.hash_one(std::time::SystemTime::now())
+    )
+}
+
 /// Entries of one cache in Redis. `M` says how negative results travel: [`WithNegatives`]
 /// (serde) or [`NoNegatives`] (a cache whose negative type is `Infallible`).
 pub(crate) struct RedisTier<C, M> {
@@ -114,6 +128,82 @@ where
     V: Send + Sync,
     N: Send + Sync,
 {
+    fn lease(&self, key: &K, lease: Duration) -> Option<Option<String>> {
+        let Ok((_, rk)) = self.keys(key) else {
+            return Some(None);
+        };
+        let token = lease_token();
+        match self
+            .backend
+            .try_lease(&format!("{rk}:lease"), &token, lease)
+        {
+            Ok(true) => Some(Some(token)),
+            Ok(false) => None,
+            Err(_) => Some(None),
+        }
+    }
+
+    fn lease_async<'a>(
+        &'a self,
+        key: &'a K,
+        lease: Duration,
+    ) -> BoxFuture<'a, Option<Option<String>>> {
+        Box::pin(async move {
+            let Ok((_, rk)) = self.keys(key) else {
+                return Some(None);
+            };
+            let token = lease_token();
+            match self
+                .backend
+                .try_lease_async(&format!("{rk}:lease"), &token, lease)
+                .await
+            {
+                Ok(true) => Some(Some(token)),
+                Ok(false) => None,
+                Err(_) => Some(None),
+            }
+        })
+    }
+
+    fn release(&self, key: &K, token: &str) {
+        if let Ok((_, rk)) = self.keys(key) {
+            let _ = self.backend.release_lease(&format!("{rk}:lease"), token);
+        }
+    }
+
+    fn release_async<'a>(&'a self, key: &'a K, token: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Ok((_, rk)) = self.keys(key) {
+                let _ = self
+                    .backend
+                    .release_lease_async(&format!("{rk}:lease"), token)
+                    .await;
+            }
+        })
+    }
+
+    fn wait_for(&self, key: &K, max: Duration) -> Option<Entry<V, N>> {
+        let (encoded, rk) = self.keys(key).ok()?;
+        let bytes = self.backend.poll_get(&rk, max, POLL_EVERY).ok()??;
+        M::decode(&encoded, &bytes).ok()
+    }
+
+    fn wait_for_async<'a>(
+        &'a self,
+        key: &'a K,
+        max: Duration,
+    ) -> BoxFuture<'a, Option<Entry<V, N>>> {
+        Box::pin(async move {
+            let (encoded, rk) = self.keys(key).ok()?;
+            let bytes = self
+                .backend
+                .poll_get_async(&rk, max, POLL_EVERY)
+                .await
+                .ok()??;
+            M::decode(&encoded, &bytes).ok()
+        })
+    }
+
     fn broadcast(&self, key: Option<&K>) {
         match key {
             Some(k) => {

@@ -22,6 +22,24 @@ pub(crate) trait Tier<K, V, N>: Send + Sync {
     fn delete(&self, key: &K);
     /// Removes every entry of this cache from the tier.
     fn clear(&self);
+    /// Tries to take the fleet-wide lease of loading `key`: `Some(token)` when taken (or when
+    /// Redis cannot say: fail open, load), `None` when another process holds it.
+    fn lease(&self, key: &K, lease: Duration) -> Option<Option<String>>;
+    fn lease_async<'a>(
+        &'a self,
+        key: &'a K,
+        lease: Duration,
+    ) -> BoxFuture<'a, Option<Option<String>>>;
+    /// Releases a lease taken by [`lease`](Tier::lease) (only if still ours).
+    fn release(&self, key: &K, token: &str);
+    fn release_async<'a>(&'a self, key: &'a K, token: &'a str) -> BoxFuture<'a, ()>;
+    /// Waits (bounded by `max`) for another process's load of `key` to appear.
+    fn wait_for(&self, key: &K, max: Duration) -> Option<Entry<V, N>>;
+    fn wait_for_async<'a>(
+        &'a self,
+        key: &'a K,
+        max: Duration,
+    ) -> BoxFuture<'a, Option<Entry<V, N>>>;
     /// Tells other processes that `key` (`None`: every key) changed.
     fn broadcast(&self, key: Option<&K>);
     /// Lets the tier evict this process's L1 copies when other processes invalidate.

@@ -1,0 +1,82 @@
+//! One process of a simulated fleet, for the multi-process tests (`tests/fleet.rs`).
+//!
+//! `fleet_node <prefix> <key> <tasks> <lock:on|off> <load-ms>`: builds a two-level cache on
+//! Redis (127.0.0.1:6379) under `prefix`, waits for the `<prefix>:go` signal, then has `tasks`
+//! tasks miss `key` at once. The loader counts its runs fleet-wide with `INCR <prefix>:runs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_runtime::{Cache, RedisBackend};
+
+const URL: &str = "redis://127.0.0.1:6379/";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, prefix, key, tasks, lock, load_ms] = args.as_slice() else {
+        eprintln!("usage: fleet_node <prefix> <key> <tasks> <lock:on|off> <load-ms>");
+        std::process::exit(2);
+    };
+    let key: u64 = key.parse().expect("a numeric key");
+    let tasks: usize = tasks.parse().expect("a task count");
+    let load_ms: u64 = load_ms.parse().expect("a load time in ms");
+    let backend = Arc::new(RedisBackend::new(URL, Duration::from_millis(500)).expect("URL"));
+    let mut builder = Cache::<u64, u64>::builder()
+        .name("fleet")
+        .ttl(Duration::from_secs(60))
+        .redis(backend, prefix);
+    if lock == "on" {
+        builder = builder.distributed_lock(Duration::from_secs(5));
+    }
+    let cache = builder.build().expect("valid settings");
+    let client = redis::Client::open(URL).expect("URL");
+    let mut con = client.get_connection().expect("Redis is up");
+    let _: i64 = redis::cmd("INCR")
+        .arg(format!("{prefix}:ready"))
+        .query(&mut con)
+        .expect("INCR");
+    // Wait for the start signal, so that every process misses at the same moment.
+    for _ in 0..2_000 {
+        let go: Option<String> = redis::cmd("GET")
+            .arg(format!("{prefix}:go"))
+            .query(&mut con)
+            .expect("GET");
+        if go.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let (cache, client, prefix) = (cache.clone(), client.clone(), prefix.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_insert_with_async(&key, || async move {
+                            let mut con = client
+                                .get_multiplexed_async_connection()
+                                .await
+                                .expect("Redis is up");
+                            let _: i64 = redis::cmd("INCR")
+                                .arg(format!("{prefix}:runs"))
+                                .query_async(&mut con)
+                                .await
+                                .expect("INCR");
+                            tokio::time::sleep(Duration::from_millis(load_ms)).await;
+                            42
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.await.expect("task"), 42);
+        }
+    });
+    println!("ok");
+}
