@@ -750,6 +750,13 @@ where
         self.core.policy
     }
 
+    /// Drops this process's copy of `key` only (not the remote tier's), as an invalidation
+    /// from another process does. For benchmarks and tests.
+    #[doc(hidden)]
+    pub fn evict_local(&self, key: &K) {
+        crate::tier::LocalL1::evict_local(&*self.core, Some(key));
+    }
+
     /// How many loads are in flight now (for tests and diagnostics).
     #[doc(hidden)]
     #[must_use]

@@ -69,6 +69,8 @@ struct Inner {
     /// Caches (by namespace) told of other processes' invalidations.
     handlers: Mutex<Vec<(String, std::sync::Weak<Handler>)>>,
     listening: std::sync::atomic::AtomicBool,
+    /// Blocking connections for sync callers (no hop to the runtime thread), reused.
+    blocking: Mutex<Vec<redis::Connection>>,
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     timeout: Duration,
@@ -152,6 +154,7 @@ impl RedisBackend {
                 ),
                 handlers: Mutex::new(Vec::new()),
                 listening: std::sync::atomic::AtomicBool::new(false),
+                blocking: Mutex::new(Vec::new()),
                 client,
                 conn: tokio::sync::Mutex::new(None),
                 timeout,
@@ -228,29 +231,17 @@ impl RedisBackend {
 
     /// `GET key`: `Ok(None)` for a miss; `Err` for a fault.
     pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Fault> {
-        let cmd = redis::cmd("GET").arg(key).clone();
-        self.run_sync(move |mut c| {
-            let cmd = cmd.clone();
-            async move { cmd.query_async::<Option<Vec<u8>>>(&mut c).await }
-        })
+        self.run_blocking(redis::cmd("GET").arg(key))
     }
 
     /// `SET key value PX ttl` (no expiry without a TTL).
     pub(crate) fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Fault> {
-        let cmd = set_cmd(key, value, ttl);
-        self.run_sync(move |mut c| {
-            let cmd = cmd.clone();
-            async move { cmd.query_async::<()>(&mut c).await }
-        })
+        self.run_blocking(&set_cmd(key, value, ttl))
     }
 
     /// `DEL key`.
     pub(crate) fn delete(&self, key: &str) -> Result<(), Fault> {
-        let cmd = redis::cmd("DEL").arg(key).clone();
-        self.run_sync(move |mut c| {
-            let cmd = cmd.clone();
-            async move { cmd.query_async::<()>(&mut c).await }
-        })
+        self.run_blocking(redis::cmd("DEL").arg(key))
     }
 
     /// Deletes every key matching `pattern` (`SCAN` + `DEL`, in batches; the whole sweep is
@@ -409,6 +400,13 @@ impl RedisBackend {
         Ok(())
     }
 
+    /// Runs `cmd` on a pooled blocking connection, bounded by the timeout (socket timeouts).
+    fn run_blocking<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Fault> {
+        self.admit()?;
+        let r = self.inner.blocking_call(cmd);
+        self.inner.record(r)
+    }
+
     fn run_sync<T, F, Fut>(&self, op: F) -> Result<T, Fault>
     where
         T: Send + 'static,
@@ -513,6 +511,56 @@ fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
 }
 
 impl Inner {
+    fn blocking_call<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Fault> {
+        match self.blocking_try(cmd, true) {
+            // A pooled connection that broke (a restarted server): once more on a fresh one.
+            Err(Fault::Error) => self.blocking_try(cmd, false),
+            other => other,
+        }
+    }
+
+    fn blocking_try<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        pooled: bool,
+    ) -> Result<T, Fault> {
+        let pooled = pooled
+            .then(|| {
+                self.blocking
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop()
+            })
+            .flatten();
+        let mut con = match pooled {
+            Some(c) => c,
+            None => {
+                let c = self
+                    .client
+                    .get_connection_with_timeout(self.timeout)
+                    .map_err(|_| Fault::Connect)?;
+                c.set_read_timeout(Some(self.timeout))
+                    .map_err(|_| Fault::Connect)?;
+                c.set_write_timeout(Some(self.timeout))
+                    .map_err(|_| Fault::Connect)?;
+                c
+            }
+        };
+        match cmd.query::<T>(&mut con) {
+            Ok(v) => {
+                let mut pool = self.blocking.lock().unwrap_or_else(PoisonError::into_inner);
+                if pool.len() < 16 {
+                    pool.push(con);
+                }
+                Ok(v)
+            }
+            // The connection is dropped: it may be broken or mid-reply.
+            Err(e) if e.is_timeout() => Err(Fault::Timeout),
+            Err(e) if e.is_io_error() || e.is_connection_dropped() => Err(Fault::Error),
+            Err(_) => Err(Fault::Reply),
+        }
+    }
+
     /// Listens for invalidations for as long as the backend lives; reconnects after faults.
     async fn listen(self: Arc<Self>) {
         use futures_util::StreamExt;
