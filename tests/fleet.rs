@@ -77,3 +77,41 @@ fn eight_processes_of_64_tasks_load_once_with_the_lease_and_once_each_without() 
     // Without the lease each process deduplicates its own tasks only.
     assert!((1..=8).contains(&without), "{without}");
 }
+
+#[test]
+fn a_write_in_one_process_evicts_another_processes_l1_copy() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::Arc;
+
+    use cache_runtime::{Cache, RedisBackend};
+
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let prefix = format!("cache-rs-test:watch:{}:{nanos}", std::process::id());
+    let backend = Arc::new(RedisBackend::new(URL, Duration::from_millis(500)).unwrap());
+    let cache: Cache<u64, String> = Cache::builder()
+        .name("profiles")
+        .ttl(Duration::from_secs(600))
+        .redis(backend, &prefix)
+        .build()
+        .unwrap();
+    cache.insert(1, "v1".into());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleet_node"))
+        .args(["watch", prefix.as_str()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the watcher");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "loaded v1",
+        "the watcher read v1 from Redis"
+    );
+    // Let its subscription start, then write here: the other process's L1 copy must go.
+    std::thread::sleep(Duration::from_millis(100));
+    cache.insert(1, "v2".into());
+    assert_eq!(lines.next().unwrap().unwrap(), "evicted, now v2");
+    assert!(child.wait().unwrap().success());
+    cache.clear();
+}

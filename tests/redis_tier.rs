@@ -216,6 +216,8 @@ fn start_server(port: u16) -> Option<Server> {
             "",
             "--appendonly",
             "no",
+            "--enable-debug-command",
+            "yes",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -334,4 +336,53 @@ fn writes_and_invalidations_evict_other_processes_l1_through_pub_sub() {
     a.clear();
     eventually("B's L1 to be cleared", || !b.contains_key(&2));
     a.clear();
+}
+
+#[test]
+fn a_slow_server_times_out_and_a_wrong_answer_is_a_miss() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = start_server(port).expect("redis-server must be installed");
+    let url = format!("redis://127.0.0.1:{port}/");
+    let b = backend(&url); // 200 ms per operation
+    let c: Cache<u64, String> = Cache::builder()
+        .name("slow")
+        .redis(Arc::clone(&b), "slow")
+        .build()
+        .unwrap();
+    // A wrong answer: the cache's key holds a list, so GET fails with WRONGTYPE.
+    c.get_or_insert_with(&1, || "one".into());
+    let raw = redis::Client::open(url.as_str()).unwrap();
+    let mut con = raw.get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("slow:slow:*")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg(&keys[0])
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    c.evict_local(&1);
+    assert_eq!(c.get_or_insert_with(&1, || "fresh".into()), "fresh");
+    assert!(b.faults().error >= 1, "{:?}", b.faults());
+
+    // A slow server: DEBUG SLEEP blocks it for 1 s; the call gives up after 200 ms and loads.
+    let sleeper = std::thread::spawn(move || {
+        let _: Result<(), _> = redis::cmd("DEBUG").arg("SLEEP").arg("1").query(&mut con);
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let start = Instant::now();
+    assert_eq!(c.get_or_insert_with(&2, || "two".into()), "two");
+    assert!(
+        start.elapsed() < Duration::from_millis(900),
+        "bounded by the operation timeout: {:?}",
+        start.elapsed()
+    );
+    assert!(b.faults().timeout >= 1, "{:?}", b.faults());
+    sleeper.join().unwrap();
 }

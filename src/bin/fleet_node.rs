@@ -11,8 +11,41 @@ use cache_runtime::{Cache, RedisBackend};
 
 const URL: &str = "redis://127.0.0.1:6379/";
 
+/// `fleet_node watch <prefix>`: reads key 1 of the `profiles` cache (long L1 TTL), prints it,
+/// waits (bounded) until another process's write evicts its L1 copy, then prints the new value.
+fn watch(prefix: &str) {
+    use std::io::Write;
+    let backend = Arc::new(RedisBackend::new(URL, Duration::from_millis(500)).expect("URL"));
+    let cache: Cache<u64, String> = Cache::builder()
+        .name("profiles")
+        .ttl(Duration::from_secs(600))
+        .l1_ttl(Duration::from_secs(600))
+        .redis(backend, prefix)
+        .build()
+        .expect("valid settings");
+    let v = cache.get_or_insert_with(&1, || "loaded-by-watcher".into());
+    println!("loaded {v}");
+    std::io::stdout().flush().expect("stdout");
+    let start = std::time::Instant::now();
+    while cache.contains_key(&1) {
+        if start.elapsed() > Duration::from_secs(10) {
+            println!("not evicted");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let v = cache.get_or_insert_with(&1, || "loaded-by-watcher".into());
+    println!("evicted, now {v}");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, prefix] = args.as_slice()
+        && mode == "watch"
+    {
+        watch(prefix);
+        return;
+    }
     let [_, prefix, key, tasks, lock, load_ms] = args.as_slice() else {
         eprintln!("usage: fleet_node <prefix> <key> <tasks> <lock:on|off> <load-ms>");
         std::process::exit(2);
