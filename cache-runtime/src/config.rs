@@ -48,7 +48,7 @@ pub struct Redis;
 
 impl Redis {
     /// Redis at `url` (`redis://host:port/db`), key prefix `cache`, 50 ms per operation, 5 s in
-    /// each process's L1.
+    /// each process's L1. Several comma-separated URLs name the nodes of a Redis Cluster.
     #[must_use]
     pub fn url(url: impl Into<String>) -> RedisSpec {
         RedisSpec {
@@ -201,11 +201,17 @@ impl Configure {
             let backend = match spec {
                 Spec::Memory => Installed::Memory,
                 Spec::Redis(r) => {
-                    let backend =
-                        RedisBackend::new(&r.url, r.timeout).map_err(|e| ConfigError::Invalid {
-                            name: name.clone(),
-                            why: e.to_string(),
-                        })?;
+                    // Several comma-separated URLs: the nodes of a Redis Cluster.
+                    let urls: Vec<&str> = r.url.split(',').map(str::trim).collect();
+                    let backend = if urls.len() > 1 {
+                        RedisBackend::cluster(&urls, r.timeout)
+                    } else {
+                        RedisBackend::new(&r.url, r.timeout)
+                    };
+                    let backend = backend.map_err(|e| ConfigError::Invalid {
+                        name: name.clone(),
+                        why: e.to_string(),
+                    })?;
                     Installed::Redis {
                         backend: Arc::new(backend),
                         prefix: r.prefix,

@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-
 use crate::clock::Clock;
 
 /// Consecutive faults that open the circuit breaker.
@@ -60,6 +58,109 @@ pub(crate) enum Fault {
 /// Called with the encoded key an invalidation names (`None`: the whole cache).
 pub(crate) type Handler = dyn Fn(Option<&[u8]>) + Send + Sync;
 
+/// Where a backend's Redis is.
+enum Target {
+    Single(redis::Client),
+    Cluster {
+        client: Box<redis::cluster::ClusterClient>,
+        /// The configured nodes, for `SUBSCRIBE` and per-node `SCAN`.
+        nodes: Vec<redis::Client>,
+    },
+}
+
+/// An async connection to either kind of target.
+#[derive(Clone)]
+pub(crate) enum AsyncConn {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for AsyncConn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A blocking connection to either kind of target.
+enum SyncConn {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl redis::ConnectionLike for SyncConn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            Self::Single(c) => c.req_command(cmd),
+            Self::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Self::Single(c) => c.check_connection(),
+            Self::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Self::Single(c) => c.is_open(),
+            Self::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
 /// The channel every backend publishes invalidations on and listens to.
 const CHANNEL: &str = "cache-runtime:invalidations";
 
@@ -70,9 +171,9 @@ struct Inner {
     handlers: Mutex<Vec<(String, std::sync::Weak<Handler>)>>,
     listening: std::sync::atomic::AtomicBool,
     /// Blocking connections for sync callers (no hop to the runtime thread), reused.
-    blocking: Mutex<Vec<redis::Connection>>,
-    client: redis::Client,
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    blocking: Mutex<Vec<SyncConn>>,
+    target: Target,
+    conn: tokio::sync::Mutex<Option<AsyncConn>>,
     timeout: Duration,
     failures: AtomicU32,
     open_until: AtomicU64,
@@ -139,6 +240,40 @@ impl RedisBackend {
     /// A malformed URL, or no thread for the backend's runtime.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, BackendError> {
         let client = redis::Client::open(url).map_err(|e| BackendError::Url(e.to_string()))?;
+        Self::with_target(Target::Single(client), timeout)
+    }
+
+    /// A backend for a Redis Cluster reached through the nodes at `urls` (any of them; the
+    /// client learns the slot map), with a per-operation `timeout`. Invalidations travel by
+    /// `PUBLISH`, which a cluster forwards to every node.
+    ///
+    /// # Errors
+    /// A malformed URL, or no thread for the backend's runtime.
+    pub fn cluster(urls: &[&str], timeout: Duration) -> Result<Self, BackendError> {
+        let nodes = urls
+            .iter()
+            .map(|u| redis::Client::open(*u).map_err(|e| BackendError::Url(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = redis::cluster::ClusterClientBuilder::new(urls.to_vec())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .build()
+            .map_err(|e| BackendError::Url(e.to_string()))?;
+        if nodes.is_empty() {
+            return Err(BackendError::Url(
+                "a cluster needs at least one node".into(),
+            ));
+        }
+        Self::with_target(
+            Target::Cluster {
+                client: Box::new(client),
+                nodes,
+            },
+            timeout,
+        )
+    }
+
+    fn with_target(target: Target, timeout: Duration) -> Result<Self, BackendError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("cache-runtime-redis")
@@ -155,7 +290,7 @@ impl RedisBackend {
                 handlers: Mutex::new(Vec::new()),
                 listening: std::sync::atomic::AtomicBool::new(false),
                 blocking: Mutex::new(Vec::new()),
-                client,
+                target,
                 conn: tokio::sync::Mutex::new(None),
                 timeout,
                 failures: AtomicU32::new(0),
@@ -247,6 +382,39 @@ impl RedisBackend {
     /// Deletes every key matching `pattern` (`SCAN` + `DEL`, in batches; the whole sweep is
     /// bounded by 20 operation timeouts).
     pub(crate) fn delete_matching(&self, pattern: &str) -> Result<(), Fault> {
+        if let Target::Cluster { nodes, .. } = &self.inner.target {
+            // Each node SCANs and deletes its own keys.
+            let mut result = Ok(());
+            for node in nodes {
+                let Ok(mut con) = node.get_connection_with_timeout(self.inner.timeout) else {
+                    result = Err(Fault::Connect);
+                    continue;
+                };
+                let _ = con.set_read_timeout(Some(self.inner.timeout * 20));
+                let mut cursor: u64 = 0;
+                loop {
+                    let Ok((next, keys)) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query::<(u64, Vec<String>)>(&mut con)
+                    else {
+                        result = Err(Fault::Error);
+                        break;
+                    };
+                    for k in &keys {
+                        let _ = redis::cmd("DEL").arg(k).query::<()>(&mut con);
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            return result;
+        }
         let pattern = pattern.to_owned();
         self.run_sync_within(self.inner.timeout * 20, move |mut c| {
             let pattern = pattern.clone();
@@ -410,7 +578,7 @@ impl RedisBackend {
     fn run_sync<T, F, Fut>(&self, op: F) -> Result<T, Fault>
     where
         T: Send + 'static,
-        F: Fn(MultiplexedConnection) -> Fut + Send + Sync + 'static,
+        F: Fn(AsyncConn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = redis::RedisResult<T>> + Send,
     {
         self.run_sync_within(self.inner.timeout, op)
@@ -419,7 +587,7 @@ impl RedisBackend {
     fn run_sync_within<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, Fault>
     where
         T: Send + 'static,
-        F: Fn(MultiplexedConnection) -> Fut + Send + Sync + 'static,
+        F: Fn(AsyncConn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = redis::RedisResult<T>> + Send,
     {
         self.admit()?;
@@ -438,7 +606,7 @@ impl RedisBackend {
     async fn run_async<T, F, Fut>(&self, op: F) -> Result<T, Fault>
     where
         T: Send + 'static,
-        F: Fn(MultiplexedConnection) -> Fut + Send + Sync + 'static,
+        F: Fn(AsyncConn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = redis::RedisResult<T>> + Send,
     {
         self.run_async_within(self.inner.timeout, op).await
@@ -447,7 +615,7 @@ impl RedisBackend {
     async fn run_async_within<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, Fault>
     where
         T: Send + 'static,
-        F: Fn(MultiplexedConnection) -> Fut + Send + Sync + 'static,
+        F: Fn(AsyncConn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = redis::RedisResult<T>> + Send,
     {
         self.admit()?;
@@ -485,7 +653,7 @@ fn release_cmd(key: &str, token: &str) -> redis::Cmd {
 }
 
 async fn poll_op(
-    mut c: MultiplexedConnection,
+    mut c: AsyncConn,
     key: String,
     max: Duration,
     every: Duration,
@@ -534,17 +702,21 @@ impl Inner {
             .flatten();
         let mut con = match pooled {
             Some(c) => c,
-            None => {
-                let c = self
-                    .client
-                    .get_connection_with_timeout(self.timeout)
-                    .map_err(|_| Fault::Connect)?;
-                c.set_read_timeout(Some(self.timeout))
-                    .map_err(|_| Fault::Connect)?;
-                c.set_write_timeout(Some(self.timeout))
-                    .map_err(|_| Fault::Connect)?;
-                c
-            }
+            None => match &self.target {
+                Target::Single(client) => {
+                    let c = client
+                        .get_connection_with_timeout(self.timeout)
+                        .map_err(|_| Fault::Connect)?;
+                    c.set_read_timeout(Some(self.timeout))
+                        .map_err(|_| Fault::Connect)?;
+                    c.set_write_timeout(Some(self.timeout))
+                        .map_err(|_| Fault::Connect)?;
+                    SyncConn::Single(c)
+                }
+                Target::Cluster { client, .. } => SyncConn::Cluster(Box::new(
+                    client.get_connection().map_err(|_| Fault::Connect)?,
+                )),
+            },
         };
         match cmd.query::<T>(&mut con) {
             Ok(v) => {
@@ -565,7 +737,11 @@ impl Inner {
     async fn listen(self: Arc<Self>) {
         use futures_util::StreamExt;
         loop {
-            if let Ok(mut pubsub) = self.client.get_async_pubsub().await
+            let subscriber = match &self.target {
+                Target::Single(c) => c,
+                Target::Cluster { nodes, .. } => &nodes[0],
+            };
+            if let Ok(mut pubsub) = subscriber.get_async_pubsub().await
                 && pubsub.subscribe(CHANNEL).await.is_ok()
             {
                 let mut messages = pubsub.into_on_message();
@@ -614,7 +790,7 @@ impl Inner {
     /// Runs `op` on a (re)connected connection, within the timeout. Runs on the backend runtime.
     async fn call<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, Fault>
     where
-        F: Fn(MultiplexedConnection) -> Fut,
+        F: Fn(AsyncConn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let work = async {
@@ -638,7 +814,7 @@ impl Inner {
     /// One try of `op` on the current connection (made if there is none).
     async fn attempt<T, F, Fut>(&self, op: &F) -> Result<T, Fault>
     where
-        F: Fn(MultiplexedConnection) -> Fut,
+        F: Fn(AsyncConn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         {
@@ -647,11 +823,20 @@ impl Inner {
                 if let Some(c) = slot.as_ref() {
                     c.clone()
                 } else {
-                    let c = self
-                        .client
-                        .get_multiplexed_async_connection()
-                        .await
-                        .map_err(|_| Fault::Connect)?;
+                    let c = match &self.target {
+                        Target::Single(client) => AsyncConn::Single(
+                            client
+                                .get_multiplexed_async_connection()
+                                .await
+                                .map_err(|_| Fault::Connect)?,
+                        ),
+                        Target::Cluster { client, .. } => AsyncConn::Cluster(
+                            client
+                                .get_async_connection()
+                                .await
+                                .map_err(|_| Fault::Connect)?,
+                        ),
+                    };
                     *slot = Some(c.clone());
                     c
                 }
