@@ -14,7 +14,6 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let vis = &func.vis;
     let defaultness = &func.defaultness;
     let sig = &func.sig;
-    let block = &func.block;
     let is_async = sig.asyncness.is_some();
 
     // Generated names cannot clash with the user's: they live at `mixed_site` hygiene.
@@ -51,17 +50,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
         format_ident!("{}", loader)
     };
 
-    let s = &m.settings;
-    let (name, capacity, unbounded, policy, ttl, negative_ttl, jitter) = (
-        &s.name,
-        &s.capacity,
-        s.unbounded,
-        &s.policy,
-        &s.ttl,
-        &s.negative_ttl,
-        &s.jitter,
-    );
-    let const_checks = &s.const_checks;
+    let const_checks = &m.settings.const_checks;
 
     if let KeyPlan::Inferred { expr } = &m.key {
         return expand_inferred(m, expr, &neg_ty, &hit, &loader);
@@ -129,28 +118,19 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let lookup_call = quote_spanned!(kspan=> #krate::__private::lookup(#cache, #lookup_ref));
     let load_call = quote_spanned!(kspan=> #krate::__private::#loader(#cache, #load_ref, #load));
 
-    let body = if is_async {
-        quote! {
-            #[allow(unused_mut)]
-            let mut #load = move || async move {
-                let #result: #ret_ty = async move #block.await;
-                #result
-            };
-            if #bypass {
-                return #load().await;
-            }
-            #load_call.await
-        }
+    let settings = settings(m, &backend_setting);
+    let (loader_def, call_load) = body_closure(m, &load, &result);
+    let load_call = if is_async {
+        quote!(#load_call.await)
     } else {
-        quote! {
-            // `mut`: a body that mutates a `mut` argument makes the closure `FnMut`.
-            #[allow(unused_mut)]
-            let mut #load = move || -> #ret_ty #block;
-            if #bypass {
-                return #load();
-            }
-            #load_call
+        load_call
+    };
+    let body = quote! {
+        #loader_def
+        if #bypass {
+            return #call_load;
         }
+        #load_call
     };
 
     quote! {
@@ -162,16 +142,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
             #backend_check
             #(#const_checks)*
             static #cache_static: #krate::__private::FnCache<#key_ty, #value_ty, #neg_ty> =
-                #krate::__private::FnCache::new(#krate::__private::Settings {
-                    name: #name,
-                    capacity: #capacity,
-                    unbounded: #unbounded,
-                    policy: #policy,
-                    ttl: #ttl,
-                    negative_ttl: #negative_ttl,
-                    jitter: #jitter,
-                    backend: #backend_setting,
-                }, #build_fn);
+                #krate::__private::FnCache::new(#settings, #build_fn);
             let #cache = #get_cache;
             let #bypass = #krate::__private::bypassed();
             #key_before
@@ -197,12 +168,7 @@ fn expand_inferred(
 ) -> TokenStream {
     let krate = &m.krate;
     let func = &m.func;
-    let attrs = &func.attrs;
-    let vis = &func.vis;
-    let defaultness = &func.defaultness;
-    let sig = &func.sig;
-    let block = &func.block;
-    let is_async = sig.asyncness.is_some();
+    let (attrs, vis, defaultness, sig) = (&func.attrs, &func.vis, &func.defaultness, &func.sig);
     let span = Span::mixed_site();
     let cache_static = format_ident!("__CACHE", span = span);
     let cache = format_ident!("__cache", span = span);
@@ -212,45 +178,19 @@ fn expand_inferred(
     let result = format_ident!("__cache_result", span = span);
     let value_ty = &m.value_ty;
     let ret_ty = &m.ret_ty;
-    let s = &m.settings;
-    let (name, capacity, unbounded, policy, ttl, negative_ttl, jitter) = (
-        &s.name,
-        &s.capacity,
-        s.unbounded,
-        &s.policy,
-        &s.ttl,
-        &s.negative_ttl,
-        &s.jitter,
-    );
-    let const_checks = &s.const_checks;
+    let const_checks = &m.settings.const_checks;
+    let settings = settings(m, &quote!(#krate::__private::None));
     let assert_value = quote_spanned!(ret_ty.span()=>
         const _: () = #krate::__private::assert_value::<#value_ty>();
     );
-    let espan = expr.span();
-    let get = quote_spanned!(espan=>
+    let get = quote_spanned!(expr.span()=>
         #cache_static.get::<_, #value_ty, #neg_ty>(&#key)
     );
-    let (loader_def, call_load, call_cached) = if is_async {
-        (
-            quote! {
-                #[allow(unused_mut)]
-                let mut #load = move || async move {
-                    let #result: #ret_ty = async move #block.await;
-                    #result
-                };
-            },
-            quote!(#load().await),
-            quote!(#krate::__private::#loader(#cache, &#key, #load).await),
-        )
+    let (loader_def, call_load) = body_closure(m, &load, &result);
+    let call_cached = if sig.asyncness.is_some() {
+        quote!(#krate::__private::#loader(#cache, &#key, #load).await)
     } else {
-        (
-            quote! {
-                #[allow(unused_mut)]
-                let mut #load = move || -> #ret_ty #block;
-            },
-            quote!(#load()),
-            quote!(#krate::__private::#loader(#cache, &#key, #load)),
-        )
+        quote!(#krate::__private::#loader(#cache, &#key, #load))
     };
     quote! {
         #(#attrs)*
@@ -258,16 +198,7 @@ fn expand_inferred(
             #assert_value
             #(#const_checks)*
             static #cache_static: #krate::__private::ErasedFnCache =
-                #krate::__private::ErasedFnCache::new(#krate::__private::Settings {
-                    name: #name,
-                    capacity: #capacity,
-                    unbounded: #unbounded,
-                    policy: #policy,
-                    ttl: #ttl,
-                    negative_ttl: #negative_ttl,
-                    jitter: #jitter,
-                    backend: #krate::__private::None,
-                });
+                #krate::__private::ErasedFnCache::new(#settings);
             let #key = #expr;
             #loader_def
             match #get {
@@ -280,5 +211,60 @@ fn expand_inferred(
                 _ => #call_load,
             }
         }
+    }
+}
+
+/// The `Settings` literal of the function's cache.
+fn settings(m: &Model, backend: &TokenStream) -> TokenStream {
+    let krate = &m.krate;
+    let s = &m.settings;
+    let (name, capacity, unbounded, policy, ttl, negative_ttl, jitter) = (
+        &s.name,
+        &s.capacity,
+        s.unbounded,
+        &s.policy,
+        &s.ttl,
+        &s.negative_ttl,
+        &s.jitter,
+    );
+    quote! {
+        #krate::__private::Settings {
+            name: #name,
+            capacity: #capacity,
+            unbounded: #unbounded,
+            policy: #policy,
+            ttl: #ttl,
+            negative_ttl: #negative_ttl,
+            jitter: #jitter,
+            backend: #backend,
+        }
+    }
+}
+
+/// The loader: the user's body, moved verbatim into a closure (an async block for `async fn`),
+/// and the call that runs it uncached.
+fn body_closure(m: &Model, load: &syn::Ident, result: &syn::Ident) -> (TokenStream, TokenStream) {
+    let block = &m.func.block;
+    let ret_ty = &m.ret_ty;
+    if m.func.sig.asyncness.is_some() {
+        (
+            quote! {
+                #[allow(unused_mut)]
+                let mut #load = move || async move {
+                    let #result: #ret_ty = async move #block.await;
+                    #result
+                };
+            },
+            quote!(#load().await),
+        )
+    } else {
+        (
+            quote! {
+                // `mut`: a body that mutates a `mut` argument makes the closure `FnMut`.
+                #[allow(unused_mut)]
+                let mut #load = move || -> #ret_ty #block;
+            },
+            quote!(#load()),
+        )
     }
 }

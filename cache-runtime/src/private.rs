@@ -196,17 +196,9 @@ where
     K: CacheKey + serde::Serialize + serde::de::DeserializeOwned,
     V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
 {
-    let mut b = builder::<K, V, Infallible>(s);
-    match crate::config::lookup(s.backend.unwrap_or("default"), s.name) {
-        Ok(crate::config::Installed::Memory) => {}
-        Ok(crate::config::Installed::Redis {
-            backend,
-            prefix,
-            l1_ttl,
-        }) => b = b.redis(Arc::clone(backend), prefix).l1_ttl(*l1_ttl),
-        #[allow(clippy::panic)]
-        Err(message) => panic!("{message}"),
-    }
+    let b = with_backend(builder::<K, V, Infallible>(s), s, |b, backend, prefix| {
+        b.redis(backend, prefix)
+    });
     finish_build(b, s)
 }
 
@@ -222,22 +214,36 @@ where
     V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
     N: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
 {
-    let mut b = builder::<K, V, N>(s);
+    let b = with_backend(builder::<K, V, N>(s), s, |b, backend, prefix| {
+        b.redis_with_negatives(backend, prefix)
+    });
+    finish_build(b, s)
+}
+
+/// Adds the function's configured backend to `b` (`add_redis` attaches a Redis tier).
+///
+/// # Panics
+/// When the backend was never configured (see [`build_remote`]).
+#[cfg(feature = "redis")]
+fn with_backend<K, V, N>(
+    b: crate::CacheBuilder<K, V, N>,
+    s: &Settings,
+    add_redis: impl FnOnce(
+        crate::CacheBuilder<K, V, N>,
+        Arc<crate::RedisBackend>,
+        &str,
+    ) -> crate::CacheBuilder<K, V, N>,
+) -> crate::CacheBuilder<K, V, N> {
     match crate::config::lookup(s.backend.unwrap_or("default"), s.name) {
-        Ok(crate::config::Installed::Memory) => {}
+        Ok(crate::config::Installed::Memory) => b,
         Ok(crate::config::Installed::Redis {
             backend,
             prefix,
             l1_ttl,
-        }) => {
-            b = b
-                .redis_with_negatives(Arc::clone(backend), prefix)
-                .l1_ttl(*l1_ttl)
-        }
+        }) => add_redis(b, Arc::clone(backend), prefix).l1_ttl(*l1_ttl),
         #[allow(clippy::panic)]
         Err(message) => panic!("{message}"),
     }
-    finish_build(b, s)
 }
 
 /// Not implemented: `backend = ...` without the `redis` feature.
