@@ -31,7 +31,10 @@
 //! - [`Clock`] and TTL: deadlines, jitter, a coarse clock and a manual test clock;
 //! - single-flight: one load per key, sync and async, safe against panics and cancellation;
 //! - [`Cache`]: all of the above, with [`CacheStats`];
-//! - [`registry`]: every cache by name.
+//! - [`registry`]: every cache by name;
+//! - with the `redis` feature: [`codec`] (serde payloads, bincode by default), `RedisBackend`
+//!   (a fail-open Redis or Redis Cluster tier) and `config` (named backends for
+//!   `#[cached(backend = "...")]`).
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
