@@ -386,3 +386,64 @@ fn a_slow_server_times_out_and_a_wrong_answer_is_a_miss() {
     assert!(b.faults().timeout >= 1, "{:?}", b.faults());
     sleeper.join().unwrap();
 }
+
+#[test]
+fn an_invalidation_during_a_load_keeps_the_older_value_out_of_redis() {
+    let p = prefix("late-fill");
+    let clock = ManualClock::new();
+    let a: Cache<u64, String> = node(&p, &clock);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let loader = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            a.get_or_insert_with(&1, || {
+                started_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                "read before the write".to_string()
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    a.remove(&1); // the data changed while the load ran
+    go_tx.send(()).unwrap();
+    assert_eq!(loader.join().unwrap(), "read before the write");
+    // Neither this process nor another one gets the older value from the cache.
+    let b: Cache<u64, String> = node(&p, &clock);
+    assert_eq!(b.get_or_insert_with(&1, || "fresh".into()), "fresh");
+    a.clear();
+}
+
+#[test]
+fn a_lease_is_released_when_the_load_is_not_cached() {
+    let p = prefix("lease-release");
+    let c: Cache<u64, u64> = Cache::builder()
+        .name("leased")
+        .redis(backend(URL), &p)
+        .distributed_lock(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    assert_eq!(
+        c.get_or_try_insert_with(&1, || Err::<u64, _>("down")),
+        Err("down")
+    );
+    let client = redis::Client::open(URL).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let leases: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{p}:*:lease"))
+        .query(&mut con)
+        .unwrap();
+    assert!(leases.is_empty(), "a lease outlived its load: {leases:?}");
+    // And a panicking loader releases it too.
+    let c2 = c.clone();
+    assert!(
+        std::thread::spawn(move || c2.get_or_insert_with(&2, || panic!("boom")))
+            .join()
+            .is_err()
+    );
+    let leases: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{p}:*:lease"))
+        .query(&mut con)
+        .unwrap();
+    assert!(leases.is_empty(), "a lease outlived a panic: {leases:?}");
+}

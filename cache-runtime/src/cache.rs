@@ -105,14 +105,28 @@ struct Core<K, V, N> {
     lease: Option<Duration>,
 }
 
-/// A leader's outcome, and the write for the remote tier that follows it.
-type Finished<K, V, N, E> = (Loaded<V, N, E>, Option<RemoteWrite<K, V, N>>);
-
-/// A write to the remote tier, done after the single-flight lock is released.
-struct RemoteWrite<K, V, N> {
+/// A fleet-wide lease held while this process loads; released by `release_async` or, failing
+/// that (a panic, a cancelled future, a sync caller), when dropped.
+struct LeaseGuard<'a, K, V, N> {
+    tier: &'a dyn Tier<K, V, N>,
     key: K,
-    entry: Entry<V, N>,
-    ttl: Option<Duration>,
+    token: Option<String>,
+}
+
+impl<K, V, N> LeaseGuard<'_, K, V, N> {
+    async fn release_async(&mut self) {
+        if let Some(token) = self.token.take() {
+            self.tier.release_async(&self.key, &token).await;
+        }
+    }
+}
+
+impl<K, V, N> Drop for LeaseGuard<'_, K, V, N> {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            self.tier.release(&self.key, &token);
+        }
+    }
 }
 
 /// A bounded, thread-safe memoization cache from `K` to `V`, with optional cached negative
@@ -520,18 +534,28 @@ where
                             }
                         }
                     }
+                    // Released when this scope ends, also by a panicking loader.
+                    let _lease = self.lease_guard(held);
                     self.core.meter.stats.incr(Counter::Load);
-                    let out = load();
-                    let (out, remote) = self.finish(leader, key, out);
-                    if let Some(tier) = &self.core.tier {
-                        if let Some(w) = remote {
-                            tier.put(&w.key, &w.entry, w.ttl);
+                    let (entry, now, deadline) = match self.cacheable(load()) {
+                        Ok(c) => c,
+                        Err(uncached) => {
+                            drop(leader);
+                            return uncached;
                         }
-                        if let Some((owned, token)) = held {
-                            tier.release(&owned, &token);
-                        }
+                    };
+                    // The remote write comes first: an invalidation during the load then finds
+                    // the key in flight and undoes it below, instead of being overtaken by it.
+                    let remote = self.core.tier.as_ref().map(|t| (t, key.to_owned()));
+                    if let Some((tier, k)) = &remote {
+                        tier.put(k, &entry, remaining(now, deadline));
                     }
-                    return out;
+                    if !self.complete_local(leader, key, &entry, now, deadline)
+                        && let Some((tier, k)) = &remote
+                    {
+                        tier.delete(k);
+                    }
+                    return entry.into();
                 }
                 Join::Waiter(flight, stale) => match flight.wait() {
                     Waited::Value(e) if !stale => {
@@ -600,19 +624,33 @@ where
                             }
                         }
                     }
+                    // Released when this future ends or is dropped.
+                    let mut lease = self.lease_guard(held);
                     self.core.meter.stats.incr(Counter::Load);
                     // If this future is dropped here, `leader` drops and abandons the flight.
-                    let out = load().await;
-                    let (out, remote) = self.finish(leader, key, out);
-                    if let Some(tier) = &self.core.tier {
-                        if let Some(w) = remote {
-                            tier.put_async(&w.key, &w.entry, w.ttl).await;
+                    let (entry, now, deadline) = match self.cacheable(load().await) {
+                        Ok(c) => c,
+                        Err(uncached) => {
+                            drop(leader);
+                            if let Some(l) = lease.as_mut() {
+                                l.release_async().await;
+                            }
+                            return uncached;
                         }
-                        if let Some((owned, token)) = held {
-                            tier.release_async(&owned, &token).await;
-                        }
+                    };
+                    let remote = self.core.tier.as_ref().map(|t| (t, key.to_owned()));
+                    if let Some((tier, k)) = &remote {
+                        tier.put_async(k, &entry, remaining(now, deadline)).await;
                     }
-                    return out;
+                    if !self.complete_local(leader, key, &entry, now, deadline)
+                        && let Some((tier, k)) = &remote
+                    {
+                        tier.delete_async(k).await;
+                    }
+                    if let Some(l) = lease.as_mut() {
+                        l.release_async().await;
+                    }
+                    return entry.into();
                 }
                 Join::Waiter(flight, stale) => match Flight::wait_async(flight).await {
                     Waited::Value(e) if !stale => {
@@ -625,18 +663,13 @@ where
         }
     }
 
-    /// Stores and shares a leader's outcome as the settings say; returns the write for the
-    /// remote tier, if there is one, to be done by the caller (sync or async).
-    fn finish<Q, E>(
+    /// What a leader's outcome becomes: `Ok` with the entry to cache and its deadline, or
+    /// `Err` with the outcome to return uncached (the waiters then retry, one at a time).
+    #[allow(clippy::type_complexity)]
+    fn cacheable<E>(
         &self,
-        leader: Leader<'_, K, Entry<V, N>>,
-        key: &Q,
         out: Loaded<V, N, E>,
-    ) -> Finished<K, V, N, E>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    {
+    ) -> Result<(Entry<V, N>, u64, u64), Loaded<V, N, E>> {
         let (entry, negative) = match out {
             Loaded::Value(v) => (Entry::Value(v), false),
             Loaded::Negative(n) if self.core.expiry.has_negative_ttl() => {
@@ -644,16 +677,31 @@ where
                 (Entry::Negative(n), true)
             }
             other => {
-                // Not cached: the waiters retry, one leader at a time.
                 self.core.meter.stats.incr(Counter::LoadError);
-                drop(leader);
-                return (other, None);
+                return Err(other);
             }
         };
         let now = self.core.meter.clock.now_nanos();
         let deadline = self.core.expiry.deadline(|| now, negative);
+        Ok((entry, now, deadline))
+    }
+
+    /// Stores `entry` in this process's store and shares it with the waiters; `false` when an
+    /// invalidation arrived during the load (then nothing was stored).
+    fn complete_local<Q>(
+        &self,
+        leader: Leader<'_, K, Entry<V, N>>,
+        key: &Q,
+        entry: &Entry<V, N>,
+        now: u64,
+        deadline: u64,
+    ) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         // What the store lets go of is dropped here, after the single-flight lock is released.
-        let stored = leader.complete(&entry, || {
+        let stored = leader.complete(entry, || {
             self.core.insert(
                 key.to_owned(),
                 Stored {
@@ -662,13 +710,18 @@ where
                 },
             )
         });
-        let remote = (stored.is_some() && self.core.tier.is_some()).then(|| RemoteWrite {
-            key: key.to_owned(),
-            entry: entry.clone(),
-            ttl: remaining(now, deadline),
-        });
-        drop(stored);
-        (entry.into(), remote)
+        stored.is_some()
+    }
+
+    /// Holds a fleet-wide lease until released or dropped.
+    fn lease_guard(&self, held: Option<(K, String)>) -> Option<LeaseGuard<'_, K, V, N>> {
+        let (key, token) = held?;
+        let tier = self.core.tier.as_deref()?;
+        Some(LeaseGuard {
+            tier,
+            key,
+            token: Some(token),
+        })
     }
 
     /// The L1 deadline of an entry whose own deadline is `deadline`: sooner with a remote tier.
@@ -1180,7 +1233,9 @@ impl<K, V, N> CacheBuilder<K, V, N> {
             Arc::new(crate::remote::RedisTier::<
                 crate::codec::Bincode,
                 crate::remote::WithNegatives,
-            >::new(backend, &prefix, name)) as Arc<dyn Tier<K, V, N>>
+            >::new(
+                backend, &prefix, name, std::any::type_name::<(K, V, N)>()
+            )) as Arc<dyn Tier<K, V, N>>
         }));
         self
     }
@@ -1232,7 +1287,9 @@ impl<K, V> CacheBuilder<K, V, Infallible> {
             Arc::new(crate::remote::RedisTier::<
                 crate::codec::Bincode,
                 crate::remote::NoNegatives,
-            >::new(backend, &prefix, name)) as Arc<dyn Tier<K, V, Infallible>>
+            >::new(
+                backend, &prefix, name, std::any::type_name::<(K, V)>()
+            )) as Arc<dyn Tier<K, V, Infallible>>
         }));
         self
     }

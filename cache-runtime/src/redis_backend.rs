@@ -257,6 +257,8 @@ impl RedisBackend {
         let client = redis::cluster::ClusterClientBuilder::new(urls.to_vec())
             .connection_timeout(timeout)
             .response_timeout(timeout)
+            // No retry loops (redis-rs sleeps between them): a call stays within its timeout.
+            .retries(0)
             .build()
             .map_err(|e| BackendError::Url(e.to_string()))?;
         if nodes.is_empty() {
@@ -390,7 +392,7 @@ impl RedisBackend {
                     result = Err(Fault::Connect);
                     continue;
                 };
-                let _ = con.set_read_timeout(Some(self.inner.timeout * 20));
+                let _ = con.set_read_timeout(Some(self.inner.timeout.saturating_mul(20)));
                 let mut cursor: u64 = 0;
                 loop {
                     let Ok((next, keys)) = redis::cmd("SCAN")
@@ -416,7 +418,7 @@ impl RedisBackend {
             return result;
         }
         let pattern = pattern.to_owned();
-        self.run_sync_within(self.inner.timeout * 20, move |mut c| {
+        self.run_sync_within(self.inner.timeout.saturating_mul(20), move |mut c| {
             let pattern = pattern.clone();
             async move {
                 let mut cursor: u64 = 0;
@@ -499,12 +501,13 @@ impl RedisBackend {
     pub(crate) fn poll_get(
         &self,
         key: &str,
+        lease: &str,
         max: Duration,
         every: Duration,
     ) -> Result<Option<Vec<u8>>, Fault> {
-        let key = key.to_owned();
-        self.run_sync_within(max + self.inner.timeout, move |c| {
-            poll_op(c, key.clone(), max, every)
+        let (key, lease) = (key.to_owned(), lease.to_owned());
+        self.run_sync_within(max.saturating_add(self.inner.timeout), move |c| {
+            poll_op(c, key.clone(), lease.clone(), max, every)
         })
     }
 
@@ -512,12 +515,13 @@ impl RedisBackend {
     pub(crate) async fn poll_get_async(
         &self,
         key: &str,
+        lease: &str,
         max: Duration,
         every: Duration,
     ) -> Result<Option<Vec<u8>>, Fault> {
-        let key = key.to_owned();
-        self.run_async_within(max + self.inner.timeout, move |c| {
-            poll_op(c, key.clone(), max, every)
+        let (key, lease) = (key.to_owned(), lease.to_owned());
+        self.run_async_within(max.saturating_add(self.inner.timeout), move |c| {
+            poll_op(c, key.clone(), lease.clone(), max, every)
         })
         .await
     }
@@ -598,7 +602,7 @@ impl RedisBackend {
         });
         // The task answers within the timeout; the margin covers scheduling only.
         let r = rx
-            .recv_timeout(timeout + Duration::from_millis(100))
+            .recv_timeout(timeout.saturating_add(Duration::from_millis(100)))
             .unwrap_or(Err(Fault::Timeout));
         self.inner.record(r)
     }
@@ -652,9 +656,12 @@ fn release_cmd(key: &str, token: &str) -> redis::Cmd {
         .clone()
 }
 
+/// Polls `key` until it has a value, `lease` is gone (its holder finished without writing, or
+/// gave up), or `max` passes.
 async fn poll_op(
     mut c: AsyncConn,
     key: String,
+    lease: String,
     max: Duration,
     every: Duration,
 ) -> redis::RedisResult<Option<Vec<u8>>> {
@@ -663,6 +670,11 @@ async fn poll_op(
         let v: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut c).await?;
         if v.is_some() || start.elapsed() >= max {
             return Ok(v);
+        }
+        let held: bool = redis::cmd("EXISTS").arg(&lease).query_async(&mut c).await?;
+        if !held {
+            // One last look: the holder may have written just before releasing.
+            return redis::cmd("GET").arg(&key).query_async(&mut c).await;
         }
         tokio::time::sleep(every).await;
     }

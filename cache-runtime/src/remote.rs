@@ -19,6 +19,18 @@ use crate::codec::{Codec, CodecError, Decoded, decode_payload, encode_key, encod
 use crate::redis_backend::RedisBackend;
 use crate::tier::{BoxFuture, LocalL1, Tier};
 
+/// Escapes the glob characters of a `SCAN MATCH` pattern.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// How often a process waiting on another's lease looks for the value.
 const POLL_EVERY: Duration = Duration::from_millis(10);
 
@@ -103,10 +115,18 @@ where
 }
 
 impl<C: Codec, M> RedisTier<C, M> {
-    pub(crate) fn new(backend: Arc<RedisBackend>, prefix: &str, cache_name: &str) -> Self {
+    /// `type_tag` tells apart caches of one name but different key or value types (two
+    /// unnamed caches numbered alike in two processes, two versions of a function).
+    pub(crate) fn new(
+        backend: Arc<RedisBackend>,
+        prefix: &str,
+        cache_name: &str,
+        type_tag: &str,
+    ) -> Self {
+        let tag = foldhash::quality::FixedState::with_seed(0x7A9).hash_one(type_tag);
         Self {
             backend,
-            namespace: format!("{prefix}:{cache_name}:"),
+            namespace: format!("{prefix}:{cache_name}:{:08x}:", tag & 0xFFFF_FFFF),
             handler: std::sync::OnceLock::new(),
             _codec: PhantomData,
         }
@@ -184,7 +204,10 @@ where
 
     fn wait_for(&self, key: &K, max: Duration) -> Option<Entry<V, N>> {
         let (encoded, rk) = self.keys(key).ok()?;
-        let bytes = self.backend.poll_get(&rk, max, POLL_EVERY).ok()??;
+        let bytes = self
+            .backend
+            .poll_get(&rk, &format!("{rk}:lease"), max, POLL_EVERY)
+            .ok()??;
         M::decode(&encoded, &bytes).ok()
     }
 
@@ -197,7 +220,7 @@ where
             let (encoded, rk) = self.keys(key).ok()?;
             let bytes = self
                 .backend
-                .poll_get_async(&rk, max, POLL_EVERY)
+                .poll_get_async(&rk, &format!("{rk}:lease"), max, POLL_EVERY)
                 .await
                 .ok()??;
             M::decode(&encoded, &bytes).ok()
@@ -263,10 +286,18 @@ where
         }
     }
 
+    fn delete_async<'a>(&'a self, key: &'a K) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Ok((_, rk)) = self.keys(key) {
+                let _ = self.backend.delete_async(&rk).await;
+            }
+        })
+    }
+
     fn clear(&self) {
         let _ = self
             .backend
-            .delete_matching(&format!("{}*", self.namespace));
+            .delete_matching(&format!("{}*", glob_escape(&self.namespace)));
     }
 
     fn get_async<'a>(&'a self, key: &'a K) -> BoxFuture<'a, Option<Entry<V, N>>> {

@@ -20,6 +20,7 @@ pub(crate) trait Tier<K, V, N>: Send + Sync {
     fn get(&self, key: &K) -> Option<Entry<V, N>>;
     fn put(&self, key: &K, entry: &Entry<V, N>, ttl: Option<Duration>);
     fn delete(&self, key: &K);
+    fn delete_async<'a>(&'a self, key: &'a K) -> BoxFuture<'a, ()>;
     /// Removes every entry of this cache from the tier.
     fn clear(&self);
     /// Tries to take the fleet-wide lease of loading `key`: `Some(token)` when taken (or when
