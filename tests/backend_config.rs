@@ -32,6 +32,15 @@ fn shared_lookup(x: u64) -> Result<String, Missing> {
     }
 }
 
+#[cached(
+    backend = "shared",
+    distributed_lock = "2s",
+    name = "config-test.leased"
+)]
+async fn leased(x: u64) -> u64 {
+    x + 1
+}
+
 #[cached(backend = "local")]
 fn local_double(x: u64) -> u64 {
     x * 2
@@ -103,6 +112,20 @@ fn configure_install_and_use_named_backends() {
     assert_eq!(shared_lookup(0), Err(Missing(0)));
     assert_eq!(shared_lookup(3), Ok("3".into()));
     assert_eq!(local_double(4), 8);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(leased(1)), 2);
+    let leases: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:config-test.leased:*"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        leases.len(),
+        1,
+        "the value, and the lease released: {leases:?}"
+    );
 
     // A backend that was never configured: a loud error at the first call, with the names.
     let panic = std::panic::catch_unwind(|| misconfigured(1)).unwrap_err();

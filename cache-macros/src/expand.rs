@@ -217,6 +217,10 @@ fn expand_inferred(
 /// The `Settings` literal of the function's cache.
 fn settings(m: &Model, backend: &TokenStream) -> TokenStream {
     let krate = &m.krate;
+    let lease = match &m.lease {
+        Some(d) => quote!(#krate::__private::Some(#d)),
+        None => quote!(#krate::__private::None),
+    };
     let s = &m.settings;
     let (name, capacity, unbounded, policy, ttl, negative_ttl, jitter) = (
         &s.name,
@@ -237,6 +241,7 @@ fn settings(m: &Model, backend: &TokenStream) -> TokenStream {
             negative_ttl: #negative_ttl,
             jitter: #jitter,
             backend: #backend,
+            lease: #lease,
         }
     }
 }

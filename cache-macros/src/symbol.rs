@@ -12,6 +12,7 @@ pub(crate) const NAME: &str = "name";
 pub(crate) const CRATE: &str = "crate";
 pub(crate) const RETURNS: &str = "returns";
 pub(crate) const BACKEND: &str = "backend";
+pub(crate) const DISTRIBUTED_LOCK: &str = "distributed_lock";
 
 /// Every argument `#[cached]` accepts, in the order the docs list them.
 pub(crate) const ALL: &[&str] = &[
@@ -27,6 +28,7 @@ pub(crate) const ALL: &[&str] = &[
     CRATE,
     RETURNS,
     BACKEND,
+    DISTRIBUTED_LOCK,
 ];
 
 /// Policy names, as `cache_runtime::Policy` parses them.

@@ -54,6 +54,8 @@ pub(crate) struct Model {
     pub(crate) settings: Settings,
     /// `backend = "name"`: a configured remote tier.
     pub(crate) backend: Option<syn::LitStr>,
+    /// `distributed_lock = "5s"`: the fleet-wide lease, as a `Duration` expression.
+    pub(crate) lease: Option<TokenStream>,
 }
 
 /// The attribute's settings, as expressions of the runtime's types.
@@ -140,6 +142,23 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &Args, func: Func) -> Option<Model> 
             }
             None => None,
         });
+    let lease = given.seen.get(symbol::DISTRIBUTED_LOCK).and_then(|a| {
+        if backend.is_none() {
+            cx.error_spanned_by(
+                &a.name,
+                "`distributed_lock` is a lease in a shared backend: add `backend = \"...\"`",
+            );
+            return None;
+        }
+        match duration(cx, a, "distributed_lock")? {
+            Dur::Lit(nanos, span) => {
+                let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+                let sub = u32::try_from(nanos % 1_000_000_000).unwrap_or(0);
+                Some(quote_spanned!(span=> #krate::__private::Duration::new(#secs, #sub)))
+            }
+            Dur::Expr(e) => Some(e.to_token_stream()),
+        }
+    });
     if backend.is_some()
         && let Some(KeyPlan::Inferred { expr }) = &key
     {
@@ -164,6 +183,7 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &Args, func: Func) -> Option<Model> 
         ret_ty,
         settings,
         backend,
+        lease,
     })
 }
 

@@ -83,6 +83,8 @@ pub struct Settings {
     pub jitter: Option<Jitter>,
     /// The configured backend to use (`None`: this process's memory).
     pub backend: Option<&'static str>,
+    /// The fleet-wide lease of `distributed_lock`.
+    pub lease: Option<Duration>,
 }
 
 /// A memoized function's cache: built from its [`Settings`] on first use.
@@ -240,7 +242,13 @@ fn with_backend<K, V, N>(
             backend,
             prefix,
             l1_ttl,
-        }) => add_redis(b, Arc::clone(backend), prefix).l1_ttl(*l1_ttl),
+        }) => {
+            let b = add_redis(b, Arc::clone(backend), prefix).l1_ttl(*l1_ttl);
+            match s.lease {
+                Some(lease) => b.distributed_lock(lease),
+                None => b,
+            }
+        }
         #[allow(clippy::panic)]
         Err(message) => panic!("{message}"),
     }
