@@ -105,6 +105,9 @@ struct Core<K, V, N> {
     lease: Option<Duration>,
 }
 
+/// An entry to cache, with the time it was loaded and its deadline (coarse-clock ns).
+type ToCache<V, N> = (Entry<V, N>, u64, u64);
+
 /// A fleet-wide lease held while this process loads; released by `release_async` or, failing
 /// that (a panic, a cancelled future, a sync caller), when dropped.
 struct LeaseGuard<'a, K, V, N> {
@@ -475,25 +478,15 @@ where
         }
     }
 
-    /// Counts a found entry as a hit or a negative hit.
-    fn count_found(&self, e: &Entry<V, N>) {
-        self.core.meter.stats.incr(match e {
-            Entry::Value(_) => Counter::Hit,
-            Entry::Negative(_) => Counter::NegativeHit,
-        });
-    }
-
     /// The single-flight load, sync callers.
     fn load_sync<Q, E>(&self, key: &Q, load: impl FnOnce() -> Loaded<V, N, E>) -> Loaded<V, N, E>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        if let Some(e) = self.lookup(key) {
-            self.count_found(&e);
+        if let Some(e) = self.lookup_counted(key) {
             return e.into();
         }
-        self.core.meter.stats.incr(Counter::Miss);
         self.load_after_miss(key, load)
     }
 
@@ -580,11 +573,9 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: Future<Output = Loaded<V, N, E>>,
     {
-        if let Some(e) = self.lookup(key) {
-            self.count_found(&e);
+        if let Some(e) = self.lookup_counted(key) {
             return e.into();
         }
-        self.core.meter.stats.incr(Counter::Miss);
         self.load_after_miss_async(key, load).await
     }
 
@@ -665,11 +656,7 @@ where
 
     /// What a leader's outcome becomes: `Ok` with the entry to cache and its deadline, or
     /// `Err` with the outcome to return uncached (the waiters then retry, one at a time).
-    #[allow(clippy::type_complexity)]
-    fn cacheable<E>(
-        &self,
-        out: Loaded<V, N, E>,
-    ) -> Result<(Entry<V, N>, u64, u64), Loaded<V, N, E>> {
+    fn cacheable<E>(&self, out: Loaded<V, N, E>) -> Result<ToCache<V, N>, Loaded<V, N, E>> {
         let (entry, negative) = match out {
             Loaded::Value(v) => (Entry::Value(v), false),
             Loaded::Negative(n) if self.core.expiry.has_negative_ttl() => {

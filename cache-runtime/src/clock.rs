@@ -177,14 +177,3 @@ fn coarse_nanos() -> u64 {
     let origin = *ORIGIN.get_or_init(Instant::now);
     u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
-
-/// The precise clock, for comparison in benchmarks.
-#[doc(hidden)]
-#[must_use]
-pub fn precise_nanos() -> u64 {
-    use std::sync::OnceLock;
-    use std::time::Instant;
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let origin = *ORIGIN.get_or_init(Instant::now);
-    u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}

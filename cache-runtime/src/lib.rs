@@ -127,6 +127,3 @@ pub use error::BuildError;
 pub use stats::CacheStats;
 pub use store::{Policy, UnknownPolicy};
 pub use ttl::Jitter;
-
-#[doc(hidden)]
-pub use clock::precise_nanos;
