@@ -54,6 +54,15 @@ pub enum Policy {
 
 impl Policy {
     /// Every policy with the name it parses from.
+    ///
+    /// ```
+    /// use cache_runtime::Policy;
+    ///
+    /// for (name, policy) in Policy::ALL {
+    ///     assert_eq!(name.parse::<Policy>(), Ok(policy));
+    ///     assert_eq!(policy.name(), name);
+    /// }
+    /// ```
     pub const ALL: [(&'static str, Policy); 4] = [
         ("s3-fifo", Policy::S3Fifo),
         ("lru", Policy::Lru),
@@ -62,6 +71,14 @@ impl Policy {
     ];
 
     /// The name this policy parses from.
+    ///
+    /// ```
+    /// use cache_runtime::Policy;
+    ///
+    /// assert_eq!(Policy::Lfu.name(), "lfu");
+    /// assert_eq!(Policy::default().to_string(), "s3-fifo");
+    /// assert_eq!("W-TinyLFU".parse::<Policy>().map(Policy::name), Ok("lfu"));
+    /// ```
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -80,6 +97,13 @@ impl fmt::Display for Policy {
 }
 
 /// The error of parsing an unknown [`Policy`] name.
+///
+/// ```
+/// use cache_runtime::{Policy, UnknownPolicy};
+///
+/// let err: UnknownPolicy = "lru2".parse::<Policy>().unwrap_err();
+/// assert!(err.to_string().starts_with("unknown policy `lru2`"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownPolicy {
     given: String,

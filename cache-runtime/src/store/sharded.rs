@@ -5,6 +5,7 @@
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
+use std::num::NonZeroU8;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use foldhash::quality::FixedState;
@@ -19,11 +20,26 @@ pub(crate) struct Node<K, T> {
     pub(crate) key: K,
     pub(crate) value: T,
     pub(crate) hash: u64,
-    pub(crate) weight: u64,
+    /// The entry's weight, saturated at `u32::MAX` (the shard's totals use this same value).
+    pub(crate) weight: u32,
     pub(crate) prev: u32,
     pub(crate) next: u32,
-    /// Which of the policy's lists holds the node.
-    pub(crate) queue: u8,
+    /// Which of the policy's lists holds the node, plus one: never zero, so that
+    /// `Option<Node>` needs no tag of its own (8 bytes less per slot).
+    queue: NonZeroU8,
+}
+
+impl<K, T> Node<K, T> {
+    /// Which of the policy's lists holds the node ([`UNLINKED`]: none).
+    #[inline]
+    pub(crate) fn queue(&self) -> u8 {
+        self.queue.get() - 1
+    }
+
+    #[inline]
+    fn set_queue(&mut self, q: u8) {
+        self.queue = NonZeroU8::new(q.saturating_add(1)).unwrap_or(NonZeroU8::MAX);
+    }
 }
 
 /// Nodes addressed by `u32` index, with a free list.
@@ -102,8 +118,8 @@ impl List {
         let Some(n) = slab.get_mut(i) else { return };
         n.prev = NIL;
         n.next = old_head;
-        n.queue = self.id;
-        let w = n.weight;
+        n.set_queue(self.id);
+        let w = u64::from(n.weight);
         if let Some(h) = slab.get_mut(old_head) {
             h.prev = i;
         } else {
@@ -116,7 +132,7 @@ impl List {
 
     pub(crate) fn unlink<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32) {
         let Some(n) = slab.get(i) else { return };
-        let (prev, next, w) = (n.prev, n.next, n.weight);
+        let (prev, next, w) = (n.prev, n.next, u64::from(n.weight));
         match slab.get_mut(prev) {
             Some(p) => p.next = next,
             None => self.head = next,
@@ -128,7 +144,7 @@ impl List {
         if let Some(n) = slab.get_mut(i) {
             n.prev = NIL;
             n.next = NIL;
-            n.queue = UNLINKED;
+            n.set_queue(UNLINKED);
         }
         self.len -= 1;
         self.weight -= w;
@@ -207,11 +223,11 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
         if let Ok(e) = self.table.find_entry(hash, |&j| j == i) {
             e.remove();
         }
-        if self.slab.get(i)?.queue != UNLINKED {
+        if self.slab.get(i)?.queue() != UNLINKED {
             self.policy.on_remove(&mut self.slab, i);
         }
         let node = self.slab.remove(i)?;
-        self.weight -= node.weight;
+        self.weight -= u64::from(node.weight);
         Some(node)
     }
 
@@ -237,6 +253,7 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
             evicted.push(key, value);
             return;
         }
+        let weight = u32::try_from(weight).unwrap_or(u32::MAX);
         let node = Node {
             key,
             value,
@@ -244,7 +261,7 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
             weight,
             prev: NIL,
             next: NIL,
-            queue: UNLINKED,
+            queue: NonZeroU8::MAX, // UNLINKED
         };
         let Some(i) = self.slab.insert(node) else {
             return;
@@ -252,7 +269,7 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
         let slab = &self.slab;
         self.table
             .insert_unique(hash, i, |&j| slab.get(j).map_or(0, |n| n.hash));
-        self.weight += weight;
+        self.weight += u64::from(weight);
         // A buffer kept by the shard: evicting allocates nothing once it has grown.
         let mut victims = std::mem::take(&mut self.victims);
         self.policy.on_insert(&mut self.slab, i, &mut victims);
@@ -300,7 +317,7 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
 }
 
 /// The `queue` of a node that is in no list.
-pub(crate) const UNLINKED: u8 = u8::MAX;
+pub(crate) const UNLINKED: u8 = u8::MAX - 1;
 
 pub(crate) struct Sharded<K, T, P> {
     shards: Box<[Mutex<Shard<K, T, P>>]>,
@@ -420,5 +437,18 @@ where
             .iter()
             .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner).weight)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::Node;
+
+    #[test]
+    fn a_slot_has_no_tag_of_its_own() {
+        // A u64 key and a 24-byte stored value: 8 + 24 + hash 8 + weight 4 + links 8 + queue 1,
+        // padded to 56; `Option` uses the queue's niche instead of adding 8 bytes.
+        assert_eq!(std::mem::size_of::<Node<u64, [u64; 3]>>(), 56);
+        assert_eq!(std::mem::size_of::<Option<Node<u64, [u64; 3]>>>(), 56);
     }
 }
