@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use cache_runtime::cached;
+use cache_runtime::{cache_evict, cache_put, cached};
 
 /// A plain function.
 #[cached]
@@ -107,8 +107,41 @@ impl Named for Service {
     }
 }
 
+/// Stale-while-revalidate with conditions and a per-value TTL.
+#[cached(stale = "30s", ttl_fn = |v: &u64| Duration::from_secs(*v + 1), unless = |v: &u64| *v == 7, if = id != 0)]
+fn swr(id: u64) -> Option<u64> {
+    Some(id)
+}
+
+/// Early refresh, async, `Result`.
+#[cached(ttl = "1m", early_refresh = 1.0, negative_ttl = "1s")]
+async fn early(id: u64) -> Result<u64, String> {
+    Ok(id)
+}
+
+/// Write-through.
+#[cache_put(swr, key = id)]
+fn put_swr(id: u64) -> Option<u64> {
+    Some(id + 1)
+}
+
+/// Invalidation on write, async.
+#[cache_evict(early, key = id)]
+async fn evict_early(id: u64) -> Result<(), String> {
+    let _ = id;
+    Ok(())
+}
+
+/// Clear on write.
+#[cache_evict(plain, all)]
+fn clear_plain() {}
+
 #[test]
 fn all_kinds_run() {
+    assert_eq!(swr(3), Some(3));
+    assert_eq!(put_swr(3), Some(4));
+    assert_eq!(swr(3), Some(4));
+    clear_plain();
     assert_eq!(plain(1), 2);
     assert_eq!(settings("a", 1, &[1]), "a11");
     assert_eq!(result_negative(0), Err("zero".to_owned()));
@@ -127,4 +160,6 @@ fn all_kinds_run() {
         .unwrap();
     assert_eq!(rt.block_on(async_key(1, 2, "x")), 3);
     assert_eq!(rt.block_on(s.async_method(7)), Ok(7));
+    assert_eq!(rt.block_on(early(2)), Ok(2));
+    assert_eq!(rt.block_on(evict_early(2)), Ok(()));
 }

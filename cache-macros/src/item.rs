@@ -96,3 +96,26 @@ impl ToTokens for Func {
         self.block.to_tokens(tokens);
     }
 }
+
+/// Parses the item an attribute is on: the function, or `Err` with the tokens to emit (the
+/// item unchanged, and every error recorded in `cx` so far plus this one). `not_a_fn` words
+/// the error for an item that is not a function with a body (it is given what the item is).
+pub(crate) fn parse_func(
+    cx: &mut crate::ctxt::Ctxt,
+    input: TokenStream,
+    not_a_fn: impl FnOnce(&str) -> String,
+) -> Result<Func, TokenStream> {
+    let mut out = match syn::parse2::<Input>(input.clone()) {
+        Ok(Input::Func(f)) => return Ok(*f),
+        Ok(Input::Other(tokens, what)) => {
+            cx.error_spanned_by(&tokens, not_a_fn(what));
+            tokens
+        }
+        Err(e) => {
+            cx.push(e);
+            input
+        }
+    };
+    out.extend(std::mem::take(cx).into_compile_errors());
+    Err(out)
+}

@@ -1,9 +1,10 @@
-//! The `#[cached]` attribute. Use it through `cache-runtime`, which re-exports it and provides
-//! everything the generated code calls; see that crate's documentation.
+//! The `#[cached]`, `#[cache_put]` and `#[cache_evict]` attributes. Use them through
+//! `cache-runtime`, which re-exports them and provides everything the generated code calls; see
+//! that crate's documentation.
 //!
-//! The work is split as in `thiserror` and `serde_derive`: [`args`] and [`item`] parse,
-//! [`validate`] checks everything and collects every error (through [`ctxt`]) into a model,
-//! and [`expand`] turns the model into tokens and cannot fail.
+//! The work is split as in `thiserror` and `serde_derive`: `args` and `item` parse, `validate`
+//! checks everything and collects every error (through `ctxt`) into a model, and `expand` turns
+//! the model into tokens and cannot fail; `write` does the same for `cache_put`/`cache_evict`.
 
 mod args;
 mod ctxt;
@@ -11,6 +12,7 @@ mod expand;
 mod item;
 mod symbol;
 mod validate;
+mod write;
 
 use proc_macro::TokenStream;
 use quote::ToTokens;
@@ -20,6 +22,22 @@ use quote::ToTokens;
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, input: TokenStream) -> TokenStream {
     cached_impl(args.into(), input.into()).into()
+}
+
+/// Write-through: after the function returns successfully (`Ok`, `Some`, or any value), stores
+/// its value in the named `#[cached]` function's cache under `key`. See the `cache_runtime`
+/// crate for examples.
+#[proc_macro_attribute]
+pub fn cache_put(args: TokenStream, input: TokenStream) -> TokenStream {
+    write::expand(write::Kind::Put, args.into(), input.into()).into()
+}
+
+/// Invalidation on write: after the function returns successfully, removes `key` (or, with
+/// `all`, every entry) from the named `#[cached]` function's cache. See the `cache_runtime`
+/// crate for examples.
+#[proc_macro_attribute]
+pub fn cache_evict(args: TokenStream, input: TokenStream) -> TokenStream {
+    write::expand(write::Kind::Evict, args.into(), input.into()).into()
 }
 
 fn cached_impl(
@@ -34,23 +52,11 @@ fn cached_impl(
             None
         }
     };
-    let func = match syn::parse2::<item::Input>(input.clone()) {
-        Ok(item::Input::Func(f)) => *f,
-        Ok(item::Input::Other(tokens, what)) => {
-            cx.error_spanned_by(
-                &tokens,
-                format!("`#[cached]` memoizes functions and methods with a body, not {what}"),
-            );
-            let mut out = tokens;
-            out.extend(cx.into_compile_errors());
-            return out;
-        }
-        Err(e) => {
-            cx.push(e);
-            let mut out = input;
-            out.extend(cx.into_compile_errors());
-            return out;
-        }
+    let func = match item::parse_func(&mut cx, input, |what| {
+        format!("`#[cached]` memoizes functions and methods with a body, not {what}")
+    }) {
+        Ok(f) => f,
+        Err(out) => return out,
     };
     let Some(parsed_args) = parsed_args else {
         // Emit the function unchanged beside the error, so that one mistake does not cascade.

@@ -13,6 +13,11 @@ pub(crate) const CRATE: &str = "crate";
 pub(crate) const RETURNS: &str = "returns";
 pub(crate) const BACKEND: &str = "backend";
 pub(crate) const DISTRIBUTED_LOCK: &str = "distributed_lock";
+pub(crate) const STALE: &str = "stale";
+pub(crate) const EARLY_REFRESH: &str = "early_refresh";
+pub(crate) const UNLESS: &str = "unless";
+pub(crate) const IF: &str = "if";
+pub(crate) const TTL_FN: &str = "ttl_fn";
 
 /// Every argument `#[cached]` accepts, in the order the docs list them.
 pub(crate) const ALL: &[&str] = &[
@@ -29,6 +34,11 @@ pub(crate) const ALL: &[&str] = &[
     RETURNS,
     BACKEND,
     DISTRIBUTED_LOCK,
+    STALE,
+    EARLY_REFRESH,
+    UNLESS,
+    IF,
+    TTL_FN,
 ];
 
 /// Policy names, as `cache_runtime::Policy` parses them.
@@ -49,6 +59,15 @@ pub(crate) const ALIASES: &[(&str, &str)] = &[
     ("error_ttl", NEGATIVE_TTL),
     ("result", RETURNS),
     ("option", RETURNS),
+    ("stale_while_revalidate", STALE),
+    ("swr", STALE),
+    ("serve_stale", STALE),
+    ("xfetch", EARLY_REFRESH),
+    ("beta", EARLY_REFRESH),
+    ("condition", IF),
+    ("when", IF),
+    ("ttl_of", TTL_FN),
+    ("expire_after", TTL_FN),
 ];
 
 /// The closest of `candidates` to `given`, if close enough to be a typo.

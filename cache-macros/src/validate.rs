@@ -56,6 +56,25 @@ pub(crate) struct Model {
     pub(crate) backend: Option<syn::LitStr>,
     /// `distributed_lock = "5s"`: the fleet-wide lease, as a `Duration` expression.
     pub(crate) lease: Option<TokenStream>,
+    /// How an early or stale value is refreshed.
+    pub(crate) refresh: Refresh,
+    /// `unless = |v| ..`: results not to cache.
+    pub(crate) unless: Option<Expr>,
+    /// `if = ..`: calls that skip the cache entirely.
+    pub(crate) condition: Option<Expr>,
+    /// `ttl_fn = |v| ..`: a value's own TTL.
+    pub(crate) ttl_fn: Option<Expr>,
+}
+
+/// How a function refreshes values (`stale`, `early_refresh`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refresh {
+    /// Neither: an expired value is a miss.
+    None,
+    /// `early_refresh` alone: the caller that draws an early refresh recomputes (XFetch).
+    Inline,
+    /// `stale`: stale (and early) values are served while a background refresh runs.
+    Background,
 }
 
 /// The attribute's settings, as expressions of the runtime's types.
@@ -67,6 +86,8 @@ pub(crate) struct Settings {
     pub(crate) ttl: TokenStream,
     pub(crate) negative_ttl: TokenStream,
     pub(crate) jitter: TokenStream,
+    pub(crate) stale: TokenStream,
+    pub(crate) early_refresh: TokenStream,
     /// Compile-time checks of settings given as expressions.
     pub(crate) const_checks: Vec<TokenStream>,
 }
@@ -168,6 +189,28 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &Args, func: Func) -> Option<Model> 
              the remote tier)",
         );
     }
+    let refresh = refresh_mode(cx, &given, &func, key.as_ref());
+    let closure_arg = |name: &str| given.seen.get(name).and_then(|a| a.value.clone());
+    let unless = closure_arg(symbol::UNLESS);
+    let condition = closure_arg(symbol::IF);
+    let ttl_fn = closure_arg(symbol::TTL_FN);
+    for (name, v) in [(symbol::UNLESS, &unless), (symbol::TTL_FN, &ttl_fn)] {
+        if v.is_some()
+            && let Some(KeyPlan::Inferred { expr }) = &key
+        {
+            cx.error_spanned_by(
+                expr,
+                format!("with `{name}`, name the key's type: add `key_type = <Type>`"),
+            );
+        }
+    }
+    if ttl_fn.is_some() && given.seen.contains_key(symbol::TTL) {
+        let a = given.seen[symbol::TTL_FN];
+        cx.error_spanned_by(
+            &a.name,
+            "`ttl_fn` and `ttl` conflict: `ttl_fn` gives each value its own TTL; remove `ttl`",
+        );
+    }
     if cx.has_errors() {
         return None;
     }
@@ -184,7 +227,66 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &Args, func: Func) -> Option<Model> 
         settings,
         backend,
         lease,
+        refresh,
+        unless,
+        condition,
+        ttl_fn,
     })
+}
+
+/// `stale` and `early_refresh`: what they need of the function, and how it refreshes.
+fn refresh_mode(cx: &mut Ctxt, given: &Given<'_>, func: &Func, key: Option<&KeyPlan>) -> Refresh {
+    let stale = given.seen.get(symbol::STALE);
+    let early = given.seen.get(symbol::EARLY_REFRESH);
+    let Some(first) = stale.or(early) else {
+        return Refresh::None;
+    };
+    let has_ttl = given.seen.contains_key(symbol::TTL) || given.seen.contains_key(symbol::TTL_FN);
+    for a in [stale, early].into_iter().flatten() {
+        if !has_ttl {
+            cx.error_spanned_by(
+                &a.name,
+                format!(
+                    "`{}` acts around a value's expiry: add `ttl = \"...\"` (or `ttl_fn`)",
+                    a.name
+                ),
+            );
+        }
+    }
+    if let Some(KeyPlan::Inferred { expr }) = key {
+        cx.error_spanned_by(
+            expr,
+            format!(
+                "with `{}`, name the key's type: add `key_type = <Type>` (a refresh owns its key)",
+                first.name
+            ),
+        );
+    }
+    let Some(stale) = stale else {
+        return Refresh::Inline;
+    };
+    // The background refresh runs the body after the call has returned: it must own everything.
+    for arg in &func.sig.inputs {
+        match arg {
+            FnArg::Receiver(r) => cx.error_spanned_by(
+                r,
+                "`stale` refreshes in the background after the call returns, which a method borrowing `self` cannot outlive; memoize a free function (or an associated one) taking owned arguments, or use `early_refresh`, which refreshes in the caller",
+            ),
+            FnArg::Typed(pt) => {
+                if matches!(&*pt.ty, Type::Reference(_)) {
+                    cx.error_spanned_by(
+                        &pt.ty,
+                        format!(
+                            "`stale` refreshes in the background after the call returns, so the arguments must be owned: `{}` is borrowed; take it by value (e.g. `String` for `&str`)",
+                            pt.pat.to_token_stream()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let _ = stale;
+    Refresh::Background
 }
 
 /// Records each argument once; reports unknown and duplicate ones.
@@ -868,6 +970,15 @@ fn settings(cx: &mut Ctxt, given: &Given<'_>, func: &Func, krate: &TokenStream) 
     };
     let ttl = dur_tokens(ttl, "ttl");
     let negative_ttl = dur_tokens(negative_ttl, "negative_ttl");
+    let stale = given
+        .seen
+        .get(symbol::STALE)
+        .and_then(|a| duration(cx, a, "stale"));
+    let stale = dur_tokens(stale, "stale");
+    let early_refresh = match given.seen.get(symbol::EARLY_REFRESH) {
+        None => quote!(#krate::__private::None),
+        Some(a) => early_refresh(cx, a, krate),
+    };
 
     Settings {
         name,
@@ -877,7 +988,36 @@ fn settings(cx: &mut Ctxt, given: &Given<'_>, func: &Func, krate: &TokenStream) 
         ttl,
         negative_ttl,
         jitter,
+        stale,
+        early_refresh,
         const_checks,
+    }
+}
+
+/// `early_refresh = 1.0`: XFetch's beta, a positive number.
+fn early_refresh(cx: &mut Ctxt, a: &Arg, krate: &TokenStream) -> TokenStream {
+    let beta = match &a.value {
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Float(f), ..
+        })) => f.base10_parse::<f64>().ok(),
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(i), ..
+        })) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    };
+    match beta {
+        Some(b) if b > 0.0 && b <= 1e6 && b.is_finite() => {
+            quote!(#krate::__private::Some(#b))
+        }
+        _ => {
+            let msg = "`early_refresh` takes XFetch's beta, a positive number such as `1.0` (the \
+                       usual choice; larger refreshes earlier)";
+            match &a.value {
+                Some(v) => cx.error_spanned_by(v, msg),
+                None => cx.error_spanned_by(&a.name, msg),
+            }
+            quote!(#krate::__private::None)
+        }
     }
 }
 

@@ -74,6 +74,25 @@ pub fn uncached_async<F: Future>(future: F) -> Uncached<F> {
 }
 
 /// The future of [`uncached_async`].
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static RUNS: AtomicU32 = AtomicU32::new(0);
+///
+/// #[cache_runtime::cached]
+/// async fn price(sku: u32) -> u64 {
+///     RUNS.fetch_add(1, Ordering::Relaxed);
+///     u64::from(sku) * 10
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(price(7).await, 70);
+/// let fresh: cache_runtime::Uncached<_> = cache_runtime::uncached_async(price(7));
+/// assert_eq!(fresh.await, 70); // the body ran again
+/// assert_eq!(RUNS.load(Ordering::Relaxed), 2);
+/// # });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Uncached<F> {
     inner: Pin<Box<F>>,

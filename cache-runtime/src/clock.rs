@@ -17,6 +17,14 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 /// How far ahead of the ticker's time a deadline must be for a hit to skip the clock read.
+///
+/// ```
+/// use cache_runtime::TICK_MARGIN;
+/// use std::time::Duration;
+///
+/// // Only entries this close to their deadline read the clock on a hit.
+/// assert_eq!(TICK_MARGIN, Duration::from_millis(250));
+/// ```
 pub const TICK_MARGIN: Duration = Duration::from_millis(250);
 const TICK_MARGIN_NANOS: u64 = 250_000_000;
 const TICK_EVERY: Duration = Duration::from_millis(10);
@@ -65,12 +73,37 @@ pub struct Clock {
 
 impl Clock {
     /// The coarse monotonic clock (the default).
+    ///
+    /// ```
+    /// use cache_runtime::Clock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = Clock::coarse();
+    /// let t0 = clock.now_nanos();
+    /// std::thread::sleep(Duration::from_millis(20));
+    /// assert!(clock.now_nanos() > t0); // moves by itself, a tick (1-4 ms) at a time
+    /// ```
     #[must_use]
     pub fn coarse() -> Self {
         Self { manual: None }
     }
 
     /// A clock that reads `manual`, and moves only when it is advanced.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let manual = ManualClock::new();
+    /// let cache: Cache<u64, u64> = Cache::builder()
+    ///     .ttl(Duration::from_secs(5))
+    ///     .clock(Clock::manual(&manual))
+    ///     .build()?;
+    /// cache.insert(1, 1);
+    /// manual.advance(Duration::from_secs(5));
+    /// assert_eq!(cache.get(&1), None); // expired without sleeping
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
     #[must_use]
     pub fn manual(manual: &ManualClock) -> Self {
         Self {
@@ -79,6 +112,14 @@ impl Clock {
     }
 
     /// The current time in nanoseconds since an arbitrary fixed origin.
+    ///
+    /// ```
+    /// use cache_runtime::Clock;
+    ///
+    /// let clock = Clock::coarse();
+    /// let (a, b) = (clock.now_nanos(), clock.now_nanos());
+    /// assert!(b >= a); // monotonic
+    /// ```
     #[inline]
     #[must_use]
     pub fn now_nanos(&self) -> u64 {
@@ -127,6 +168,23 @@ mod tests {
 }
 
 /// A clock that moves only when told to, for tests of expiry.
+///
+/// ```
+/// use cache_runtime::{Cache, Clock, ManualClock};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let sessions: Cache<u64, String> = Cache::builder()
+///     .ttl(Duration::from_secs(30 * 60))
+///     .clock(Clock::manual(&clock))
+///     .build()?;
+/// sessions.insert(1, "ada".to_string());
+/// clock.advance(Duration::from_secs(29 * 60));
+/// assert!(sessions.contains_key(&1));
+/// clock.advance(Duration::from_secs(60)); // 30 minutes on, at once
+/// assert!(!sessions.contains_key(&1));
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ManualClock {
     nanos: Arc<AtomicU64>,
@@ -140,6 +198,13 @@ impl Default for ManualClock {
 
 impl ManualClock {
     /// A clock starting at one second past its origin (zero is kept free as a sentinel).
+    ///
+    /// ```
+    /// use cache_runtime::{Clock, ManualClock};
+    ///
+    /// let clock = Clock::manual(&ManualClock::new());
+    /// assert_eq!(clock.now_nanos(), 1_000_000_000);
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -148,6 +213,18 @@ impl ManualClock {
     }
 
     /// Moves the clock forward by `by` (saturating).
+    ///
+    /// ```
+    /// use cache_runtime::{Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let manual = ManualClock::new();
+    /// let clock = Clock::manual(&manual);
+    /// manual.clone().advance(Duration::from_millis(1_500)); // clones share the time
+    /// assert_eq!(clock.now_nanos(), 2_500_000_000);
+    /// manual.advance(Duration::MAX);
+    /// assert_eq!(clock.now_nanos(), u64::MAX);
+    /// ```
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         let _ = self

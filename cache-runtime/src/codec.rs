@@ -7,6 +7,18 @@
 //! corrupt one, or one whose key differs from the key asked for (two keys whose hashes collide)
 //! reads as a miss, never as a wrong value or a panic. Decoding is bounded: no payload may claim
 //! more than [`MAX_PAYLOAD`] bytes, so a hostile or corrupt payload cannot allocate without bound.
+//!
+//! ```
+//! use cache_runtime::codec::{Bincode, Codec, CodecError};
+//!
+//! let mut bytes = Vec::new();
+//! Bincode::encode(&vec![("tea", 3u32), ("coffee", 4)], &mut bytes)?;
+//! let back: Vec<(String, u32)> = Bincode::decode(&bytes)?;
+//! assert_eq!(back[1], ("coffee".to_string(), 4));
+//! // Bytes of another type are an error, never a wrong value or a panic.
+//! assert!(Bincode::decode::<Vec<(String, u32)>>(&bytes[..5]).is_err());
+//! # Ok::<(), CodecError>(())
+//! ```
 
 use std::fmt;
 
@@ -14,12 +26,30 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The largest payload (and the most any decoded value may allocate): 64 MiB.
+///
+/// ```
+/// use cache_runtime::codec::{Bincode, Codec, MAX_PAYLOAD};
+///
+/// // A corrupt or hostile payload claiming a huge length is refused before allocating it.
+/// let mut claim = Vec::new();
+/// Bincode::encode(&(MAX_PAYLOAD as u64 + 1), &mut claim)?;
+/// assert!(Bincode::decode::<Vec<u8>>(&claim).is_err());
+/// # Ok::<(), cache_runtime::codec::CodecError>(())
+/// ```
 pub const MAX_PAYLOAD: usize = 64 << 20;
 
 const MAGIC: u8 = 0xCA;
 const FORMAT_VERSION: u8 = 1;
 
 /// Why a value could not be encoded or decoded.
+///
+/// ```
+/// use cache_runtime::codec::{Bincode, Codec, CodecError};
+///
+/// let err = Bincode::decode::<u32>(&[]).unwrap_err(); // no bytes: no value
+/// assert!(matches!(err, CodecError::Decode(_)));
+/// assert!(err.to_string().starts_with("decoding failed"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CodecError {
@@ -54,11 +84,37 @@ impl std::error::Error for CodecError {}
 
 /// Turns serde values into bytes and back, for remote tiers. Replace [`Bincode`] with another
 /// codec (postcard, say) without touching the code of memoized functions.
+///
+/// ```
+/// use cache_runtime::codec::{Bincode, Codec, CodecError};
+/// use serde::{Serialize, de::DeserializeOwned};
+///
+/// /// Encodes and decodes `value` with any codec.
+/// fn round_trip<C: Codec, T: Serialize + DeserializeOwned>(value: &T) -> Result<T, CodecError> {
+///     let mut bytes = Vec::new();
+///     C::encode(value, &mut bytes)?;
+///     C::decode(&bytes)
+/// }
+///
+/// assert_eq!(round_trip::<Bincode, _>(&(7u64, "ada".to_string()))?, (7, "ada".to_string()));
+/// assert_eq!(Bincode::ID, 1); // written into every payload's header
+/// # Ok::<(), CodecError>(())
+/// ```
 pub trait Codec: Send + Sync + 'static {
     /// Written into every payload's header; a payload of another codec reads as a miss.
     const ID: u8;
 
     /// Appends `value`'s encoding to `out`.
+    ///
+    /// ```
+    /// use cache_runtime::codec::{Bincode, Codec};
+    ///
+    /// let mut out = vec![0xAA]; // a header, written before
+    /// Bincode::encode(&7u32, &mut out)?;
+    /// assert_eq!(out[0], 0xAA);
+    /// assert_eq!(Bincode::decode::<u32>(&out[1..])?, 7);
+    /// # Ok::<(), cache_runtime::codec::CodecError>(())
+    /// ```
     ///
     /// # Errors
     /// When the value cannot be encoded by this codec.
@@ -66,12 +122,35 @@ pub trait Codec: Send + Sync + 'static {
 
     /// Decodes a whole value from `bytes`, allocating at most about [`MAX_PAYLOAD`] bytes.
     ///
+    /// ```
+    /// use cache_runtime::codec::{Bincode, Codec};
+    ///
+    /// let mut bytes = Vec::new();
+    /// Bincode::encode(&7u32, &mut bytes)?;
+    /// assert_eq!(Bincode::decode::<u32>(&bytes)?, 7);
+    /// bytes.push(0);
+    /// assert!(Bincode::decode::<u32>(&bytes).is_err()); // a whole value, nothing more
+    /// # Ok::<(), cache_runtime::codec::CodecError>(())
+    /// ```
+    ///
     /// # Errors
     /// When the bytes are not exactly one value of type `T`.
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>;
 }
 
 /// bincode 2.0.1 through its serde API, standard configuration, with an allocation limit.
+///
+/// ```
+/// use cache_runtime::codec::{Bincode, Codec};
+///
+/// let mut bytes = Vec::new();
+/// Bincode::encode(&("ada", 36u8), &mut bytes)?;
+/// let back: (String, u8) = Bincode::decode(&bytes)?;
+/// assert_eq!(back, ("ada".to_string(), 36));
+/// // Trailing or missing bytes are errors, never a wrong value.
+/// assert!(Bincode::decode::<(String, u8)>(&bytes[..bytes.len() - 1]).is_err());
+/// # Ok::<(), cache_runtime::codec::CodecError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bincode;
 

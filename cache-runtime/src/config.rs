@@ -24,6 +24,14 @@ use std::time::Duration;
 use crate::RedisBackend;
 
 /// A backend's settings.
+///
+/// ```
+/// use cache_runtime::config::{Redis, Spec};
+///
+/// let spec: Spec = Redis::url("redis://cache.internal:6379/").into();
+/// assert!(matches!(spec, Spec::Redis(_)));
+/// assert_ne!(spec, Spec::Memory);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Spec {
@@ -34,6 +42,18 @@ pub enum Spec {
 }
 
 /// Settings of a Redis backend: start with [`Redis::url`].
+///
+/// ```
+/// use cache_runtime::config::{Redis, RedisSpec};
+/// use std::time::Duration;
+///
+/// let url = "redis://cache.internal:6379/";
+/// let spec: RedisSpec = Redis::url(url).prefix("shop").timeout(Duration::from_millis(20));
+/// // The defaults: prefix `cache`, 50 ms per operation, 5 s in each process's memory.
+/// let defaults = Redis::url(url).prefix("cache").timeout(Duration::from_millis(50));
+/// assert_eq!(Redis::url(url), defaults.l1_ttl(Duration::from_secs(5)));
+/// assert_ne!(spec, Redis::url(url));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct RedisSpec {
     url: String,
@@ -43,12 +63,35 @@ pub struct RedisSpec {
 }
 
 /// Builds [`RedisSpec`]s.
+///
+/// ```
+/// use cache_runtime::config::{self, Redis};
+///
+/// config::configure()
+///     .backend("shared", Redis::url("redis://127.0.0.1:6379/").prefix("shop"))
+///     .install()?;
+/// // Nothing is connected until a `#[cached(backend = "shared")]` function is first called.
+/// # Ok::<(), config::ConfigError>(())
+/// ```
 #[derive(Debug)]
 pub struct Redis;
 
 impl Redis {
     /// Redis at `url` (`redis://host:port/db`), key prefix `cache`, 50 ms per operation, 5 s in
     /// each process's L1. Several comma-separated URLs name the nodes of a Redis Cluster.
+    ///
+    /// ```
+    /// use cache_runtime::config::{self, Redis};
+    ///
+    /// // A single server, or the nodes of a Redis Cluster.
+    /// let single = Redis::url("redis://127.0.0.1:6379/0");
+    /// let cluster = Redis::url("redis://10.0.0.1:7000/,redis://10.0.0.2:7000/");
+    /// config::configure()
+    ///     .backend("sessions", single)
+    ///     .backend("catalog", cluster)
+    ///     .install()?;
+    /// # Ok::<(), config::ConfigError>(())
+    /// ```
     #[must_use]
     pub fn url(url: impl Into<String>) -> RedisSpec {
         RedisSpec {
@@ -62,6 +105,16 @@ impl Redis {
 
 impl RedisSpec {
     /// The first part of every key: `<prefix>:<cache name>:<key hash>`.
+    ///
+    /// ```
+    /// use cache_runtime::config::Redis;
+    ///
+    /// let url = "redis://127.0.0.1:6379/";
+    /// let shop = Redis::url(url).prefix("shop"); // keys `shop:<cache name>:<key hash>`
+    /// assert_ne!(shop, Redis::url(url));
+    /// // The default:
+    /// assert_eq!(Redis::url(url).prefix("cache"), Redis::url(url));
+    /// ```
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -69,6 +122,17 @@ impl RedisSpec {
     }
 
     /// The bound of each Redis operation (default 50 ms); past it the call goes on uncached.
+    ///
+    /// ```
+    /// use cache_runtime::config::Redis;
+    /// use std::time::Duration;
+    ///
+    /// let url = "redis://127.0.0.1:6379/";
+    /// let near = Redis::url(url).timeout(Duration::from_millis(10)); // Redis in the same rack
+    /// assert_ne!(near, Redis::url(url));
+    /// // The default:
+    /// assert_eq!(Redis::url(url).timeout(Duration::from_millis(50)), Redis::url(url));
+    /// ```
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -77,6 +141,18 @@ impl RedisSpec {
 
     /// How long an entry stays in each process's memory before Redis is asked again (default
     /// 5 s): the delay after which other processes' writes and invalidations are seen.
+    ///
+    /// ```
+    /// use cache_runtime::config::Redis;
+    /// use std::time::Duration;
+    ///
+    /// let url = "redis://127.0.0.1:6379/";
+    /// // Other processes' updates are seen within 0.5 s:
+    /// let fresher = Redis::url(url).l1_ttl(Duration::from_millis(500));
+    /// assert_ne!(fresher, Redis::url(url));
+    /// // The default:
+    /// assert_eq!(Redis::url(url).l1_ttl(Duration::from_secs(5)), Redis::url(url));
+    /// ```
     #[must_use]
     pub fn l1_ttl(mut self, l1_ttl: Duration) -> Self {
         self.l1_ttl = l1_ttl;
@@ -91,6 +167,17 @@ impl From<RedisSpec> for Spec {
 }
 
 /// Why a configuration was refused.
+///
+/// ```
+/// use cache_runtime::config::{self, ConfigError, Spec};
+///
+/// let twice = config::configure()
+///     .backend("local", Spec::Memory)
+///     .backend("local", Spec::Memory)
+///     .install();
+/// assert_eq!(twice, Err(ConfigError::Duplicate("local".to_string())));
+/// assert_eq!(twice.unwrap_err().to_string(), "backend `local` is configured twice");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -125,9 +212,28 @@ impl std::error::Error for ConfigError {}
 /// The environment variable read by [`Configure::from_env`]: `name=url` pairs separated by
 /// `;`, where the url is `memory` or `redis://...`, e.g.
 /// `CACHE_RUNTIME_BACKENDS="shared=redis://127.0.0.1:6379/;local=memory"`.
+///
+/// ```
+/// use cache_runtime::config::{self, ENV_VAR};
+///
+/// assert_eq!(ENV_VAR, "CACHE_RUNTIME_BACKENDS");
+/// // What it may hold, as `from_spec_list` reads it:
+/// config::configure()
+///     .from_spec_list("shared=redis://127.0.0.1:6379/;local=memory")
+///     .install()?;
+/// # Ok::<(), config::ConfigError>(())
+/// ```
 pub const ENV_VAR: &str = "CACHE_RUNTIME_BACKENDS";
 
 /// A configuration being built: see [`configure`].
+///
+/// ```
+/// use cache_runtime::config::{self, ConfigError, Configure};
+///
+/// // Mistakes are collected, and reported by `install` (which then installs nothing).
+/// let config: Configure = config::configure().from_spec_list("shared=postgres://db/");
+/// assert!(matches!(config.install(), Err(ConfigError::Env(_))));
+/// ```
 #[derive(Debug, Default)]
 #[must_use = "a configuration does nothing until installed"]
 pub struct Configure {
@@ -136,12 +242,31 @@ pub struct Configure {
 }
 
 /// Starts a configuration.
+///
+/// ```
+/// use cache_runtime::config::{self, ConfigError, Spec};
+///
+/// // At the start of `main`:
+/// config::configure().backend("local", Spec::Memory).install()?;
+/// assert_eq!(config::configure().install(), Err(ConfigError::AlreadyInstalled));
+/// # Ok::<(), ConfigError>(())
+/// ```
 pub fn configure() -> Configure {
     Configure::default()
 }
 
 impl Configure {
     /// Adds a backend under `name`, for `#[cached(backend = "name")]`.
+    ///
+    /// ```
+    /// use cache_runtime::config::{self, ConfigError, Redis, Spec};
+    ///
+    /// let config = config::configure()
+    ///     .backend("shared", Redis::url("redis://127.0.0.1:6379/"))
+    ///     .backend("local", Spec::Memory)
+    ///     .backend("local", Spec::Memory); // a name can be configured once
+    /// assert_eq!(config.install(), Err(ConfigError::Duplicate("local".to_string())));
+    /// ```
     pub fn backend(mut self, name: impl Into<String>, spec: impl Into<Spec>) -> Self {
         let name = name.into();
         if self.backends.iter().any(|(n, _)| *n == name) {
@@ -153,6 +278,17 @@ impl Configure {
     }
 
     /// Adds the backends named in [`ENV_VAR`] (nothing if it is unset).
+    ///
+    /// ```
+    /// use cache_runtime::config::{self, Spec};
+    ///
+    /// // The deployment may set CACHE_RUNTIME_BACKENDS="shared=redis://10.0.0.5:6379/".
+    /// config::configure()
+    ///     .backend("local", Spec::Memory)
+    ///     .from_env() // adds nothing when it is unset
+    ///     .install()?;
+    /// # Ok::<(), config::ConfigError>(())
+    /// ```
     pub fn from_env(self) -> Self {
         match std::env::var(ENV_VAR) {
             Ok(v) => self.from_spec_list(&v),
@@ -161,6 +297,17 @@ impl Configure {
     }
 
     /// Adds backends from a `name=url;name=url` list, as [`ENV_VAR`] holds.
+    ///
+    /// ```
+    /// use cache_runtime::config::{self, ConfigError};
+    ///
+    /// let bad = config::configure().from_spec_list("shared=postgres://db/").install();
+    /// assert!(matches!(bad, Err(ConfigError::Env(_)))); // neither `memory` nor `redis://`
+    /// config::configure()
+    ///     .from_spec_list("shared=redis://127.0.0.1:6379/; local=memory")
+    ///     .install()?;
+    /// # Ok::<(), ConfigError>(())
+    /// ```
     pub fn from_spec_list(mut self, list: &str) -> Self {
         for part in list.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((name, url)) = part.split_once('=') else {
@@ -185,6 +332,17 @@ impl Configure {
     }
 
     /// Installs the configuration for the whole process.
+    ///
+    /// ```
+    /// use cache_runtime::config::{self, ConfigError, Redis};
+    ///
+    /// config::configure()
+    ///     .backend("shared", Redis::url("redis://127.0.0.1:6379/"))
+    ///     .install()?; // connects nothing yet
+    /// // Once per process:
+    /// assert_eq!(config::configure().install(), Err(ConfigError::AlreadyInstalled));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
     ///
     /// # Errors
     /// [`ConfigError`] for a second installation, a duplicate name, an invalid backend or a

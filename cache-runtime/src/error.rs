@@ -6,6 +6,17 @@ use std::fmt;
 ///
 /// Returned by [`CacheBuilder::build`](crate::CacheBuilder::build) and by the per-entry TTL
 /// methods; the runtime never panics on bad settings.
+///
+/// ```
+/// use cache_runtime::{BuildError, Cache};
+/// use std::time::Duration;
+///
+/// let zero = Cache::<u64, u64>::builder().ttl(Duration::ZERO).build().unwrap_err();
+/// assert_eq!(zero, BuildError::ZeroTtl { setting: "ttl" });
+/// assert_eq!(zero.to_string(), "`ttl` must be longer than zero");
+/// let empty = Cache::<u64, u64>::builder().capacity(0).build().unwrap_err();
+/// assert_eq!(empty, BuildError::ZeroCapacity);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -25,6 +36,9 @@ pub enum BuildError {
     InvalidJitter(String),
     /// The shard count is zero or larger than 65,536.
     InvalidShards(usize),
+    /// `early_refresh`'s beta is not a positive finite number (at most 1e6), or is set without a
+    /// TTL.
+    InvalidEarlyRefresh(String),
 }
 
 impl fmt::Display for BuildError {
@@ -37,6 +51,7 @@ impl fmt::Display for BuildError {
             }
             Self::InvalidJitter(why) => write!(f, "invalid jitter: {why}"),
             Self::InvalidShards(n) => write!(f, "shard count must be 1..=65536, got {n}"),
+            Self::InvalidEarlyRefresh(why) => write!(f, "invalid early refresh: {why}"),
         }
     }
 }

@@ -24,6 +24,7 @@
 use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -145,6 +146,20 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
             });
             return Join::Waiter(Arc::clone(flight), stale);
         }
+        Join::Leader(self.lead(shard, hash, key, sync_leader.then(thread_token)))
+    }
+
+    /// Enters `key`'s load in the table (the caller found none) and returns its lead.
+    fn lead<Q>(
+        &self,
+        mut shard: crate::sync::MutexGuard<'_, Shard<K, T>>,
+        hash: u64,
+        key: &Q,
+        leader_thread: Option<ThreadToken>,
+    ) -> Leader<'_, K, T>
+    where
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
         let id = shard.next_id;
         shard.next_id = id.wrapping_add(1);
         let entry = Entry {
@@ -153,16 +168,35 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
             key: key.to_owned(),
             flight: None,
             invalidated: false,
-            leader_thread: sync_leader.then(thread_token),
+            leader_thread,
         };
         shard.entries.insert_unique(hash, entry, |e| e.hash);
         drop(shard);
-        Join::Leader(Leader {
+        Lead {
             flights: self,
             hash,
             id,
             finished: false,
-        })
+        }
+    }
+
+    /// Becomes the leader of `key`'s load if none is in flight; `None` (and nothing changed)
+    /// when one is. For refreshes: a key being loaded or refreshed is not refreshed twice.
+    pub(crate) fn try_lead<Q>(&self, hash: u64, key: &Q) -> Option<Leader<'_, K, T>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let shard = lock(self.shard(hash));
+        if shard
+            .entries
+            .find(hash, |e| e.hash == hash && e.key.borrow() == key)
+            .is_some()
+        {
+            return None;
+        }
+        // A refresh never runs on a thread that could wait for it: it is detached.
+        Some(self.lead(shard, hash, key, None))
     }
 
     /// Marks `key`'s in-flight load, if any, so that its result is not stored.
@@ -280,15 +314,35 @@ impl<T: Clone> Future for WaitFuture<T> {
 }
 
 /// The leader's duty: end the load. Dropping it unfinished abandons the load.
-pub(crate) struct Leader<'a, K, T> {
-    flights: &'a Flights<K, T>,
+///
+/// `F` reaches the table: a borrow for a caller that loads, or an owning handle for a refresh
+/// that outlives its caller.
+pub(crate) struct Lead<K, T, F: Deref<Target = Flights<K, T>>> {
+    flights: F,
     hash: u64,
     /// Our entry's id in its shard.
     id: u64,
     finished: bool,
 }
 
-impl<K, T> Leader<'_, K, T> {
+/// A leader that borrows the table.
+pub(crate) type Leader<'a, K, T> = Lead<K, T, &'a Flights<K, T>>;
+
+impl<K, T, F: Deref<Target = Flights<K, T>>> Lead<K, T, F> {
+    /// The same lead, reaching the table through `flights` (which must reach the same table).
+    pub(crate) fn transfer<G: Deref<Target = Flights<K, T>>>(
+        mut self,
+        flights: G,
+    ) -> Lead<K, T, G> {
+        self.finished = true;
+        Lead {
+            flights,
+            hash: self.hash,
+            id: self.id,
+            finished: false,
+        }
+    }
+
     /// Ends the load with `outcome`, shared with every waiter. `store` runs first, in the same
     /// critical section that takes the load out of the table, unless an invalidation arrived
     /// during the load: then the waiters (who joined before the invalidation) still take the
@@ -339,7 +393,7 @@ impl<T> Drop for AbandonOnUnwind<T> {
     }
 }
 
-impl<K, T> Drop for Leader<'_, K, T> {
+impl<K, T, F: Deref<Target = Flights<K, T>>> Drop for Lead<K, T, F> {
     fn drop(&mut self) {
         if self.finished {
             return;

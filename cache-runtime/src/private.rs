@@ -14,7 +14,7 @@ pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
 pub use std::time::Duration;
 
-use crate::cache::Loaded;
+pub use crate::cache::{Loaded, Lookup};
 use crate::{Cache, Entry, Jitter, Policy};
 
 /// The `Ok` and `Err` types of a `Result` (through any alias of it).
@@ -85,6 +85,52 @@ pub struct Settings {
     pub backend: Option<&'static str>,
     /// The fleet-wide lease of `distributed_lock`.
     pub lease: Option<Duration>,
+    /// Where the attribute is (`file:line:column`): the function's cache and its companion
+    /// (`__cache_of_<fn>`, for `cache_put` / `cache_evict`) share one cache through it.
+    pub site: &'static str,
+    /// `stale`: the stale-while-revalidate window.
+    pub stale: Option<Duration>,
+    /// `early_refresh`: XFetch's beta.
+    pub early_refresh: Option<f64>,
+}
+
+/// Settings that name the value type: built into the cache with [`build_hooked`].
+pub struct Hooks<V> {
+    /// `ttl_fn`: a value's own TTL.
+    pub ttl_fn: Option<fn(&V) -> Duration>,
+}
+
+impl<V> Hooks<V> {
+    /// No hooks.
+    pub const NONE: Self = Self { ttl_fn: None };
+}
+
+/// The caches built for a site, shared by the function's static and its companion's.
+static SHARED: std::sync::Mutex<Vec<(&'static str, Box<dyn std::any::Any + Send + Sync>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The cache of `site`: built by `build` the first time, the same one afterwards. A site asked
+/// for with other types (impossible for one attribute) gets a cache of its own.
+#[cold]
+fn shared<K, V, N>(site: &'static str, build: impl FnOnce() -> Cache<K, V, N>) -> Cache<K, V, N>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    N: Send + Sync + 'static,
+{
+    let mut all = SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(c) = all
+        .iter()
+        .filter(|(s, _)| *s == site)
+        .find_map(|(_, c)| c.downcast_ref::<Cache<K, V, N>>())
+    {
+        return c.clone();
+    }
+    let c = build();
+    all.push((site, Box::new(c.clone())));
+    c
 }
 
 /// A memoized function's cache: built from its [`Settings`] on first use.
@@ -108,8 +154,14 @@ impl<K, V, N> FnCache<K, V, N> {
 
     /// The cache, built on the first call.
     #[inline]
-    pub fn get(&self) -> &Cache<K, V, N> {
-        self.cell.get_or_init(|| (self.build)(&self.settings))
+    pub fn get(&self) -> &Cache<K, V, N>
+    where
+        K: Send + Sync + 'static,
+        V: Send + Sync + 'static,
+        N: Send + Sync + 'static,
+    {
+        self.cell
+            .get_or_init(|| shared(self.settings.site, || (self.build)(&self.settings)))
     }
 }
 
@@ -149,10 +201,35 @@ pub fn build<K: CacheKey, V: CacheValue, N: CacheValue>(s: &Settings) -> Cache<K
     finish_build(builder(s), s)
 }
 
+/// [`build`] with the settings that name the value type.
+#[cold]
+pub fn build_hooked<K: CacheKey, V: CacheValue, N: CacheValue>(
+    s: &Settings,
+    hooks: Hooks<V>,
+) -> Cache<K, V, N> {
+    finish_build(hooked(builder(s), hooks), s)
+}
+
+fn hooked<K, V: 'static, N>(
+    b: crate::CacheBuilder<K, V, N>,
+    hooks: Hooks<V>,
+) -> crate::CacheBuilder<K, V, N> {
+    match hooks.ttl_fn {
+        Some(f) => b.ttl_fn(f),
+        None => b,
+    }
+}
+
 fn builder<K, V, N>(s: &Settings) -> crate::CacheBuilder<K, V, N> {
     let mut b = crate::CacheBuilder::<K, V, N>::new()
         .name(s.name)
         .policy(s.policy);
+    if let Some(w) = s.stale {
+        b = b.stale_while_revalidate(w);
+    }
+    if let Some(beta) = s.early_refresh {
+        b = b.early_refresh(beta);
+    }
     b = if s.unbounded {
         b.unbounded()
     } else {
@@ -198,9 +275,25 @@ where
     K: CacheKey + serde::Serialize + serde::de::DeserializeOwned,
     V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
 {
-    let b = with_backend(builder::<K, V, Infallible>(s), s, |b, backend, prefix| {
-        b.redis(backend, prefix)
-    });
+    build_remote_hooked(s, Hooks::NONE)
+}
+
+/// [`build_remote`] with the settings that name the value type.
+///
+/// # Panics
+/// As [`build_remote`].
+#[cfg(feature = "redis")]
+#[cold]
+pub fn build_remote_hooked<K, V>(s: &Settings, hooks: Hooks<V>) -> Cache<K, V, Infallible>
+where
+    K: CacheKey + serde::Serialize + serde::de::DeserializeOwned,
+    V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let b = with_backend(
+        hooked(builder::<K, V, Infallible>(s), hooks),
+        s,
+        |b, backend, prefix| b.redis(backend, prefix),
+    );
     finish_build(b, s)
 }
 
@@ -216,9 +309,26 @@ where
     V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
     N: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
 {
-    let b = with_backend(builder::<K, V, N>(s), s, |b, backend, prefix| {
-        b.redis_with_negatives(backend, prefix)
-    });
+    build_remote_negative_hooked(s, Hooks::NONE)
+}
+
+/// [`build_remote_negative`] with the settings that name the value type.
+///
+/// # Panics
+/// As [`build_remote`].
+#[cfg(feature = "redis")]
+#[cold]
+pub fn build_remote_negative_hooked<K, V, N>(s: &Settings, hooks: Hooks<V>) -> Cache<K, V, N>
+where
+    K: CacheKey + serde::Serialize + serde::de::DeserializeOwned,
+    V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
+    N: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let b = with_backend(
+        hooked(builder::<K, V, N>(s), hooks),
+        s,
+        |b, backend, prefix| b.redis_with_negatives(backend, prefix),
+    );
     finish_build(b, s)
 }
 
@@ -422,4 +532,201 @@ loaders! {
             Loaded::Negative(()) => None,
             Loaded::Error(n) => match n {},
         }),
+}
+
+/// How a function's return value maps to what is cached: one marker per kind of return.
+pub mod shape {
+    /// A plain value: always cached.
+    pub struct Plain;
+    /// `Result`: `Ok` cached, `Err` returned uncached.
+    pub struct Res;
+    /// `Result` with `negative_ttl`: `Err` cached too.
+    pub struct ResNeg;
+    /// `Option`: `Some` cached, `None` returned uncached.
+    pub struct Opt;
+    /// `Option` with `negative_ttl`: `None` cached too.
+    pub struct OptNeg;
+}
+
+/// How the outcome `Out` of a function is cached as an entry of `V` and `N`, and rebuilt.
+pub trait Shape<V, N, Out> {
+    /// What to cache of `out` (`Loaded::Error(out)`: return it uncached).
+    fn loaded(out: Out) -> Loaded<V, N, Out>;
+    /// The outcome again.
+    fn out(l: Loaded<V, N, Out>) -> Out;
+    /// The outcome of a cached entry.
+    fn hit(e: Entry<V, N>) -> Out;
+    /// The value `out` would cache, if any (what `unless` looks at).
+    fn value(out: &Out) -> Option<&V>;
+}
+
+impl<V> Shape<V, Infallible, V> for shape::Plain {
+    fn loaded(out: V) -> Loaded<V, Infallible, V> {
+        Loaded::Value(out)
+    }
+    fn out(l: Loaded<V, Infallible, V>) -> V {
+        match l {
+            Loaded::Value(v) | Loaded::Error(v) => v,
+            Loaded::Negative(n) => match n {},
+        }
+    }
+    fn hit(e: Entry<V, Infallible>) -> V {
+        hit_value(e)
+    }
+    fn value(out: &V) -> Option<&V> {
+        Some(out)
+    }
+}
+
+impl<V, E> Shape<V, Infallible, Result<V, E>> for shape::Res {
+    fn loaded(out: Result<V, E>) -> Loaded<V, Infallible, Result<V, E>> {
+        match out {
+            Ok(v) => Loaded::Value(v),
+            Err(e) => Loaded::Error(Err(e)),
+        }
+    }
+    fn out(l: Loaded<V, Infallible, Result<V, E>>) -> Result<V, E> {
+        match l {
+            Loaded::Value(v) => Ok(v),
+            Loaded::Error(o) => o,
+            Loaded::Negative(n) => match n {},
+        }
+    }
+    fn hit(e: Entry<V, Infallible>) -> Result<V, E> {
+        Ok(hit_value(e))
+    }
+    fn value(out: &Result<V, E>) -> Option<&V> {
+        out.as_ref().ok()
+    }
+}
+
+impl<V, E> Shape<V, E, Result<V, E>> for shape::ResNeg {
+    fn loaded(out: Result<V, E>) -> Loaded<V, E, Result<V, E>> {
+        match out {
+            Ok(v) => Loaded::Value(v),
+            Err(e) => Loaded::Negative(e),
+        }
+    }
+    fn out(l: Loaded<V, E, Result<V, E>>) -> Result<V, E> {
+        match l {
+            Loaded::Value(v) => Ok(v),
+            Loaded::Negative(e) => Err(e),
+            Loaded::Error(o) => o,
+        }
+    }
+    fn hit(e: Entry<V, E>) -> Result<V, E> {
+        e.into_result()
+    }
+    fn value(out: &Result<V, E>) -> Option<&V> {
+        out.as_ref().ok()
+    }
+}
+
+impl<V> Shape<V, Infallible, Option<V>> for shape::Opt {
+    fn loaded(out: Option<V>) -> Loaded<V, Infallible, Option<V>> {
+        match out {
+            Some(v) => Loaded::Value(v),
+            None => Loaded::Error(None),
+        }
+    }
+    fn out(l: Loaded<V, Infallible, Option<V>>) -> Option<V> {
+        match l {
+            Loaded::Value(v) => Some(v),
+            Loaded::Error(o) => o,
+            Loaded::Negative(n) => match n {},
+        }
+    }
+    fn hit(e: Entry<V, Infallible>) -> Option<V> {
+        Some(hit_value(e))
+    }
+    fn value(out: &Option<V>) -> Option<&V> {
+        out.as_ref()
+    }
+}
+
+impl<V> Shape<V, (), Option<V>> for shape::OptNeg {
+    fn loaded(out: Option<V>) -> Loaded<V, (), Option<V>> {
+        match out {
+            Some(v) => Loaded::Value(v),
+            None => Loaded::Negative(()),
+        }
+    }
+    fn out(l: Loaded<V, (), Option<V>>) -> Option<V> {
+        match l {
+            Loaded::Value(v) => Some(v),
+            Loaded::Negative(()) => None,
+            Loaded::Error(o) => o,
+        }
+    }
+    fn hit(e: Entry<V, ()>) -> Option<V> {
+        e.into_result().ok()
+    }
+    fn value(out: &Option<V>) -> Option<&V> {
+        out.as_ref()
+    }
+}
+
+/// The outcome of a hit, for shape `S`.
+#[inline]
+pub fn shape_hit<S: Shape<V, N, Out>, V, N, Out>(e: Entry<V, N>) -> Out {
+    S::hit(e)
+}
+
+/// What to cache of `out`: nothing when `unless` holds for its value.
+#[inline]
+pub fn classify<S: Shape<V, N, Out>, V, N, Out>(
+    out: Out,
+    unless: Option<fn(&V) -> bool>,
+) -> Loaded<V, N, Out> {
+    if let Some(skip) = unless
+        && S::value(&out).is_some_and(skip)
+    {
+        return Loaded::Error(out);
+    }
+    S::loaded(out)
+}
+
+/// The counted lookup of a call that can refresh (`stale`, `early_refresh`).
+#[inline]
+pub fn lookup_refresh<K, V, N, Q>(cache: &Cache<K, V, N>, key: &Q) -> Lookup<K, V, N>
+where
+    K: CacheKey + Borrow<Q>,
+    V: CacheValue,
+    N: CacheValue,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    cache.lookup_refresh(key)
+}
+
+/// The load after a miss, for shape `S`.
+pub fn load_shaped<S, K, V, N, Q, Out>(
+    cache: &Cache<K, V, N>,
+    key: &Q,
+    load: impl FnOnce() -> Loaded<V, N, Out>,
+) -> Out
+where
+    S: Shape<V, N, Out>,
+    K: CacheKey + Borrow<Q>,
+    V: CacheValue,
+    N: CacheValue,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    S::out(cache.load_after_miss(key, load))
+}
+
+/// The async load after a miss, for shape `S`.
+pub async fn load_shaped_async<S, K, V, N, Q, Out, F>(
+    cache: &Cache<K, V, N>,
+    key: &Q,
+    load: impl FnOnce() -> F,
+) -> Out
+where
+    S: Shape<V, N, Out>,
+    K: CacheKey + Borrow<Q>,
+    V: CacheValue,
+    N: CacheValue,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    F: Future<Output = Loaded<V, N, Out>>,
+{
+    S::out(cache.load_after_miss_async(key, load).await)
 }

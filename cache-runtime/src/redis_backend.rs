@@ -17,11 +17,55 @@ use std::time::Duration;
 use crate::clock::Clock;
 
 /// Consecutive faults that open the circuit breaker.
+///
+/// ```no_run
+/// use cache_runtime::{BREAKER_THRESHOLD, Cache, RedisBackend};
+/// use std::{sync::Arc, time::Duration};
+///
+/// // Redis is down: every call still answers, from its loader.
+/// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+/// let users: Cache<u64, String> = Cache::builder()
+///     .redis(Arc::clone(&redis), "myapp")
+///     .build()?;
+/// for id in 0..u64::from(BREAKER_THRESHOLD) {
+///     assert_eq!(users.get_or_insert_with(&id, || format!("user {id}")), format!("user {id}"));
+/// }
+/// assert!(redis.is_open()); // Redis is skipped now, at no cost
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const BREAKER_THRESHOLD: u32 = 5;
 /// How long an open breaker skips Redis before trying again.
+///
+/// ```no_run
+/// use cache_runtime::{BREAKER_COOLDOWN, Cache, RedisBackend};
+/// use std::{sync::Arc, time::Duration};
+///
+/// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+/// let users: Cache<u64, String> = Cache::builder()
+///     .redis(Arc::clone(&redis), "myapp")
+///     .build()?;
+/// for id in 0..10 {
+///     users.get_or_insert_with(&id, || format!("user {id}")); // Redis is down
+/// }
+/// assert!(redis.is_open());
+/// std::thread::sleep(BREAKER_COOLDOWN);
+/// assert!(!redis.is_open()); // operations try Redis again
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const BREAKER_COOLDOWN: Duration = Duration::from_millis(500);
 
 /// Faults met so far, by kind.
+///
+/// ```
+/// use cache_runtime::{Faults, RedisBackend};
+/// use std::time::Duration;
+///
+/// let redis = RedisBackend::new("redis://127.0.0.1:6379/", Duration::from_millis(50))?;
+/// let f: Faults = redis.faults();
+/// assert_eq!(f, Faults::default()); // nothing tried yet, nothing failed
+/// assert_eq!(f.connect + f.timeout + f.error + f.short_circuited, 0);
+/// # Ok::<(), cache_runtime::BackendError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Faults {
@@ -182,6 +226,25 @@ struct Inner {
 }
 
 /// A Redis server reached through one multiplexed connection (reconnected as needed).
+///
+/// ```no_run
+/// use cache_runtime::{Cache, RedisBackend};
+/// use std::{sync::Arc, time::Duration};
+///
+/// // One backend (one connection) for all of a process's caches.
+/// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+/// let users: Cache<u64, String> = Cache::builder()
+///     .name("users")
+///     .redis(Arc::clone(&redis), "myapp")
+///     .build()?;
+/// let prices: Cache<String, u64> = Cache::builder()
+///     .name("prices")
+///     .redis(Arc::clone(&redis), "myapp")
+///     .build()?;
+/// users.insert(1, "ada".to_string()); // also stored in Redis, for the other processes
+/// assert_eq!(prices.get_or_insert_with("tea", || 3), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RedisBackend {
     inner: Arc<Inner>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
@@ -212,6 +275,15 @@ impl Drop for RedisBackend {
 }
 
 /// Why a backend could not be created.
+///
+/// ```
+/// use cache_runtime::{BackendError, RedisBackend};
+/// use std::time::Duration;
+///
+/// let err = RedisBackend::new("http://127.0.0.1/", Duration::from_millis(50)).unwrap_err();
+/// assert!(matches!(err, BackendError::Url(_)));
+/// assert!(err.to_string().starts_with("invalid Redis URL"));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BackendError {
@@ -236,6 +308,17 @@ impl RedisBackend {
     /// A backend for `url` (`redis://host:port/db`) with a per-operation `timeout`. Nothing is
     /// connected until the first operation.
     ///
+    /// ```
+    /// use cache_runtime::RedisBackend;
+    /// use std::time::Duration;
+    ///
+    /// let redis = RedisBackend::new("redis://127.0.0.1:6379/0", Duration::from_millis(50))?;
+    /// assert!(!redis.is_open()); // nothing is connected yet
+    /// // Not a URL:
+    /// assert!(RedisBackend::new("127.0.0.1:6379", Duration::from_millis(50)).is_err());
+    /// # Ok::<(), cache_runtime::BackendError>(())
+    /// ```
+    ///
     /// # Errors
     /// A malformed URL, or no thread for the backend's runtime.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, BackendError> {
@@ -246,6 +329,17 @@ impl RedisBackend {
     /// A backend for a Redis Cluster reached through the nodes at `urls` (any of them; the
     /// client learns the slot map), with a per-operation `timeout`. Invalidations travel by
     /// `PUBLISH`, which a cluster forwards to every node.
+    ///
+    /// ```
+    /// use cache_runtime::{Faults, RedisBackend};
+    /// use std::time::Duration;
+    ///
+    /// let nodes = ["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/", "redis://10.0.0.3:7000/"];
+    /// let cluster = RedisBackend::cluster(&nodes, Duration::from_millis(50))?; // connects lazily
+    /// assert_eq!(cluster.faults(), Faults::default());
+    /// assert!(RedisBackend::cluster(&[], Duration::from_millis(50)).is_err());
+    /// # Ok::<(), cache_runtime::BackendError>(())
+    /// ```
     ///
     /// # Errors
     /// A malformed URL, or no thread for the backend's runtime.
@@ -306,6 +400,20 @@ impl RedisBackend {
     }
 
     /// Faults met so far.
+    ///
+    /// ```no_run
+    /// use cache_runtime::{Cache, RedisBackend};
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let users: Cache<u64, String> = Cache::builder()
+    ///     .redis(Arc::clone(&redis), "myapp")
+    ///     .build()?;
+    /// // Redis is down: the call is answered by its loader, and the failed connection counted.
+    /// assert_eq!(users.get_or_insert_with(&1, || "ada".to_string()), "ada");
+    /// assert!(redis.faults().connect > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn faults(&self) -> Faults {
         let f = &self.inner.faults;
@@ -361,6 +469,22 @@ impl RedisBackend {
     }
 
     /// Whether the breaker is open now (Redis is being skipped).
+    ///
+    /// ```no_run
+    /// use cache_runtime::{Cache, RedisBackend};
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let users: Cache<u64, String> = Cache::builder()
+    ///     .redis(Arc::clone(&redis), "myapp")
+    ///     .build()?;
+    /// for id in 0..10 {
+    ///     users.get_or_insert_with(&id, || format!("user {id}")); // Redis is down
+    /// }
+    /// assert!(redis.is_open());
+    /// assert!(redis.faults().short_circuited > 0); // later calls skipped Redis: no waiting
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn is_open(&self) -> bool {
         self.inner.clock.now_nanos() < self.inner.open_until.load(Ordering::Relaxed)
@@ -880,6 +1004,13 @@ impl Inner {
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    fault = ?f,
+                    consecutive = n,
+                    breaker_opens = n >= BREAKER_THRESHOLD,
+                    "cache backend fault"
+                );
                 if n >= BREAKER_THRESHOLD {
                     let cooldown = u64::try_from(BREAKER_COOLDOWN.as_nanos()).unwrap_or(u64::MAX);
                     self.open_until.store(

@@ -19,9 +19,12 @@ pub(crate) enum Counter {
     Expiration,
     NegativeHit,
     RemoteHit,
+    StaleHit,
+    Refresh,
+    RefreshError,
 }
 
-const COUNTERS: usize = 9;
+const COUNTERS: usize = 12;
 
 /// Threads that get a stripe of their own; later ones share the last stripe.
 const OWNED_STRIPES: usize = 64;
@@ -165,6 +168,9 @@ impl Stats {
             expirations: get(Counter::Expiration),
             negative_hits: get(Counter::NegativeHit),
             remote_hits: get(Counter::RemoteHit),
+            stale_hits: get(Counter::StaleHit),
+            refreshes: get(Counter::Refresh),
+            refresh_errors: get(Counter::RefreshError),
             entries: entries as u64,
         }
     }
@@ -175,6 +181,19 @@ impl Stats {
 /// Every lookup is exactly one of a hit (a fresh value), a negative hit (a cached "not found" or
 /// error) or a miss. A miss either loads (`loads`), joins another caller's load of the same key
 /// (`joined`), or finds the value stored meanwhile by another caller.
+///
+/// ```
+/// use cache_runtime::Cache;
+///
+/// let c: Cache<u64, u64> = Cache::builder().build()?;
+/// c.get_or_insert_with(&1, || 10); // miss, load
+/// c.get_or_insert_with(&1, || 10); // hit
+/// c.get(&2);                       // miss
+/// let s = c.stats();
+/// assert_eq!((s.hits, s.misses, s.loads, s.entries), (1, 2, 1, 1));
+/// assert!((s.hit_ratio() - 1.0 / 3.0).abs() < 1e-12);
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
@@ -197,12 +216,32 @@ pub struct CacheStats {
     pub negative_hits: u64,
     /// Misses of this process's store answered by the remote tier (no load).
     pub remote_hits: u64,
+    /// Hits answered by an expired value within its `stale` window (stale-while-revalidate);
+    /// also counted in `hits`.
+    pub stale_hits: u64,
+    /// Refreshes started: in the background for a stale value, or early (XFetch) before expiry.
+    pub refreshes: u64,
+    /// Refreshes that failed (an error, a panic, an uncacheable result): the old value was kept.
+    pub refresh_errors: u64,
     /// Entries in the cache now, fresh or not yet swept.
     pub entries: u64,
 }
 
 impl CacheStats {
     /// `(hits + negative_hits) / (all lookups)`, or 0 when there were none.
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    ///
+    /// let cache: Cache<u64, u64> = Cache::builder().build()?;
+    /// assert_eq!(cache.stats().hit_ratio(), 0.0); // no lookups yet
+    /// cache.get_or_insert_with(&1, || 1); // a miss
+    /// for _ in 0..3 {
+    ///     cache.get(&1); // hits
+    /// }
+    /// assert_eq!(cache.stats().hit_ratio(), 0.75);
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
     #[must_use]
     pub fn hit_ratio(&self) -> f64 {
         let found = self.hits + self.negative_hits;

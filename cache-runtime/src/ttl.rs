@@ -155,7 +155,7 @@ impl Expiry {
 
     /// splitmix64 over a shared atomic counter: lock-free, and reproducible from a seed when
     /// one thread inserts.
-    fn next_random(&self) -> u64 {
+    pub(crate) fn next_random(&self) -> u64 {
         let mut z = self
             .rng
             .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
