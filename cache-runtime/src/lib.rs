@@ -25,6 +25,44 @@
 //! # Ok::<(), cache_runtime::BuildError>(())
 //! ```
 //!
+//! # Caching patterns
+//!
+//! Write-through and invalidation on write keep a `#[cached]` function's cache in step with the
+//! functions that change its data; stale-while-revalidate, early refresh, conditions, per-value
+//! TTLs and warming are arguments and helpers (the README shows when to use each):
+//!
+//! ```
+//! use cache_runtime::{cache_evict, cache_put, cached, warm};
+//! use std::time::Duration;
+//!
+//! #[derive(Clone, Debug, PartialEq)]
+//! struct User { id: u64, name: String }
+//!
+//! #[cached(ttl = "10m", stale = "1m", unless = |u: &User| u.name.is_empty())]
+//! fn load_user(id: u64) -> Option<User> {
+//!     Some(User { id, name: format!("user {id}") }) // a query
+//! }
+//!
+//! #[cache_put(load_user, key = user.id)]
+//! fn save_user(user: User) -> Result<User, String> {
+//!     Ok(user) // an UPDATE
+//! }
+//!
+//! #[cache_evict(load_user, key = id)]
+//! fn delete_user(id: u64) -> Result<(), String> {
+//!     Ok(()) // a DELETE
+//! }
+//!
+//! // Warm the first 100 users before taking traffic.
+//! let report = warm::warm(1..=100u64).concurrency(4).run(load_user);
+//! assert_eq!(report.loaded, 100);
+//!
+//! save_user(User { id: 1, name: "ada".into() }).unwrap();
+//! assert_eq!(load_user(1).unwrap().name, "ada"); // from the cache: written through
+//! delete_user(1).unwrap();
+//! assert_eq!(load_user(1).unwrap().name, "user 1"); // loaded again
+//! ```
+//!
 //! # Layers
 //!
 //! - [`store`](Policy): bounded maps with eviction, knowing nothing of time;
@@ -32,7 +70,7 @@
 //! - single-flight: one load per key, sync and async, safe against panics and cancellation;
 //! - [`Cache`]: all of the above, with [`CacheStats`];
 //! - [`registry`]: every cache by name;
-//! - with the `redis` feature: [`codec`] (serde payloads, bincode by default), `RedisBackend`
+//! - with the `redis` feature: `codec` (serde payloads, bincode by default), `RedisBackend`
 //!   (a fail-open Redis or Redis Cluster tier) and `config` (named backends for
 //!   `#[cached(backend = "...")]`).
 
@@ -47,9 +85,12 @@ pub mod codec;
 #[cfg(feature = "redis")]
 pub mod config;
 mod error;
+#[cfg(feature = "metrics")]
+pub mod export;
 mod flight;
 #[cfg(feature = "redis")]
 mod redis_backend;
+pub mod refresh;
 pub mod registry;
 #[cfg(feature = "redis")]
 mod remote;
@@ -58,9 +99,78 @@ mod store;
 mod sync;
 mod tier;
 mod ttl;
+pub mod warm;
 
 pub use bypass::{Uncached, uncached, uncached_async};
 pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Entry};
+/// Invalidation on write: after the function returns successfully (`Ok`, `Some`, or any value),
+/// removes `key` (or, with `all`, every entry) from the named `#[cached]` function's cache, so
+/// that the next read queries again. An `Err` or `None` evicts nothing.
+///
+/// ```
+/// use cache_runtime::{cache_evict, cached};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static QUERIES: AtomicU32 = AtomicU32::new(0);
+///
+/// #[cached]
+/// fn price(sku: u32) -> u64 {
+///     QUERIES.fetch_add(1, Ordering::Relaxed);
+///     u64::from(sku) * 10 // a SELECT
+/// }
+///
+/// #[cache_evict(price, key = sku)]
+/// fn set_price(sku: u32, _cents: u64) -> Result<(), String> {
+///     Ok(()) // an UPDATE
+/// }
+///
+/// #[cache_evict(price, all)]
+/// fn reprice_everything() {}
+///
+/// assert_eq!((price(7), price(7)), (70, 70)); // one query
+/// set_price(7, 99)?;
+/// price(7); // queried again
+/// reprice_everything();
+/// price(7); // and again
+/// assert_eq!(QUERIES.load(Ordering::Relaxed), 3);
+/// # Ok::<(), String>(())
+/// ```
+pub use cache_macros::cache_evict;
+/// Write-through: after the function returns successfully (`Ok`, `Some`, or any value), stores
+/// its value in the named `#[cached]` function's cache under `key`, so that the next read needs no
+/// query. An `Err` or `None` stores nothing.
+///
+/// ```
+/// use cache_runtime::{cache_put, cached};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static QUERIES: AtomicU32 = AtomicU32::new(0);
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct User { id: u64, name: String }
+///
+/// #[cached]
+/// fn load_user(id: u64) -> Option<User> {
+///     QUERIES.fetch_add(1, Ordering::Relaxed);
+///     Some(User { id, name: format!("user {id}") }) // a SELECT
+/// }
+///
+/// #[cache_put(load_user, key = user.id)]
+/// fn save_user(user: User) -> Result<User, String> {
+///     if user.name.is_empty() { Err("a user needs a name".into()) } else { Ok(user) } // an UPDATE
+/// }
+///
+/// save_user(User { id: 1, name: "ada".into() })?;
+/// assert_eq!(load_user(1).unwrap().name, "ada"); // written through
+/// assert!(save_user(User { id: 1, name: String::new() }).is_err());
+/// assert_eq!(load_user(1).unwrap().name, "ada");
+/// assert_eq!(QUERIES.load(Ordering::Relaxed), 0); // never queried
+/// # Ok::<(), String>(())
+/// ```
+///
+/// `key` may also read the stored value as `result` (the `Ok` or `Some` value), for a key the
+/// function computes: `#[cache_put(load_user, key = result.id)]`.
+pub use cache_macros::cache_put;
 /// Memoizes a function or method through this crate's runtime.
 ///
 /// ```

@@ -3,6 +3,23 @@
 //! Every cache registers itself when built. The registry holds weak references, so a dropped cache
 //! disappears from it; dead entries are pruned whenever a cache registers, which keeps the list as
 //! long as the number of live caches.
+//!
+//! ```
+//! use cache_runtime::{cached, registry};
+//!
+//! #[cached(name = "prices")]
+//! fn price(sku: u32) -> u64 {
+//!     u64::from(sku) * 10 // a query
+//! }
+//!
+//! price(7);
+//! // The function's cache, by name: invalidate, write through, read statistics.
+//! let cache = registry::get::<u32, u64>("prices").unwrap();
+//! cache.insert(7, 99);
+//! assert_eq!(price(7), 99);
+//! assert_eq!(cache.stats().loads, 1);
+//! assert!(registry::prometheus_text().contains(r#"cache_hits_total{cache="prices"} 1"#));
+//! ```
 
 use std::any::Any;
 use std::fmt;
@@ -30,6 +47,17 @@ pub(crate) fn register(report: Weak<dyn Report>, any: Weak<dyn Any + Send + Sync
 }
 
 /// Why [`get`] found no cache.
+///
+/// ```
+/// use cache_runtime::{Cache, registry::{self, LookupError}};
+///
+/// let users: Cache<u64, String> = Cache::builder().name("users").build()?;
+/// let missing = registry::get::<u64, String>("userz").unwrap_err();
+/// assert_eq!(missing, LookupError::NotFound { name: "userz".to_string() });
+/// let wrong = registry::get::<String, String>("users").unwrap_err();
+/// assert!(matches!(wrong, LookupError::WrongType { .. }));
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LookupError {
@@ -96,6 +124,23 @@ where
 /// Like [`get`], for a cache that also holds negative results of type `N`: the `Err` type `E`
 /// of a `Result` function, or `()` for an `Option` function, with `negative_ttl`.
 ///
+/// ```
+/// use cache_runtime::{cached, registry};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct NotFound;
+///
+/// #[cached(name = "users", negative_ttl = "30s")]
+/// fn user(id: u64) -> Result<String, NotFound> {
+///     if id == 0 { Err(NotFound) } else { Ok(format!("user {id}")) }
+/// }
+///
+/// assert_eq!(user(0), Err(NotFound));
+/// let cache = registry::get_negative::<u64, String, NotFound>("users").unwrap();
+/// assert_eq!(cache.stats().loads, 1);
+/// assert!(cache.remove(&0)); // the cached "not found" goes
+/// ```
+///
 /// # Errors
 /// [`LookupError`] when no live cache has that name and those types.
 pub fn get_negative<K, V, N>(name: &str) -> Result<Cache<K, V, N>, LookupError>
@@ -124,6 +169,19 @@ where
 }
 
 /// One registered cache, as [`caches`] reports it.
+///
+/// ```
+/// use cache_runtime::{Cache, registry};
+///
+/// let users: Cache<u64, String> = Cache::builder().name("users").build()?;
+/// users.insert(1, "ada".to_string());
+/// for report in registry::caches() {
+///     println!("{}: {} entries", report.name, report.stats.entries);
+/// }
+/// let report = registry::caches().into_iter().find(|c| c.name == "users").unwrap();
+/// assert_eq!(report.stats.entries, 1);
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct CacheReport {
@@ -161,4 +219,194 @@ pub fn caches() -> Vec<CacheReport> {
             stats: c.stats(),
         })
         .collect()
+}
+
+/// A metric: its name, help text, kind (`"counter"` or `"gauge"`) and the field it reads.
+///
+/// ```
+/// use cache_runtime::{Cache, registry::{self, Metric}};
+///
+/// let users: Cache<u64, String> = Cache::builder().build()?;
+/// users.insert(1, "ada".to_string());
+/// let metrics = registry::metric_descriptions();
+/// let entries: &Metric = metrics.iter().find(|m| m.0 == "cache_entries").unwrap();
+/// let (_, _, kind, read) = entries;
+/// assert_eq!((*kind, read(&users.stats())), ("gauge", 1));
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
+pub type Metric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&CacheStats) -> u64,
+);
+
+/// The counters of [`CacheStats`] as Prometheus metrics: name, help, type, and the field.
+const METRICS: &[Metric] = &[
+    (
+        "cache_hits_total",
+        "Lookups answered by a fresh value.",
+        "counter",
+        |s| s.hits,
+    ),
+    (
+        "cache_misses_total",
+        "Lookups that found nothing fresh.",
+        "counter",
+        |s| s.misses,
+    ),
+    (
+        "cache_negative_hits_total",
+        "Lookups answered by a cached negative result.",
+        "counter",
+        |s| s.negative_hits,
+    ),
+    (
+        "cache_stale_hits_total",
+        "Hits served stale while a refresh ran.",
+        "counter",
+        |s| s.stale_hits,
+    ),
+    (
+        "cache_remote_hits_total",
+        "Misses answered by the remote tier.",
+        "counter",
+        |s| s.remote_hits,
+    ),
+    ("cache_loads_total", "Loader runs.", "counter", |s| s.loads),
+    (
+        "cache_load_errors_total",
+        "Loader runs that failed or returned a negative result.",
+        "counter",
+        |s| s.load_errors,
+    ),
+    (
+        "cache_joined_total",
+        "Calls that waited for another caller's load of the same key.",
+        "counter",
+        |s| s.joined,
+    ),
+    (
+        "cache_refreshes_total",
+        "Refreshes started (stale-while-revalidate, early refresh).",
+        "counter",
+        |s| s.refreshes,
+    ),
+    (
+        "cache_refresh_errors_total",
+        "Refreshes that failed and kept the old value.",
+        "counter",
+        |s| s.refresh_errors,
+    ),
+    (
+        "cache_evictions_total",
+        "Entries removed to make room.",
+        "counter",
+        |s| s.evictions,
+    ),
+    (
+        "cache_expirations_total",
+        "Entries removed because their TTL passed.",
+        "counter",
+        |s| s.expirations,
+    ),
+    ("cache_entries", "Entries held now.", "gauge", |s| s.entries),
+];
+
+/// Escapes a Prometheus label value.
+fn label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every live cache's statistics in the Prometheus text exposition format (version 0.0.4), one
+/// series per cache name (caches sharing a name are summed): serve it from a `/metrics`
+/// endpoint. No dependency needed; with the `metrics` feature, `cache_runtime::export` feeds the
+/// `metrics` facade instead.
+///
+/// ```
+/// use cache_runtime::{Cache, registry};
+///
+/// let users: Cache<u64, String> = Cache::builder().name("doc.prom").build().unwrap();
+/// users.insert(1, "ada".to_string());
+/// users.get(&1);
+/// let text = registry::prometheus_text();
+/// assert!(text.contains("# TYPE cache_hits_total counter"));
+/// assert!(text.contains(r#"cache_hits_total{cache="doc.prom"} 1"#));
+/// assert!(text.contains(r#"cache_entries{cache="doc.prom"} 1"#));
+/// ```
+#[must_use]
+pub fn prometheus_text() -> String {
+    use std::fmt::Write as _;
+    let by_name = stats_by_name();
+    let mut out = String::new();
+    for (metric, help, kind, get) in METRICS {
+        let _ = writeln!(out, "# HELP {metric} {help}");
+        let _ = writeln!(out, "# TYPE {metric} {kind}");
+        for (name, stats) in &by_name {
+            let _ = writeln!(out, "{metric}{{cache=\"{}\"}} {}", label(name), get(stats));
+        }
+    }
+    out
+}
+
+/// Every live cache's statistics by name, caches sharing a name summed, in build order.
+pub(crate) fn stats_by_name() -> Vec<(String, CacheStats)> {
+    let mut by_name: Vec<(String, CacheStats)> = Vec::new();
+    for c in caches() {
+        match by_name.iter_mut().find(|(n, _)| *n == c.name) {
+            Some((_, s)) => *s = sum(s, &c.stats),
+            None => by_name.push((c.name, c.stats)),
+        }
+    }
+    by_name
+}
+
+/// Two caches' counters added up.
+fn sum(a: &CacheStats, b: &CacheStats) -> CacheStats {
+    CacheStats {
+        hits: a.hits + b.hits,
+        misses: a.misses + b.misses,
+        loads: a.loads + b.loads,
+        load_errors: a.load_errors + b.load_errors,
+        joined: a.joined + b.joined,
+        evictions: a.evictions + b.evictions,
+        expirations: a.expirations + b.expirations,
+        negative_hits: a.negative_hits + b.negative_hits,
+        remote_hits: a.remote_hits + b.remote_hits,
+        stale_hits: a.stale_hits + b.stale_hits,
+        refreshes: a.refreshes + b.refreshes,
+        refresh_errors: a.refresh_errors + b.refresh_errors,
+        entries: a.entries + b.entries,
+    }
+}
+
+/// The metrics [`prometheus_text`] reports, with their help and type, for exporters of other
+/// formats: `(name, help, "counter" | "gauge", field)`.
+///
+/// ```
+/// use cache_runtime::{Cache, registry};
+///
+/// let users: Cache<u64, String> = Cache::builder().name("users").build()?;
+/// users.get(&1);
+/// // StatsD lines, say:
+/// let stats = users.stats();
+/// let lines: Vec<String> = registry::metric_descriptions()
+///     .iter()
+///     .map(|(name, _help, kind, read)| format!("{name}.users:{}|{}", read(&stats), &kind[..1]))
+///     .collect();
+/// assert!(lines.contains(&"cache_misses_total.users:1|c".to_string()));
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
+#[must_use]
+pub fn metric_descriptions() -> &'static [Metric] {
+    METRICS
 }
