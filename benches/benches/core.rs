@@ -128,7 +128,22 @@ fn hit_u64(c: &mut Criterion) {
             black_box(memo_inferred(black_box(keys[i])))
         });
     });
+    // Stale-while-revalidate and early refresh on: a fresh hit costs the same check.
+    for &k in &keys {
+        memo_swr(k);
+    }
+    g.bench_function("ours_cached_macro_stale_early", |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(memo_swr(black_box(keys[i])))
+        });
+    });
     g.finish();
+}
+
+#[cache_runtime::cached(ttl = "1h", capacity = 20_000, stale = "1m", early_refresh = 1.0)]
+fn memo_swr(x: u64) -> u64 {
+    x.wrapping_mul(5)
 }
 
 #[cache_runtime::cached(ttl = "1h", capacity = 20_000)]

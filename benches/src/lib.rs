@@ -3,7 +3,11 @@
 //!
 //! - `cargo bench -p cache-benches --bench core`: hit, miss-and-load and clock costs;
 //! - `cargo run --release -p cache-benches --bin report`: the ratio tables from criterion's
-//!   saved estimates.
+//!   saved estimates;
+//! - `cargo run --release -p cache-benches --bin hitratio`: hit ratios of each policy and peer on
+//!   the shared traces and synthetic Zipf traces, with Belady's optimum ([`hitratio`]).
+
+pub mod hitratio;
 
 /// `n` distinct 64-byte string keys.
 #[must_use]

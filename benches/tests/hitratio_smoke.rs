@@ -1,0 +1,113 @@
+//! A fast check of the hit-ratio simulator on tiny inputs: the LRUs agree with the exact
+//! reference, Belady's optimum bounds every cache, ratios are ratios, and a chart renders.
+
+use cache_benches::hitratio::{
+    ExactLru, Report, SEED, Sim, Trace, belady_hits, load_trace, next_uses, parse_be_i32,
+    parse_text, register_font, render_chart, simulate, traces_dir, zipf_trace,
+};
+
+/// The first 2,000 requests of a small real trace, if the shared traces are present.
+fn small_real_trace() -> Option<Trace> {
+    let path = traces_dir().join("lirs-cs.trace.gz");
+    if !path.exists() {
+        eprintln!("skipping the real trace: {} is missing", path.display());
+        return None;
+    }
+    let mut t = load_trace(&path).expect("lirs-cs decodes");
+    assert_eq!(t.name, "lirs-cs");
+    assert_eq!(t.keys.len(), 6_781, "the README's request count");
+    t.truncate(2_000);
+    assert_eq!((t.keys.len(), t.full_len), (2_000, Some(6_781)));
+    Some(t)
+}
+
+fn check(report: &Report) {
+    let belady = report.column(Sim::Belady).expect("belady simulated");
+    for (r, row) in report.hits.iter().enumerate() {
+        for (c, &hits) in row.iter().enumerate() {
+            let ratio = report.ratio(r, c);
+            assert!(
+                (0.0..=1.0).contains(&ratio),
+                "{}: ratio {ratio}",
+                report.trace
+            );
+            assert!(
+                hits <= row[belady],
+                "{} at {} entries: {} has {hits} hits, more than belady's {}",
+                report.trace,
+                report.sizes[r],
+                report.sims[c].name(),
+                row[belady]
+            );
+        }
+    }
+    assert!(
+        report.same_hits(Sim::Lru, Sim::ExactLru),
+        "{}: cache-runtime's Lru (1 shard) differs from the exact LRU: {:?}",
+        report.trace,
+        report.hits
+    );
+    assert!(
+        report.same_hits(Sim::CachedLru, Sim::ExactLru),
+        "{}: cached's LruCache differs from the exact LRU",
+        report.trace
+    );
+}
+
+#[test]
+fn simulator_on_tiny_traces() {
+    let mut traces = vec![zipf_trace(0.9, 500, 2_000, SEED)];
+    traces.extend(small_real_trace());
+    let font = register_font();
+    for trace in &traces {
+        let d = trace.distinct();
+        let sizes = [(d / 20).max(1), d / 4];
+        let report = simulate(trace, &sizes, &Sim::ALL);
+        check(&report);
+        // Some hits at all: a simulator that never hits would pass the bounds above.
+        let lru = report.column(Sim::ExactLru).unwrap();
+        assert!(report.hits[1][lru] > 0, "{}: no LRU hits", trace.name);
+        assert!(report.markdown().contains("| gap to optimal"));
+        if font {
+            let path = std::env::temp_dir().join(format!(
+                "hitratio-smoke-{}-{}.png",
+                std::process::id(),
+                trace.name
+            ));
+            render_chart(&report, &path).expect("chart renders");
+            let bytes = std::fs::read(&path).expect("chart written");
+            let _ = std::fs::remove_file(&path);
+            assert!(bytes.starts_with(b"\x89PNG"), "a PNG file");
+        } else {
+            eprintln!("skipping the chart: no font");
+        }
+    }
+}
+
+#[test]
+fn references_by_hand() {
+    // a b a c b a with 2 entries. LRU: a b (miss miss), a hit, c evicts b, b evicts a, a evicts c.
+    let keys = [1, 2, 1, 3, 2, 1];
+    let mut lru = ExactLru::new(2);
+    let hits: Vec<bool> = keys.iter().map(|&k| lru.access(k)).collect();
+    assert_eq!(hits, [false, false, true, false, false, false]);
+    assert_eq!(lru.len(), 2);
+    // Belady keeps a and b, bypassing c: hits on a, b, a.
+    assert_eq!(
+        next_uses(&keys),
+        [2, 4, 5, usize::MAX, usize::MAX, usize::MAX]
+    );
+    assert_eq!(belady_hits(&keys, &next_uses(&keys), 2), 3);
+    // A capacity of 1 on `a b a`: bypassing b keeps a for its reuse.
+    assert_eq!(belady_hits(&[1, 2, 1], &next_uses(&[1, 2, 1]), 1), 1);
+}
+
+#[test]
+fn trace_formats() {
+    let text = "1\n*\n22\n\n333\n";
+    assert_eq!(parse_text(text.as_bytes()).unwrap(), [1, 22, 333]);
+    assert!(parse_text("x\n".as_bytes()).is_err());
+    let bin = [0, 0, 0, 7, 0xFF, 0xFF, 0xFF, 0xFF];
+    assert_eq!(parse_be_i32(&bin).unwrap(), [7, 0xFFFF_FFFF]);
+    assert!(parse_be_i32(&bin[..5]).is_err());
+}
