@@ -2,6 +2,10 @@
 //!
 //! Each works on one shard's slab through intrusive lists; `capacity` is the shard's total weight.
 
+use std::hash::{BuildHasher, Hash};
+
+use foldhash::quality::FixedState;
+
 use super::sharded::{List, Policy, Slab};
 
 /// Exact least-recently-used: hits move to the front, the back is evicted.
@@ -18,11 +22,18 @@ impl Policy for Lru {
         }
     }
 
-    fn on_hit<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32) {
+    fn on_hit<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, _hash: u64) {
         self.list.move_to_front(slab, i);
     }
 
-    fn on_insert<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, out: &mut Vec<u32>) {
+    fn on_insert<K: Hash, T>(
+        &mut self,
+        slab: &mut Slab<K, T>,
+        i: u32,
+        _hash: u64,
+        _hasher: &FixedState,
+        out: &mut Vec<u32>,
+    ) {
         self.list.push_front(slab, i);
         evict_back(&mut self.list, slab, self.capacity, out);
     }
@@ -46,9 +57,16 @@ impl Policy for Fifo {
         }
     }
 
-    fn on_hit<K, T>(&mut self, _slab: &mut Slab<K, T>, _i: u32) {}
+    fn on_hit<K, T>(&mut self, _slab: &mut Slab<K, T>, _i: u32, _hash: u64) {}
 
-    fn on_insert<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, out: &mut Vec<u32>) {
+    fn on_insert<K: Hash, T>(
+        &mut self,
+        slab: &mut Slab<K, T>,
+        i: u32,
+        _hash: u64,
+        _hasher: &FixedState,
+        out: &mut Vec<u32>,
+    ) {
         self.list.push_front(slab, i);
         evict_back(&mut self.list, slab, self.capacity, out);
     }
@@ -175,8 +193,10 @@ impl Lfu {
         self.probation.weight + self.protected.weight
     }
 
-    fn hash_of<K, T>(slab: &Slab<K, T>, i: u32) -> u64 {
-        slab.get(i).map_or(0, |n| n.hash)
+    /// The hash of node `i`'s key (nodes store none; the sketch is indexed by the same hash as
+    /// the table).
+    fn hash_of<K: Hash, T>(slab: &Slab<K, T>, hasher: &FixedState, i: u32) -> u64 {
+        slab.get(i).map_or(0, |n| hasher.hash_one(&n.key))
     }
 
     fn weight_of<K, T>(slab: &Slab<K, T>, i: u32) -> u64 {
@@ -215,7 +235,12 @@ impl Lfu {
     }
 
     /// Moves the window's overflow, one candidate at a time, into the main area or out.
-    fn evict<K, T>(&mut self, slab: &mut Slab<K, T>, out: &mut Vec<u32>) {
+    fn evict<K: Hash, T>(
+        &mut self,
+        slab: &mut Slab<K, T>,
+        hasher: &FixedState,
+        out: &mut Vec<u32>,
+    ) {
         while self.window.weight > self.window_max {
             let Some(c) = self.window.back() else { break };
             self.window.unlink(slab, c);
@@ -224,12 +249,12 @@ impl Lfu {
                 out.push(c);
                 continue;
             }
-            let cf = self.sketch.frequency(Self::hash_of(slab, c));
+            let cf = self.sketch.frequency(Self::hash_of(slab, hasher, c));
             let mut admitted = true;
             while self.main_weight() + cw > self.main_max {
                 let victim = self.probation.back().or_else(|| self.protected.back());
                 let Some(v) = victim else { break };
-                if cf > self.sketch.frequency(Self::hash_of(slab, v)) {
+                if cf > self.sketch.frequency(Self::hash_of(slab, hasher, v)) {
                     if let Some(l) = self.list(slab.get(v).map_or(u8::MAX, |n| n.queue())) {
                         l.unlink(slab, v);
                     }
@@ -275,8 +300,8 @@ impl Policy for Lfu {
         }
     }
 
-    fn on_hit<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32) {
-        self.sketch.increment(Self::hash_of(slab, i));
+    fn on_hit<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hash: u64) {
+        self.sketch.increment(hash);
         if let Some(amount) = self.climber.record(true) {
             self.resize_window(amount);
         }
@@ -292,14 +317,21 @@ impl Policy for Lfu {
         }
     }
 
-    fn on_insert<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, out: &mut Vec<u32>) {
-        self.sketch.increment(Self::hash_of(slab, i));
+    fn on_insert<K: Hash, T>(
+        &mut self,
+        slab: &mut Slab<K, T>,
+        i: u32,
+        hash: u64,
+        hasher: &FixedState,
+        out: &mut Vec<u32>,
+    ) {
+        self.sketch.increment(hash);
         // An insert follows a miss (a demand-filled cache).
         if let Some(amount) = self.climber.record(false) {
             self.resize_window(amount);
         }
         self.window.push_front(slab, i);
-        self.evict(slab, out);
+        self.evict(slab, hasher, out);
         self.balance_protected(slab);
     }
 

@@ -19,7 +19,6 @@ pub(crate) const NIL: u32 = u32::MAX;
 pub(crate) struct Node<K, T> {
     pub(crate) key: K,
     pub(crate) value: T,
-    pub(crate) hash: u64,
     /// The entry's weight, saturated at `u32::MAX` (the shard's totals use this same value).
     pub(crate) weight: u32,
     pub(crate) prev: u32,
@@ -46,13 +45,18 @@ impl<K, T> Node<K, T> {
 pub(crate) struct Slab<K, T> {
     nodes: Vec<Option<Node<K, T>>>,
     free: Vec<u32>,
+    /// The most nodes the shard is expected to hold at once (its entries, plus the one being
+    /// inserted before the policy evicts): growth by doubling stops there instead of
+    /// overshooting it by up to 2x, then doubles again only if the estimate was short.
+    expected: usize,
 }
 
 impl<K, T> Slab<K, T> {
-    fn new() -> Self {
+    fn new(items: usize) -> Self {
         Self {
             nodes: Vec::new(),
             free: Vec::new(),
+            expected: items.saturating_add(1),
         }
     }
 
@@ -64,7 +68,17 @@ impl<K, T> Slab<K, T> {
             *slot = Some(node);
             return Some(i);
         }
-        let i = u32::try_from(self.nodes.len()).ok().filter(|&i| i != NIL)?;
+        let len = self.nodes.len();
+        let i = u32::try_from(len).ok().filter(|&i| i != NIL)?;
+        if len == self.nodes.capacity() {
+            let doubled = len.saturating_mul(2).max(4);
+            let target = if len < self.expected {
+                doubled.min(self.expected)
+            } else {
+                doubled
+            };
+            self.nodes.reserve_exact(target - len);
+        }
         self.nodes.push(Some(node));
         Some(i)
     }
@@ -162,16 +176,26 @@ impl List {
 pub(crate) trait Policy: Send + 'static {
     /// A policy for a shard holding up to `capacity` weight and about `items` entries.
     fn new(capacity: u64, items: usize) -> Self;
-    /// `i` (linked) was read.
-    fn on_hit<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32);
-    /// `i` (unlinked, new) was inserted; link it, and push the nodes to evict (unlinked) on `out`.
-    /// `out` may receive `i` itself (not admitted).
-    fn on_insert<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, out: &mut Vec<u32>);
+    /// `i` (linked), whose key hashes to `hash`, was read.
+    fn on_hit<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hash: u64);
+    /// `i` (unlinked, new), whose key hashes to `hash`, was inserted; link it, and push the nodes
+    /// to evict (unlinked) on `out`. `out` may receive `i` itself (not admitted). Nodes store no
+    /// hash: a policy that needs another node's rehashes its key with `hasher`.
+    fn on_insert<K: Hash, T>(
+        &mut self,
+        slab: &mut Slab<K, T>,
+        i: u32,
+        hash: u64,
+        hasher: &FixedState,
+        out: &mut Vec<u32>,
+    );
     /// `i` is being removed: unlink it.
     fn on_remove<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32);
 }
 
 pub(crate) struct Shard<K, T, P> {
+    /// Nodes store no hash (8 bytes an entry): the table's resize and removals rehash the key.
+    hasher: FixedState,
     table: HashTable<u32>,
     slab: Slab<K, T>,
     policy: P,
@@ -181,11 +205,12 @@ pub(crate) struct Shard<K, T, P> {
     victims: Vec<u32>,
 }
 
-impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
-    pub(crate) fn new(capacity: u64, items: usize) -> Self {
+impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
+    pub(crate) fn new(capacity: u64, items: usize, hasher: FixedState) -> Self {
         Self {
+            hasher,
             table: HashTable::new(),
-            slab: Slab::new(),
+            slab: Slab::new(items),
             policy: P::new(capacity, items),
             capacity,
             items,
@@ -213,13 +238,13 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
         Q: Eq + ?Sized,
     {
         let i = self.find(hash, key)?;
-        self.policy.on_hit(&mut self.slab, i);
+        self.policy.on_hit(&mut self.slab, i, hash);
         self.slab.get(i).map(|n| n.value.clone())
     }
 
     /// Removes node `i` from table, policy and slab.
     fn take(&mut self, i: u32) -> Option<Node<K, T>> {
-        let hash = self.slab.get(i)?.hash;
+        let hash = self.hasher.hash_one(&self.slab.get(i)?.key);
         if let Ok(e) = self.table.find_entry(hash, |&j| j == i) {
             e.remove();
         }
@@ -257,7 +282,6 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
         let node = Node {
             key,
             value,
-            hash,
             weight,
             prev: NIL,
             next: NIL,
@@ -266,13 +290,15 @@ impl<K: Eq, T: Clone, P: Policy> Shard<K, T, P> {
         let Some(i) = self.slab.insert(node) else {
             return;
         };
-        let slab = &self.slab;
-        self.table
-            .insert_unique(hash, i, |&j| slab.get(j).map_or(0, |n| n.hash));
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.table.insert_unique(hash, i, |&j| {
+            slab.get(j).map_or(0, |n| hasher.hash_one(&n.key))
+        });
         self.weight += u64::from(weight);
         // A buffer kept by the shard: evicting allocates nothing once it has grown.
         let mut victims = std::mem::take(&mut self.victims);
-        self.policy.on_insert(&mut self.slab, i, &mut victims);
+        self.policy
+            .on_insert(&mut self.slab, i, hash, &self.hasher, &mut victims);
         for v in victims.drain(..) {
             // The policy has unlinked it already.
             if let Some(n) = self.take(v) {
@@ -341,7 +367,7 @@ where
         let items = cfg.estimated_items.div_ceil(n).max(1);
         Self {
             shards: (0..n)
-                .map(|_| Mutex::new(Shard::new(per_shard, items)))
+                .map(|_| Mutex::new(Shard::new(per_shard, items, cfg.hasher.clone())))
                 .collect(),
             mask: n64 - 1,
             hasher: cfg.hasher,
@@ -414,7 +440,7 @@ where
             // Take the contents out so that their destructors run after the lock is released.
             let old = {
                 let mut s = m.lock().unwrap_or_else(PoisonError::into_inner);
-                let fresh = Shard::new(s.capacity, s.items);
+                let fresh = Shard::new(s.capacity, s.items, s.hasher.clone());
                 std::mem::replace(&mut *s, fresh)
             };
             drop(old);
@@ -446,9 +472,9 @@ mod layout {
 
     #[test]
     fn a_slot_has_no_tag_of_its_own() {
-        // A u64 key and a 24-byte stored value: 8 + 24 + hash 8 + weight 4 + links 8 + queue 1,
-        // padded to 56; `Option` uses the queue's niche instead of adding 8 bytes.
-        assert_eq!(std::mem::size_of::<Node<u64, [u64; 3]>>(), 56);
-        assert_eq!(std::mem::size_of::<Option<Node<u64, [u64; 3]>>>(), 56);
+        // A u64 key and a 32-byte stored value: 8 + 32 + weight 4 + links 8 + queue 1, padded
+        // to 56; no stored hash, and `Option` uses the queue's niche instead of adding 8 bytes.
+        assert_eq!(std::mem::size_of::<Node<u64, [u64; 4]>>(), 56);
+        assert_eq!(std::mem::size_of::<Option<Node<u64, [u64; 4]>>>(), 56);
     }
 }
