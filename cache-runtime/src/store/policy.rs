@@ -113,9 +113,12 @@ pub(crate) struct Lfu {
 /// Adapts the window's share of the capacity by hill climbing on the hit ratio (as Caffeine
 /// does): every sample of requests (10 x the capacity, and at least MIN_SAMPLE), the window moves
 /// by a step in the direction that last raised the hit ratio, and turns back when the ratio
-/// fell. Steps start at 6.25% of the capacity and shrink by 2% each sample, restarting when the
+/// fell. Steps start at 6.25% of the capacity and shrink by 10% each sample, restarting when the
 /// ratio jumps by 5 points (the workload changed). Recency-heavy workloads grow the window;
-/// frequency-heavy ones shrink it.
+/// frequency-heavy ones shrink it. The first move shrinks it (as Caffeine's does): on a workload
+/// whose hit ratio does not move (a loop), the window then stays small and the main area, which
+/// admission protects, keeps what it holds. Measured with the `hitratio` bin against starting by
+/// growing: `lfu` below moka at 44 instead of 47 of 128 (trace, size) points.
 struct Climber {
     hits: u64,
     requests: u64,
@@ -129,7 +132,7 @@ struct Climber {
 impl Climber {
     fn new(capacity: u64) -> Self {
         #[allow(clippy::cast_precision_loss)]
-        let step = capacity as f64 * STEP;
+        let step = -(capacity as f64) * STEP;
         Self {
             hits: 0,
             requests: 0,
@@ -368,11 +371,19 @@ const SEEDS: [u64; 4] = [
 ];
 
 impl Sketch {
-    /// A sketch for about `items` entries: `SKETCH_SCALE` columns an entry, halved every
-    /// `AGING` increments an entry (aging follows the entries, not the width).
+    /// A sketch for about `items` entries, at least 128 (as moka's: a small cache still gets
+    /// 2,048 counters, and ages every 1,280 increments rather than every few dozen, so a key seen
+    /// once a loop of a few hundred requests keeps its count): `SKETCH_SCALE` columns an entry
+    /// (rounded up to a power of two), halved every `AGING` increments an entry (aging follows
+    /// the entries, not the rounded width).
+    ///
+    /// Measured with the `hitratio` bin (points where `lfu` is below moka, of 128): the floor of
+    /// 128 instead of 16 took 48 to 47 (worst deficit 5.3 to 4.9 points); aging by the entries
+    /// instead of the rounded width, with the halving's odd-counter correction (see `age`), and
+    /// the climber's first move shrinking the window, took it to 41 (worst 4.0 points).
     pub(crate) fn new(items: usize) -> Self {
-        let items = items.clamp(16, 1 << 24).next_power_of_two();
-        let width = items.saturating_mul(SKETCH_SCALE);
+        let items = items.clamp(128, 1 << 24);
+        let width = items.next_power_of_two().saturating_mul(SKETCH_SCALE);
         Self {
             // Two 4-bit counters a byte.
             counters: vec![0; width * 2],
@@ -426,12 +437,16 @@ impl Sketch {
         }
     }
 
-    /// Halves every counter: popularity decays.
+    /// Halves every counter: popularity decays. The count of additions halves too, less a
+    /// quarter of the odd counters (each lost half an increment to truncation), as Caffeine's and
+    /// moka's sketches do: the next halving comes after about as many new increments.
     fn age(&mut self) {
+        let mut odd = 0u64;
         for b in &mut self.counters {
+            odd += u64::from((*b & 0x11).count_ones());
             *b = (*b >> 1) & 0x77;
         }
-        self.additions /= 2;
+        self.additions = (self.additions / 2).saturating_sub(odd / 4);
     }
 }
 
@@ -450,15 +465,23 @@ mod tests {
             out
         };
         assert_eq!(sample(5_000), None, "the first sample sets the baseline");
-        let up = sample(6_000).unwrap();
-        assert!((up - 62.5).abs() < 1e-9, "better: keep growing ({up})");
-        // The ratio jumped by 10 points: the next step restarts at full size.
-        let down = sample(5_900).unwrap();
-        assert!((down + 62.5).abs() < 1e-9, "worse: turn back ({down})");
-        let again = sample(5_950).unwrap();
+        let first = sample(5_000).unwrap();
         assert!(
-            again < 0.0 && again.abs() < 62.5,
-            "better again: same way, decayed ({again})"
+            (first + 62.5).abs() < 1e-9,
+            "no change: the first move shrinks the window ({first})"
+        );
+        let down = sample(5_010).unwrap();
+        assert!(
+            down < 0.0 && down.abs() < 62.5,
+            "better: keep shrinking, decayed ({down})"
+        );
+        // The ratio fell by 10 points: turn back, and the next step restarts at full size.
+        let up = sample(4_010).unwrap();
+        assert!((up - 50.625).abs() < 1e-9, "worse: turn back ({up})");
+        let again = sample(4_020).unwrap();
+        assert!(
+            (again - 62.5).abs() < 1e-9,
+            "after a jump, same way at full size ({again})"
         );
     }
 
