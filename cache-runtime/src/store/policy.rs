@@ -507,4 +507,27 @@ mod tests {
         }
         assert!(s.frequency(7) <= before / 2 + 1, "aging halves counters");
     }
+
+    #[test]
+    fn aging_discounts_the_halving_of_odd_counters() {
+        let mut s = Sketch::new(128);
+        let mut k = 0u64;
+        let mut next = || {
+            k += 1;
+            k.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        };
+        // Distinct keys: many counters at 1 (or another odd count), each losing half an
+        // increment to the halving's truncation.
+        while s.additions + 1 < s.sample {
+            s.increment(next());
+        }
+        let before = s.additions;
+        s.increment(next());
+        // A plain halving would leave `before / 2`; a quarter of the odd counters comes off it.
+        assert!(
+            s.additions < before / 2 - before / 8,
+            "the count of additions forgets what the truncation lost ({} of {before})",
+            s.additions
+        );
+    }
 }
