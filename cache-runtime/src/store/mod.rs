@@ -44,9 +44,11 @@ pub enum Policy {
     S3Fifo,
     /// Exact least-recently-used within each shard.
     Lru,
-    /// Window TinyLFU (Einziger et al., 2017): a 1% LRU window, a segmented-LRU main area, and
-    /// admission by a count-min frequency sketch whose counters are halved periodically (aging),
-    /// so that yesterday's hot keys do not stay forever.
+    /// Window TinyLFU (Einziger et al., 2017): an LRU window (1% of the capacity at first, then
+    /// sized by hill climbing on the hit ratio), a segmented-LRU main area, and admission by a
+    /// count-min frequency sketch whose counters are halved periodically (aging), so that
+    /// yesterday's hot keys do not stay forever. The sketch (8 bytes an entry) is allocated when
+    /// a shard first reaches half its capacity, so a cache that never fills never pays for it.
     Lfu,
     /// First-in, first-out: hits do not reorder.
     Fifo,

@@ -171,6 +171,12 @@ impl Model for LfuModel {
             self.protected.insert(0, k);
             return true;
         }
+        if !self.sketch.is_allocated()
+            && 2 * (self.window.len() + self.probation.len() + self.protected.len())
+                >= self.window_max + self.main_max
+        {
+            self.sketch.allocate();
+        }
         self.sketch.increment(h);
         self.window.insert(0, k);
         while self.window.len() > self.window_max {

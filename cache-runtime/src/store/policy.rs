@@ -328,6 +328,16 @@ impl Policy for Lfu {
         hasher: &FixedState,
         out: &mut Vec<u32>,
     ) {
+        // The sketch starts counting when the shard is half full (as Caffeine's and moka's do):
+        // below that nothing is evicted, so nothing needs a frequency, and a cache that never
+        // fills never pays for the counters. Warm-up traffic is not counted either: measured
+        // with the `hitratio` bin, `lfu` below moka at 39 instead of 41 of 128 points, worst
+        // deficit 2.6 instead of 4.0 points.
+        if !self.sketch.is_allocated()
+            && 2 * (self.window.weight + self.main_weight()) >= self.window_max + self.main_max
+        {
+            self.sketch.allocate();
+        }
         self.sketch.increment(hash);
         // An insert follows a miss (a demand-filled cache).
         if let Some(amount) = self.climber.record(false) {
@@ -381,15 +391,30 @@ impl Sketch {
     /// 128 instead of 16 took 48 to 47 (worst deficit 5.3 to 4.9 points); aging by the entries
     /// instead of the rounded width, with the halving's odd-counter correction (see `age`), and
     /// the climber's first move shrinking the window, took it to 41 (worst 4.0 points).
+    ///
+    /// The counters are allocated by [`allocate`](Self::allocate), which the policy calls when
+    /// the shard first reaches half its capacity; until then the sketch counts nothing.
     pub(crate) fn new(items: usize) -> Self {
         let items = items.clamp(128, 1 << 24);
         let width = items.next_power_of_two().saturating_mul(SKETCH_SCALE);
         Self {
-            // Two 4-bit counters a byte.
-            counters: vec![0; width * 2],
+            counters: Vec::new(),
             width_mask: (width - 1) as u64,
             additions: 0,
             sample: AGING * items as u64,
+        }
+    }
+
+    /// Whether the counters exist yet.
+    #[inline]
+    pub(crate) fn is_allocated(&self) -> bool {
+        !self.counters.is_empty()
+    }
+
+    /// Allocates the counters (two 4-bit counters a byte), all zero.
+    pub(crate) fn allocate(&mut self) {
+        if !self.is_allocated() {
+            self.counters = vec![0; (self.width_mask as usize + 1) * 2];
         }
     }
 
@@ -419,6 +444,9 @@ impl Sketch {
     }
 
     pub(crate) fn increment(&mut self, hash: u64) {
+        if !self.is_allocated() {
+            return;
+        }
         let mut added = false;
         for r in 0..4 {
             let (byte, shift) = Self::nibble(self.slot(hash, r));
@@ -488,6 +516,13 @@ mod tests {
     #[test]
     fn sketch_counts_and_ages() {
         let mut s = Sketch::new(64);
+        s.increment(42);
+        assert_eq!(
+            s.frequency(42),
+            0,
+            "nothing is counted before the counters exist"
+        );
+        s.allocate();
         for _ in 0..5 {
             s.increment(42);
         }
@@ -511,6 +546,7 @@ mod tests {
     #[test]
     fn aging_discounts_the_halving_of_odd_counters() {
         let mut s = Sketch::new(128);
+        s.allocate();
         let mut k = 0u64;
         let mut next = || {
             k += 1;
