@@ -518,9 +518,16 @@ where
         out: Loaded<V, N, E>,
     ) -> Result<(Lead<K, Entry<V, N>, CoreFlights<K, V, N>>, ToCache<V, N>), Loaded<V, N, E>> {
         let Refresh { lead, started } = refresh;
-        self.cacheable(out, started)
-            .map(|c| (lead, c))
-            .inspect_err(|_| self.refresh_failed())
+        match self.cacheable(out, started) {
+            Ok(c) => Ok((lead, c)),
+            Err(out) => {
+                // Counted before the key's slot is released: whoever sees the refresh over
+                // (`loads_in_flight`) sees it counted.
+                self.refresh_failed();
+                drop(lead);
+                Err(out)
+            }
+        }
     }
 
     /// Stores a refreshed entry locally; hands `key` back when an invalidation arrived during
@@ -562,8 +569,9 @@ where
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)) {
                 Ok(out) => drop(cache.finish_refresh(refresh, key, out)),
                 Err(_) => {
-                    drop(refresh);
+                    // Counted first, then the slot released (see `refresh_outcome`).
                     cache.refresh_failed();
+                    drop(refresh);
                 }
             }
         }));
@@ -587,8 +595,8 @@ where
             match run.await {
                 Ok(out) => drop(cache.finish_refresh_async(refresh, key, out).await),
                 Err(()) => {
-                    drop(refresh);
                     cache.refresh_failed();
+                    drop(refresh);
                 }
             }
         });

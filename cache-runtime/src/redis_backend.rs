@@ -214,6 +214,9 @@ struct Inner {
     /// Caches (by namespace) told of other processes' invalidations.
     handlers: Mutex<Vec<(String, std::sync::Weak<Handler>)>>,
     listening: std::sync::atomic::AtomicBool,
+    /// Subscribed to the invalidation channel right now (set once the subscription is
+    /// confirmed, cleared when the connection ends).
+    subscribed: std::sync::atomic::AtomicBool,
     /// Blocking connections for sync callers (no hop to the runtime thread), reused.
     blocking: Mutex<Vec<SyncConn>>,
     target: Target,
@@ -385,6 +388,7 @@ impl RedisBackend {
                 ),
                 handlers: Mutex::new(Vec::new()),
                 listening: std::sync::atomic::AtomicBool::new(false),
+                subscribed: std::sync::atomic::AtomicBool::new(false),
                 blocking: Mutex::new(Vec::new()),
                 target,
                 conn: tokio::sync::Mutex::new(None),
@@ -397,6 +401,32 @@ impl RedisBackend {
             runtime: Mutex::new(Some(runtime)),
             handle,
         })
+    }
+
+    /// Whether this backend is subscribed, right now, to the channel on which processes
+    /// announce their writes and invalidations. Listening starts when the first cache is built on
+    /// the backend, and takes a round trip to Redis; until it is subscribed (and
+    /// while it reconnects after a fault), other processes' writes do not evict this process's
+    /// L1 copies, which then live until their `l1_ttl`. A readiness probe can wait for it.
+    ///
+    /// ```no_run
+    /// use cache_runtime::{Cache, RedisBackend};
+    /// use std::{sync::Arc, time::{Duration, Instant}};
+    ///
+    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let users: Cache<u64, String> = Cache::builder()
+    ///     .l1_ttl(Duration::from_secs(60))
+    ///     .redis(Arc::clone(&redis), "myapp")
+    ///     .build()?;
+    /// let start = Instant::now();
+    /// while !redis.is_listening() && start.elapsed() < Duration::from_secs(5) {
+    ///     std::thread::sleep(Duration::from_millis(5));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn is_listening(&self) -> bool {
+        self.inner.subscribed.load(Ordering::Acquire)
     }
 
     /// Faults met so far.
@@ -880,10 +910,12 @@ impl Inner {
             if let Ok(mut pubsub) = subscriber.get_async_pubsub().await
                 && pubsub.subscribe(CHANNEL).await.is_ok()
             {
+                self.subscribed.store(true, Ordering::Release);
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
                     self.dispatch(msg.get_payload_bytes());
                 }
+                self.subscribed.store(false, Ordering::Release);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
