@@ -81,7 +81,8 @@ fn configure_install_and_use_named_backends() {
             "shared",
             Redis::url("redis://127.0.0.1:6379/")
                 .prefix(prefix.clone())
-                .timeout(Duration::from_millis(200))
+                // Generous: the test counts loads, and a timed-out call would load again.
+                .timeout(Duration::from_secs(2))
                 .l1_ttl(Duration::from_secs(1)),
         )
         .from_spec_list("local=memory")

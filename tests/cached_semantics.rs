@@ -279,7 +279,7 @@ impl Repository for Repo {
         format!("n{id}")
     }
 
-    #[cached(key = id, negative_ttl = "1s")]
+    #[cached(key = id, negative_ttl = "1m")]
     async fn age_of(&self, id: u64) -> Option<u8> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         u8::try_from(id).ok()
@@ -345,7 +345,10 @@ fn concurrent_calls_of_a_memoized_function_run_its_body_once() {
     assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 1);
     let s = registry::get::<u64, u64>("tests.slow").unwrap().stats();
     assert_eq!(s.loads, 1);
-    assert_eq!(s.joined + s.hits, 31);
+    assert_eq!(s.hits + s.misses, 32);
+    // A caller preempted between its miss and the flight table until the load was over finds
+    // the value stored: neither a hit nor joined (see `CacheStats`).
+    assert!(s.joined + s.hits <= 31, "{s:?}");
 }
 
 static ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);

@@ -113,19 +113,20 @@ fn a_cluster_backend_shares_values_invalidations_and_clears_across_slots() {
     let (_nodes, urls) = start_cluster();
     let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
     let clock = ManualClock::new();
-    let make = || -> Cache<u64, String> {
+    let make = || -> (Cache<u64, String>, Arc<RedisBackend>) {
         let backend =
             Arc::new(RedisBackend::cluster(&url_refs, Duration::from_millis(500)).unwrap());
-        Cache::builder()
+        let cache = Cache::builder()
             .name("cluster")
             .ttl(Duration::from_secs(600))
             .l1_ttl(Duration::from_secs(600))
             .clock(Clock::manual(&clock))
-            .redis(backend, "ct")
+            .redis(Arc::clone(&backend), "ct")
             .build()
-            .unwrap()
+            .unwrap();
+        (cache, backend)
     };
-    let (a, b) = (make(), make());
+    let ((a, _), (b, b_backend)) = (make(), make());
     // Many keys: they land in slots of all three masters.
     for k in 0..100u64 {
         assert_eq!(
@@ -153,8 +154,16 @@ fn a_cluster_backend_shares_values_invalidations_and_clears_across_slots() {
     assert!(per_node.iter().all(|&n| n > 0), "{per_node:?}");
     assert_eq!(per_node.iter().sum::<usize>(), 100);
 
-    // Pub/sub invalidation across the cluster.
-    std::thread::sleep(Duration::from_millis(100));
+    // Pub/sub invalidation across the cluster, once B is subscribed (a message published
+    // before that is not B's to receive).
+    let start = Instant::now();
+    while !b_backend.is_listening() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "B never subscribed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     a.insert(5, "new".into());
     let start = Instant::now();
     while b.contains_key(&5) {

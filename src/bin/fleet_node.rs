@@ -15,14 +15,23 @@ const URL: &str = "redis://127.0.0.1:6379/";
 /// waits (bounded) until another process's write evicts its L1 copy, then prints the new value.
 fn watch(prefix: &str) {
     use std::io::Write;
-    let backend = Arc::new(RedisBackend::new(URL, Duration::from_millis(500)).expect("URL"));
+    let backend = Arc::new(RedisBackend::new(URL, Duration::from_secs(5)).expect("URL"));
     let cache: Cache<u64, String> = Cache::builder()
         .name("profiles")
         .ttl(Duration::from_secs(600))
         .l1_ttl(Duration::from_secs(600))
-        .redis(backend, prefix)
+        .redis(Arc::clone(&backend), prefix)
         .build()
         .expect("valid settings");
+    // Subscribed before saying so: a write published earlier would not reach this process.
+    let start = std::time::Instant::now();
+    while !backend.is_listening() {
+        if start.elapsed() > Duration::from_secs(10) {
+            println!("never subscribed");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let v = cache.get_or_insert_with(&1, || "loaded-by-watcher".into());
     println!("loaded {v}");
     std::io::stdout().flush().expect("stdout");
@@ -53,7 +62,9 @@ fn main() {
     let key: u64 = key.parse().expect("a numeric key");
     let tasks: usize = tasks.parse().expect("a task count");
     let load_ms: u64 = load_ms.parse().expect("a load time in ms");
-    let backend = Arc::new(RedisBackend::new(URL, Duration::from_millis(500)).expect("URL"));
+    // A generous bound: this node tests de-duplication across processes, not latency, and eight
+    // of them start their first calls at once on a small machine.
+    let backend = Arc::new(RedisBackend::new(URL, Duration::from_secs(5)).expect("URL"));
     let mut builder = Cache::<u64, u64>::builder()
         .name("fleet")
         .ttl(Duration::from_secs(60))
