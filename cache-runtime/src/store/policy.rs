@@ -8,13 +8,20 @@ use foldhash::quality::FixedState;
 
 use super::sharded::{List, Policy, Slab};
 
-/// Exact least-recently-used: hits move to the front, the back is evicted.
-pub(crate) struct Lru {
+/// One list, evicted from the back: with `REORDER`, a hit moves its entry to the front (exact
+/// LRU); without, hits change nothing (FIFO).
+pub(crate) struct OneList<const REORDER: bool> {
     list: List,
     capacity: u64,
 }
 
-impl Policy for Lru {
+/// Exact least-recently-used: hits move to the front, the back is evicted.
+pub(crate) type Lru = OneList<true>;
+
+/// First-in, first-out: hits change nothing, the oldest insert is evicted.
+pub(crate) type Fifo = OneList<false>;
+
+impl<const REORDER: bool> Policy for OneList<REORDER> {
     fn new(capacity: u64, _items: usize) -> Self {
         Self {
             list: List::new(0),
@@ -23,41 +30,10 @@ impl Policy for Lru {
     }
 
     fn on_hit<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, _hash: u64) {
-        self.list.move_to_front(slab, i);
-    }
-
-    fn on_insert<K: Hash, T>(
-        &mut self,
-        slab: &mut Slab<K, T>,
-        i: u32,
-        _hash: u64,
-        _hasher: &FixedState,
-        out: &mut Vec<u32>,
-    ) {
-        self.list.push_front(slab, i);
-        evict_back(&mut self.list, slab, self.capacity, out);
-    }
-
-    fn on_remove<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32) {
-        self.list.unlink(slab, i);
-    }
-}
-
-/// First-in, first-out: hits change nothing, the oldest insert is evicted.
-pub(crate) struct Fifo {
-    list: List,
-    capacity: u64,
-}
-
-impl Policy for Fifo {
-    fn new(capacity: u64, _items: usize) -> Self {
-        Self {
-            list: List::new(0),
-            capacity,
+        if REORDER {
+            self.list.move_to_front(slab, i);
         }
     }
-
-    fn on_hit<K, T>(&mut self, _slab: &mut Slab<K, T>, _i: u32, _hash: u64) {}
 
     fn on_insert<K: Hash, T>(
         &mut self,
