@@ -86,9 +86,9 @@ impl Sample {
 }
 
 /// How one contender is built, filled, settled and counted.
-struct Contender<C, K, V> {
+struct Contender<'a, C, K, V> {
     name: &'static str,
-    build: fn(usize) -> C,
+    build: &'a dyn Fn(usize) -> C,
     put: fn(&C, K, V),
     /// Runs after the inserts (moka's pending tasks); returns moka's `entry_count()`.
     settle: fn(&C) -> Option<u64>,
@@ -97,7 +97,7 @@ struct Contender<C, K, V> {
 
 /// Measures one contender: baseline, empty, full, after the drop.
 fn measure<C, K, V>(
-    c: &Contender<C, K, V>,
+    c: &Contender<'_, C, K, V>,
     workload: Workload,
     n: usize,
     make: fn(usize) -> (K, V),
@@ -164,75 +164,32 @@ where
 
     let ours_put: fn(&Cache<K, V>, K, V) = |c, k, v| c.insert(k, v);
     let ours_len: fn(&Cache<K, V>) -> usize = Cache::len;
-    go(measure(
-        &Contender {
-            name: "ours-s3fifo",
-            build: |n| ours(n, Policy::S3Fifo, None),
-            put: ours_put,
-            settle: none,
-            held: ours_len,
-        },
-        workload,
-        n,
-        make,
-        payload,
-    ));
-    go(measure(
-        &Contender {
-            name: "ours-s3fifo-ttl",
-            build: |n| ours(n, Policy::S3Fifo, Some(Duration::from_secs(3600))),
-            put: ours_put,
-            settle: none,
-            held: ours_len,
-        },
-        workload,
-        n,
-        make,
-        payload,
-    ));
-    go(measure(
-        &Contender {
-            name: "ours-lru",
-            build: |n| ours(n, Policy::Lru, None),
-            put: ours_put,
-            settle: none,
-            held: ours_len,
-        },
-        workload,
-        n,
-        make,
-        payload,
-    ));
-    go(measure(
-        &Contender {
-            name: "ours-lfu",
-            build: |n| ours(n, Policy::Lfu, None),
-            put: ours_put,
-            settle: none,
-            held: ours_len,
-        },
-        workload,
-        n,
-        make,
-        payload,
-    ));
-    go(measure(
-        &Contender {
-            name: "ours-fifo",
-            build: |n| ours(n, Policy::Fifo, None),
-            put: ours_put,
-            settle: none,
-            held: ours_len,
-        },
-        workload,
-        n,
-        make,
-        payload,
-    ));
+    let hour = Some(Duration::from_secs(3600));
+    for (name, policy, ttl) in [
+        ("ours-s3fifo", Policy::S3Fifo, None),
+        ("ours-s3fifo-ttl", Policy::S3Fifo, hour),
+        ("ours-lru", Policy::Lru, None),
+        ("ours-lfu", Policy::Lfu, None),
+        ("ours-fifo", Policy::Fifo, None),
+    ] {
+        go(measure(
+            &Contender {
+                name,
+                build: &|n| ours(n, policy, ttl),
+                put: ours_put,
+                settle: none,
+                held: ours_len,
+            },
+            workload,
+            n,
+            make,
+            payload,
+        ));
+    }
     go(measure(
         &Contender {
             name: "quick_cache",
-            build: quick_cache::sync::Cache::<K, V>::new,
+            build: &quick_cache::sync::Cache::<K, V>::new,
             put: |c, k, v| c.insert(k, v),
             settle: none,
             held: quick_cache::sync::Cache::len,
@@ -245,7 +202,7 @@ where
     go(measure(
         &Contender {
             name: "moka",
-            build: |n| moka::sync::Cache::<K, V>::new(n as u64),
+            build: &|n| moka::sync::Cache::<K, V>::new(n as u64),
             put: |c, k, v| c.insert(k, v),
             settle: |c| {
                 c.run_pending_tasks();
@@ -263,7 +220,7 @@ where
     go(measure(
         &Contender {
             name: "cached-lru",
-            build: |n| Mutex::new(cached::LruCache::<K, V>::new(n)),
+            build: &|n| Mutex::new(cached::LruCache::<K, V>::new(n)),
             put: |c, k, v| {
                 use cached::Cached;
                 drop(c.lock().expect("unpoisoned").cache_set(k, v));
@@ -282,7 +239,7 @@ where
     go(measure(
         &Contender {
             name: "cached-unbound",
-            build: |n| {
+            build: &|n| {
                 Mutex::new(
                     cached::UnboundCache::<K, V>::builder()
                         .initial_capacity(n)
@@ -308,7 +265,7 @@ where
     go(measure(
         &Contender {
             name: "mutex-hashmap",
-            build: |n| Mutex::new(HashMap::<K, V>::with_capacity(n)),
+            build: &|n| Mutex::new(HashMap::<K, V>::with_capacity(n)),
             put: |c, k, v| drop(c.lock().expect("unpoisoned").insert(k, v)),
             settle: none,
             held: |c| c.lock().expect("unpoisoned").len(),
