@@ -15,6 +15,12 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 const URL: &str = "redis://127.0.0.1:6379/";
 
+/// A key prefix of this run's own: two runs against one server (two checkouts, a run while
+/// another is still clearing) never read or clear each other's keys.
+fn prefix(what: &str) -> String {
+    format!("cache-rs-bench-{what}-{}", std::process::id())
+}
+
 fn two_level(prefix: &str) -> Cache<u64, String> {
     let backend = Arc::new(RedisBackend::new(URL, Duration::from_millis(500)).expect("URL"));
     Cache::builder()
@@ -32,7 +38,7 @@ fn l1_hit(c: &mut Criterion) {
         .ttl(Duration::from_secs(3_600))
         .build()
         .expect("valid settings");
-    let two = two_level("cache-rs-bench-l1");
+    let two = two_level(&prefix("l1"));
     for k in 0..1_000u64 {
         memory.insert(k, format!("value-{k}"));
         two.insert(k, format!("value-{k}"));
@@ -56,7 +62,9 @@ fn l1_hit(c: &mut Criterion) {
 
 fn l2_hit(c: &mut Criterion) {
     let mut g = c.benchmark_group("redis_l2_hit");
-    let two = two_level("cache-rs-bench-l2");
+    let prefix = prefix("l2");
+    let raw_key = format!("{prefix}:raw");
+    let two = two_level(&prefix);
     two.insert(
         7,
         "a 64-byte value, like a small JSON document or a row of text...".into(),
@@ -65,7 +73,7 @@ fn l2_hit(c: &mut Criterion) {
     let client = redis::Client::open(URL).expect("URL");
     let mut con = client.get_connection().expect("Redis is up");
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("cache-rs-bench-l2:bench:*")
+        .arg(format!("{prefix}:bench:*"))
         .query(&mut con)
         .expect("KEYS");
     let payload: Vec<u8> = redis::cmd("GET")
@@ -73,14 +81,14 @@ fn l2_hit(c: &mut Criterion) {
         .query(&mut con)
         .expect("GET");
     let _: () = redis::cmd("SET")
-        .arg("cache-rs-bench-l2:raw")
+        .arg(&raw_key)
         .arg(&payload)
         .query(&mut con)
         .expect("SET");
     g.bench_function("raw_redis_rs_get", |b| {
         b.iter(|| {
             let v: Vec<u8> = redis::cmd("GET")
-                .arg("cache-rs-bench-l2:raw")
+                .arg(&raw_key)
                 .query(&mut con)
                 .expect("GET");
             black_box(v)
@@ -95,7 +103,7 @@ fn l2_hit(c: &mut Criterion) {
     g.finish();
     two.clear();
     let _: () = redis::cmd("DEL")
-        .arg("cache-rs-bench-l2:raw")
+        .arg(&raw_key)
         .query(&mut con)
         .expect("DEL");
 }
