@@ -448,6 +448,24 @@ impl ExactLru {
 /// If this workspace's cache rejects the settings (a zero capacity is raised to 1 first).
 #[must_use]
 pub fn replay(sim: Sim, keys: &[u64], capacity: usize, next: Option<&[usize]>) -> u64 {
+    replay_seeded(sim, keys, capacity, next, SEED)
+}
+
+/// [`replay`] with the hashers seeded by `seed` instead of [`SEED`]: this workspace's caches,
+/// moka and raw `quick_cache` then hash every key differently (other sketch counters collide,
+/// other keys share a shard's table slots), the references are unchanged. Comparing two
+/// policies over several seeds separates what the policy does from the luck of one hash.
+///
+/// # Panics
+/// As [`replay`].
+#[must_use]
+pub fn replay_seeded(
+    sim: Sim,
+    keys: &[u64],
+    capacity: usize,
+    next: Option<&[usize]>,
+    seed: u64,
+) -> u64 {
     let capacity = capacity.max(1);
     let mut hits = 0;
     match sim {
@@ -456,7 +474,7 @@ pub fn replay(sim: Sim, keys: &[u64], capacity: usize, next: Option<&[usize]>) -
             let cache: Cache<u64, ()> = Cache::builder()
                 .capacity(capacity as u64)
                 .policy(policy)
-                .seed(SEED)
+                .seed(seed)
                 .shards(1)
                 .build()
                 .expect("valid cache settings");
@@ -471,7 +489,7 @@ pub fn replay(sim: Sim, keys: &[u64], capacity: usize, next: Option<&[usize]>) -
         Sim::Moka => {
             let cache: moka::sync::Cache<u64, (), FixedState> = moka::sync::Cache::builder()
                 .max_capacity(capacity as u64)
-                .build_with_hasher(FixedState::with_seed(SEED));
+                .build_with_hasher(FixedState::with_seed(seed));
             for &k in keys {
                 let hit = cache.get(&k).is_some();
                 cache.run_pending_tasks();
@@ -503,7 +521,7 @@ pub fn replay(sim: Sim, keys: &[u64], capacity: usize, next: Option<&[usize]>) -
                 capacity,
                 capacity as u64,
                 quick_cache::UnitWeighter,
-                FixedState::with_seed(SEED),
+                FixedState::with_seed(seed),
                 quick_cache::unsync::DefaultLifecycle::default(),
             );
             for &k in keys {

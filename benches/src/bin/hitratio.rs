@@ -13,7 +13,11 @@
 //! - `--limit N`: replay only the first `N` requests of each trace;
 //! - `--sizes N`: the number of cache sizes per trace (default 8);
 //! - `--out DIR`: where `hitratio.md` and the charts go (default: `docs/` of the workspace);
-//! - `--no-charts`: skip the PNG charts.
+//! - `--no-charts`: skip the PNG charts;
+//! - `--seeds N`: also replay `lfu` and moka with `N` hasher seeds (`SEED ^ 0` .. `SEED ^ (N-1)`;
+//!   default 4, `1` for none) and compare their mean hit ratios, so that a point where `lfu` is
+//!   below moka by the luck of one hash (sketch counters that collide) is told apart from one
+//!   where its policy is.
 //!
 //! The tables go to stdout and to `DIR/hitratio.md`; one chart per trace to
 //! `DIR/hitratio-<trace>.png`.
@@ -24,7 +28,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use cache_benches::hitratio::{
-    self, Report, SEED, Sim, Trace, cache_sizes, load_trace, simulate, thousands, zipf_trace,
+    self, Report, SEED, Sim, Trace, cache_sizes, load_trace, replay_seeded, simulate, thousands,
+    zipf_trace,
 };
 
 /// Keys of the synthetic Zipf traces.
@@ -40,6 +45,7 @@ struct Args {
     sizes: usize,
     out: PathBuf,
     charts: bool,
+    seeds: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
         sizes: 8,
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs"),
         charts: true,
+        seeds: 4,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -68,9 +75,18 @@ fn parse_args() -> Result<Args, String> {
             }
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--no-charts" => args.charts = false,
+            "--seeds" => {
+                args.seeds = value("--seeds")?
+                    .parse()
+                    .map_err(|e| format!("--seeds: {e}"))?;
+                if args.seeds == 0 {
+                    return Err("--seeds: at least 1".into());
+                }
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: hitratio [--limit N] [--sizes N] [--out DIR] [--no-charts] [TRACE...]"
+                    "usage: hitratio [--limit N] [--sizes N] [--out DIR] [--no-charts] \
+                     [--seeds N] [TRACE...]"
                         .into(),
                 );
             }
@@ -119,6 +135,7 @@ fn main() -> ExitCode {
     }
     let started = Instant::now();
     let mut reports = Vec::new();
+    let mut studies = Vec::new();
     for spec in &args.traces {
         let mut trace = match load(spec) {
             Ok(t) => t,
@@ -144,6 +161,18 @@ fn main() -> ExitCode {
             t0.elapsed().as_secs_f64()
         );
         println!("{}", report.markdown());
+        if args.seeds > 1 {
+            let t1 = Instant::now();
+            let study = Seeds::replay(&trace, &report, args.seeds);
+            eprintln!(
+                "{}: lfu and moka with {} more hasher seed{} in {:.1}s",
+                report.trace,
+                args.seeds - 1,
+                if args.seeds == 2 { "" } else { "s" },
+                t1.elapsed().as_secs_f64()
+            );
+            studies.push(study);
+        }
         if charts {
             let path = args.out.join(format!("hitratio-{}.png", report.trace));
             if let Err(e) = hitratio::render_chart(&report, &path) {
@@ -153,7 +182,10 @@ fn main() -> ExitCode {
         reports.push(report);
     }
     let wall = started.elapsed().as_secs_f64();
-    let checks = checks(&reports);
+    let mut checks = checks(&reports);
+    if args.seeds > 1 {
+        checks.push_str(&Seeds::check(&studies, args.seeds));
+    }
     println!("{checks}");
     eprintln!("all traces in {wall:.1}s");
 
@@ -165,6 +197,131 @@ fn main() -> ExitCode {
     }
     eprintln!("wrote {}", path.display());
     ExitCode::SUCCESS
+}
+
+/// `lfu` and moka replayed with several hasher seeds, per cache size: which sketch counters
+/// collide, and so which entries each admits, depends on the hash; the mean over seeds shows
+/// the policy.
+struct Seeds {
+    trace: String,
+    requests: usize,
+    sizes: Vec<usize>,
+    /// `[size][seed]` hits; seed 0 is the main table's (`SEED`).
+    lfu: Vec<Vec<u64>>,
+    moka: Vec<Vec<u64>>,
+}
+
+impl Seeds {
+    /// Replays `lfu` and moka with seeds `SEED ^ 1` .. `SEED ^ (n-1)` (two threads), next to the
+    /// main table's `SEED`.
+    fn replay(trace: &Trace, report: &Report, n: u64) -> Self {
+        let column = |sim| report.column(sim).expect("lfu and moka are simulated");
+        let (lc, mc) = (column(Sim::Lfu), column(Sim::Moka));
+        let mut lfu: Vec<Vec<u64>> = report.hits.iter().map(|row| vec![row[lc]]).collect();
+        let mut moka: Vec<Vec<u64>> = report.hits.iter().map(|row| vec![row[mc]]).collect();
+        let jobs: Vec<(usize, Sim, u64)> = (0..report.sizes.len())
+            .flat_map(|row| (1..n).flat_map(move |k| [(row, Sim::Lfu, k), (row, Sim::Moka, k)]))
+            .collect();
+        let results: Vec<(usize, Sim, u64, u64)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = [0, 1]
+                .map(|half| {
+                    let jobs = &jobs;
+                    scope.spawn(move || {
+                        jobs.iter()
+                            .skip(half)
+                            .step_by(2)
+                            .map(|&(row, sim, k)| {
+                                let size = report.sizes[row];
+                                let h = replay_seeded(sim, &trace.keys, size, None, SEED ^ k);
+                                (row, sim, k, h)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .into_iter()
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let mut sorted = results;
+        sorted.sort_by_key(|&(row, sim, k, _)| (row, sim == Sim::Moka, k));
+        for (row, sim, _, h) in sorted {
+            if sim == Sim::Lfu {
+                lfu[row].push(h);
+            } else {
+                moka[row].push(h);
+            }
+        }
+        Self {
+            trace: report.trace.clone(),
+            requests: report.requests,
+            sizes: report.sizes.clone(),
+            lfu,
+            moka,
+        }
+    }
+
+    /// The hit ratio in percent of `hits` summed over `seeds` replays.
+    #[allow(clippy::cast_precision_loss)]
+    fn percent(&self, hits: u64, seeds: usize) -> f64 {
+        hits as f64 * 100.0 / (self.requests * seeds.max(1)) as f64
+    }
+
+    /// The checks section of the seed study.
+    fn check(studies: &[Seeds], n: u64) -> String {
+        let mut md = String::new();
+        let mut below = Vec::new();
+        let mut per_seed = vec![0usize; usize::try_from(n).unwrap_or(1)];
+        let mut points = 0;
+        for st in studies {
+            for (row, &size) in st.sizes.iter().enumerate() {
+                let (l, m) = (&st.lfu[row], &st.moka[row]);
+                points += 1;
+                for (k, (a, b)) in l.iter().zip(m).enumerate() {
+                    if a < b
+                        && let Some(c) = per_seed.get_mut(k)
+                    {
+                        *c += 1;
+                    }
+                }
+                let (ls, ms): (u64, u64) = (l.iter().sum(), m.iter().sum());
+                if ls < ms {
+                    let diffs: Vec<f64> = l
+                        .iter()
+                        .zip(m)
+                        .map(|(&a, &b)| st.percent(a, 1) - st.percent(b, 1))
+                        .collect();
+                    let lo = diffs.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    below.push(format!(
+                        "{} at {} entries: lfu {:.2}% < moka {:.2}% (per seed {lo:+.2} to \
+                         {hi:+.2})",
+                        st.trace,
+                        thousands(size),
+                        st.percent(ls, l.len()),
+                        st.percent(ms, m.len()),
+                    ));
+                }
+            }
+        }
+        let counts: Vec<String> = per_seed.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            md,
+            "- Over {n} hasher seeds (`SEED ^ 0` .. `SEED ^ {}`; `--seeds`): seed by seed, `lfu` \
+             is below moka at {} of {points} points; by the mean hit ratio over the seeds, at \
+             {}{}",
+            n - 1,
+            counts.join(", "),
+            below.len(),
+            if below.is_empty() { "." } else { ":" }
+        );
+        for b in &below {
+            let _ = writeln!(md, "  - {b}");
+        }
+        md
+    }
 }
 
 /// The properties the tables should show, checked on the numbers: where `lfu` is below moka,
