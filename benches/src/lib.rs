@@ -5,9 +5,12 @@
 //! - `cargo run --release -p cache-benches --bin report`: the ratio tables from criterion's
 //!   saved estimates;
 //! - `cargo run --release -p cache-benches --bin hitratio`: hit ratios of each policy and peer on
-//!   the shared traces and synthetic Zipf traces, with Belady's optimum ([`hitratio`]).
+//!   the shared traces and synthetic Zipf traces, with Belady's optimum ([`hitratio`]);
+//! - `cargo run --release -p cache-benches --bin lfusim -- <variant>...`: W-TinyLFU variants
+//!   against moka over several hasher seeds ([`policysim`]).
 
 pub mod hitratio;
+pub mod policysim;
 
 /// `n` distinct 64-byte string keys.
 #[must_use]

@@ -332,7 +332,14 @@ impl Policy for Lfu {
     }
 }
 
-/// Increments (per counter column) between two halvings of the sketch.
+/// Increments per expected entry between two halvings of the sketch: 10, as Caffeine's and
+/// moka's.
+///
+/// Measured with the `hitratio` bin's seed study (`--seeds 8`: the mean hit ratio over 8 hasher
+/// seeds per point), 16 moved `lfu` below moka at 34 instead of 36 of 128 points (33.6 against 34.3 per
+/// seed), with a worst mean deficit of 2.2 instead of 2.0 points, and lowered the summed gap to
+/// optimal by 12 points (0.1 a point; `lirs-sprite` lost 3 where `lirs-gli` gained 3): within
+/// the seed-to-seed spread for the target, so the literature's value stays.
 const AGING: u64 = 10;
 
 /// Sketch columns per expected entry: 4 (two counters a byte, so 8 bytes an entry over the four
@@ -533,11 +540,26 @@ mod tests {
         while s.additions + 1 < s.sample {
             s.increment(next());
         }
-        let before = s.additions;
-        s.increment(next());
+        // The last increment, by hand: it reaches the sample, so the halving follows.
+        let key = next();
+        let mut copy = s.counters.clone();
+        for r in 0..4 {
+            let (byte, shift) = Sketch::nibble(s.slot(key, r));
+            if (copy[byte] >> shift) & 0x0F < 15 {
+                copy[byte] += 1 << shift;
+            }
+        }
+        let odd: u64 = copy
+            .iter()
+            .map(|b| u64::from((b & 0x11).count_ones()))
+            .sum();
+        let before = s.additions + 1;
+        s.increment(key);
+        assert!(odd > 100, "many odd counters ({odd})");
         // A plain halving would leave `before / 2`; a quarter of the odd counters comes off it.
-        assert!(
-            s.additions < before / 2 - before / 8,
+        assert_eq!(
+            s.additions,
+            before / 2 - odd / 4,
             "the count of additions forgets what the truncation lost ({} of {before})",
             s.additions
         );

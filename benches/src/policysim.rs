@@ -1,0 +1,650 @@
+//! A standalone model of W-TinyLFU with every design choice a knob, to try policy variants in
+//! seconds instead of rebuilding `cache-runtime`. With its defaults it reproduces the hit count of
+//! `cache-runtime`'s `lfu` exactly, and [`Variant::moka`] reproduces moka 0.12's (a test checks
+//! both); `cargo run --release -p cache-benches --bin lfusim -- <variant>...` compares variants
+//! with moka on every trace and size over several hasher seeds.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss
+)]
+
+use std::collections::HashMap;
+
+/// A W-TinyLFU configuration: the policy of `cache-runtime`'s `lfu` with each choice a knob.
+/// [`Variant::parse`] reads one from `knob=value,...`; [`Variant::moka`] is moka's TinyLFU.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    // The knobs, in the order `parse` documents them.
+    name: String,
+    window_pct: f64,
+    window_min: u64,
+    protected: f64,
+    climb: bool,
+    step: f64,
+    decay: f64,
+    min_sample: u64,
+    sample_mult: u64,
+    restart: f64,
+    aging: u64,
+    floor: usize,
+    scale: usize,
+    lazy: bool,
+    climb_protected: bool,
+    caffeine_evict: bool,
+    first_move_shrink: bool,
+    window_max_frac: f64,
+    moka_sketch: bool,
+}
+
+impl Default for Variant {
+    fn default() -> Self {
+        Variant {
+            name: "base".into(),
+            window_pct: 0.01,
+            window_min: 1,
+            protected: 0.8,
+            climb: true,
+            step: 0.0625,
+            decay: 0.9,
+            min_sample: 5000,
+            sample_mult: 10,
+            restart: 0.05,
+            aging: 10,
+            floor: 128,
+            scale: 4,
+            lazy: true,
+            climb_protected: false,
+            caffeine_evict: false,
+            first_move_shrink: true,
+            window_max_frac: 1.0,
+            moka_sketch: false,
+        }
+    }
+}
+
+const SEEDS: [u64; 4] = [
+    0x9E37_79B9_7F4A_7C15,
+    0xC2B2_AE3D_27D4_EB4F,
+    0x1656_67B1_9E37_79F9,
+    0x27D4_EB2F_1656_67C5,
+];
+
+struct Sketch {
+    counters: Vec<u8>,
+    width_mask: u64,
+    additions: u64,
+    sample: u64,
+}
+
+impl Sketch {
+    fn new(items: usize, c: &Variant) -> Self {
+        let items = items.clamp(c.floor, 1 << 24);
+        let width = items.next_power_of_two() * c.scale;
+        Sketch {
+            counters: Vec::new(),
+            width_mask: (width - 1) as u64,
+            additions: 0,
+            sample: c.aging * items as u64,
+        }
+    }
+    fn alloc(&mut self) {
+        if self.counters.is_empty() {
+            self.counters = vec![0; (self.width_mask as usize + 1) * 2];
+        }
+    }
+    fn slot(&self, hash: u64, row: usize) -> usize {
+        let h = (hash ^ (hash >> 29)).wrapping_mul(SEEDS[row]);
+        let col = ((h >> 32) & self.width_mask) as usize;
+        row * (self.width_mask as usize + 1) + col
+    }
+    fn freq(&self, hash: u64) -> u8 {
+        (0..4)
+            .map(|r| {
+                let s = self.slot(hash, r);
+                let sh = if s & 1 == 0 { 0 } else { 4 };
+                self.counters.get(s >> 1).map_or(0, |b| (b >> sh) & 15)
+            })
+            .min()
+            .unwrap()
+    }
+    fn inc(&mut self, hash: u64) {
+        if self.counters.is_empty() {
+            return;
+        }
+        let mut added = false;
+        for r in 0..4 {
+            let s = self.slot(hash, r);
+            let sh = if s & 1 == 0 { 0 } else { 4 };
+            let b = &mut self.counters[s >> 1];
+            if (*b >> sh) & 15 < 15 {
+                *b += 1 << sh;
+                added = true;
+            }
+        }
+        if added {
+            self.additions += 1;
+            if self.additions >= self.sample {
+                let mut odd = 0u64;
+                for b in &mut self.counters {
+                    odd += u64::from((*b & 0x11).count_ones());
+                    *b = (*b >> 1) & 0x77;
+                }
+                self.additions = (self.additions / 2).saturating_sub(odd / 4);
+            }
+        }
+    }
+}
+
+const MSEED: [u64; 4] = [
+    0xc3a5_c85c_97cb_3127,
+    0xb492_b66f_be98_f273,
+    0x9ae1_6a3b_2f90_404f,
+    0xcbf2_9ce4_8422_2325,
+];
+struct MSketch {
+    table: Vec<u64>,
+    mask: u64,
+    size: u32,
+    sample: u32,
+}
+impl MSketch {
+    fn new() -> Self {
+        MSketch {
+            table: Vec::new(),
+            mask: 0,
+            size: 0,
+            sample: 0,
+        }
+    }
+    fn alloc(&mut self, cap: u64) {
+        let cap = (cap as u32).max(128);
+        let ts = cap.next_power_of_two();
+        self.table = vec![0; ts as usize];
+        self.mask = (ts - 1) as u64;
+        self.sample = cap * 10;
+    }
+    fn index_of(&self, hash: u64, i: usize) -> usize {
+        let mut h = hash.wrapping_add(MSEED[i]).wrapping_mul(MSEED[i]);
+        h = h.wrapping_add(h >> 32);
+        (h & self.mask) as usize
+    }
+    fn freq(&self, hash: u64) -> u8 {
+        if self.table.is_empty() {
+            return 0;
+        }
+        let start = ((hash & 3) << 2) as u8;
+        let mut f = u8::MAX;
+        for i in 0..4u8 {
+            let idx = self.index_of(hash, i as usize);
+            let shift = (start + i) << 2;
+            f = f.min(((self.table[idx] >> shift) & 0xF) as u8);
+        }
+        f
+    }
+    fn inc(&mut self, hash: u64) {
+        if self.table.is_empty() {
+            return;
+        }
+        let start = ((hash & 3) << 2) as u8;
+        let mut added = false;
+        for i in 0..4u8 {
+            let idx = self.index_of(hash, i as usize);
+            let off = ((start + i) as usize) << 2;
+            let mask = 0xFu64 << off;
+            if self.table[idx] & mask != mask {
+                self.table[idx] += 1u64 << off;
+                added = true;
+            }
+        }
+        if added {
+            self.size += 1;
+            if self.size >= self.sample {
+                let mut count = 0u32;
+                for e in self.table.iter_mut() {
+                    count += (*e & 0x1111_1111_1111_1111).count_ones();
+                    *e = (*e >> 1) & 0x7777_7777_7777_7777;
+                }
+                self.size = (self.size >> 1) - (count >> 2);
+            }
+        }
+    }
+}
+
+const NIL: u32 = u32::MAX;
+#[derive(Clone, Copy)]
+struct Node {
+    key: u64,
+    hash: u64,
+    prev: u32,
+    next: u32,
+    q: u8,
+}
+#[derive(Clone, Copy, Default)]
+struct L {
+    head: u32,
+    tail: u32,
+    len: u64,
+}
+struct Sim2 {
+    c: Variant,
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    map: HashMap<u64, u32>,
+    l: [L; 3],
+    wmax: u64,
+    mmax: u64,
+    pmax: u64,
+    cap: u64,
+    sk: Sketch,
+    msk: MSketch,
+    // climber
+    hits: u64,
+    reqs: u64,
+    sample: u64,
+    prev: f64,
+    step: f64,
+    pstep: f64,
+    ppct: f64,
+    phase: u64,
+}
+const W: u8 = 0;
+const P: u8 = 1;
+const T: u8 = 2;
+
+impl Sim2 {
+    fn new(cap: u64, c: &Variant) -> Self {
+        let wmax = ((cap as f64 * c.window_pct + 1e-9) as u64)
+            .max(c.window_min)
+            .min(cap);
+        let mmax = cap - wmax;
+        Sim2 {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            map: HashMap::new(),
+            l: [L {
+                head: NIL,
+                tail: NIL,
+                len: 0,
+            }; 3],
+            wmax,
+            mmax,
+            pmax: mmax - ((mmax as f64 * (1.0 - c.protected) + 1e-9) as u64),
+            cap,
+            sk: Sketch::new(cap as usize, c),
+            msk: MSketch::new(),
+            hits: 0,
+            reqs: 0,
+            sample: (cap * c.sample_mult).max(c.min_sample),
+            prev: f64::NAN,
+            step: if c.first_move_shrink {
+                -(cap as f64) * c.step
+            } else {
+                cap as f64 * c.step
+            },
+            pstep: -0.1,
+            ppct: c.protected,
+            phase: 0,
+            c: c.clone(),
+        }
+    }
+    fn inc(&mut self, hash: u64) {
+        if self.c.moka_sketch {
+            self.msk.inc(hash)
+        } else {
+            self.sk.inc(hash)
+        }
+    }
+    fn freq(&self, hash: u64) -> u8 {
+        if self.c.moka_sketch {
+            self.msk.freq(hash)
+        } else {
+            self.sk.freq(hash)
+        }
+    }
+    fn allocated(&self) -> bool {
+        if self.c.moka_sketch {
+            !self.msk.table.is_empty()
+        } else {
+            !self.sk.counters.is_empty()
+        }
+    }
+    fn alloc(&mut self) {
+        if self.c.moka_sketch {
+            if self.msk.table.is_empty() {
+                self.msk.alloc(self.cap)
+            }
+        } else {
+            self.sk.alloc()
+        }
+    }
+    fn unlink(&mut self, i: u32) {
+        let n = self.nodes[i as usize];
+        let q = n.q as usize;
+        if n.prev != NIL {
+            self.nodes[n.prev as usize].next = n.next;
+        } else {
+            self.l[q].head = n.next;
+        }
+        if n.next != NIL {
+            self.nodes[n.next as usize].prev = n.prev;
+        } else {
+            self.l[q].tail = n.prev;
+        }
+        self.l[q].len -= 1;
+    }
+    /// push to front (MRU)
+    fn push(&mut self, q: u8, i: u32) {
+        let h = self.l[q as usize].head;
+        {
+            let n = &mut self.nodes[i as usize];
+            n.q = q;
+            n.prev = NIL;
+            n.next = h;
+        }
+        if h != NIL {
+            self.nodes[h as usize].prev = i;
+        } else {
+            self.l[q as usize].tail = i;
+        }
+        self.l[q as usize].head = i;
+        self.l[q as usize].len += 1;
+    }
+    fn back(&self, q: u8) -> Option<u32> {
+        let t = self.l[q as usize].tail;
+        (t != NIL).then_some(t)
+    }
+    fn drop_node(&mut self, i: u32) {
+        self.unlink(i);
+        let k = self.nodes[i as usize].key;
+        self.map.remove(&k);
+        self.free.push(i);
+    }
+    fn main(&self) -> u64 {
+        self.l[1].len + self.l[2].len
+    }
+    fn record(&mut self, hit: bool) {
+        if !self.c.climb {
+            return;
+        }
+        self.hits += hit as u64;
+        self.reqs += 1;
+        if self.reqs < self.sample {
+            return;
+        }
+        let rate = self.hits as f64 / self.reqs as f64;
+        self.hits = 0;
+        self.reqs = 0;
+        if self.prev.is_nan() {
+            self.prev = rate;
+            return;
+        }
+        let change = rate - self.prev;
+        self.phase += 1;
+        if self.c.climb_protected && self.phase.is_multiple_of(2) {
+            // alternate: adapt the protected share
+            let amount = if change >= 0.0 {
+                self.pstep
+            } else {
+                -self.pstep
+            };
+            self.pstep = if change.abs() >= self.c.restart {
+                0.1f64.copysign(amount)
+            } else {
+                amount * self.c.decay
+            };
+            self.ppct = (self.ppct + amount).clamp(0.0, self.c.protected);
+            self.prev = rate;
+            self.pmax = self.mmax - ((self.mmax as f64 * (1.0 - self.ppct) + 1e-9) as u64);
+            return;
+        }
+        let amount = if change >= 0.0 { self.step } else { -self.step };
+        let restart = self.cap as f64 * self.c.step;
+        self.step = if change.abs() >= self.c.restart {
+            restart.copysign(amount)
+        } else {
+            amount * self.c.decay
+        };
+        self.prev = rate;
+        let by = amount.abs().round() as u64;
+        let w = if amount >= 0.0 {
+            self.wmax.saturating_add(by)
+        } else {
+            self.wmax.saturating_sub(by)
+        };
+        let hi = ((self.cap as f64 * self.c.window_max_frac) as u64).min(self.cap - 1);
+        self.wmax = w.clamp(self.c.window_min, hi.max(self.c.window_min));
+        self.mmax = self.cap - self.wmax;
+        self.pmax = self.mmax - ((self.mmax as f64 * (1.0 - self.ppct) + 1e-9) as u64);
+    }
+    fn balance(&mut self) {
+        while self.l[2].len > self.pmax {
+            let Some(d) = self.back(T) else { break };
+            self.unlink(d);
+            self.push(P, d);
+        }
+    }
+    fn access(&mut self, key: u64, hash: u64) -> bool {
+        if let Some(&i) = self.map.get(&key) {
+            self.inc(hash);
+            self.record(true);
+            match self.nodes[i as usize].q {
+                W => {
+                    self.unlink(i);
+                    self.push(W, i);
+                }
+                P => {
+                    self.unlink(i);
+                    if self.pmax == 0 {
+                        self.push(P, i);
+                    } else {
+                        self.push(T, i);
+                        self.balance();
+                    }
+                }
+                _ => {
+                    self.unlink(i);
+                    self.push(T, i);
+                }
+            }
+            return true;
+        }
+        // miss: insert
+        if self.c.lazy && !self.c.moka_sketch {
+            if !self.allocated() && 2 * (self.l[0].len + self.main()) >= self.cap {
+                self.alloc();
+            }
+        } else if !self.c.lazy {
+            self.alloc();
+        }
+        self.inc(hash);
+        self.record(false);
+        let node = Node {
+            key,
+            hash,
+            prev: NIL,
+            next: NIL,
+            q: W,
+        };
+        let i = if let Some(i) = self.free.pop() {
+            self.nodes[i as usize] = node;
+            i
+        } else {
+            self.nodes.push(node);
+            (self.nodes.len() - 1) as u32
+        };
+        self.map.insert(key, i);
+        self.push(W, i);
+        if self.c.caffeine_evict {
+            self.evict_caffeine();
+        } else {
+            self.evict();
+        }
+        self.balance();
+        if self.c.moka_sketch
+            && self.c.lazy
+            && !self.allocated()
+            && self.l[0].len + self.main() >= self.cap / 2
+        {
+            self.alloc();
+        }
+        false
+    }
+    fn evict(&mut self) {
+        while self.l[0].len > self.wmax {
+            let Some(c) = self.back(W) else { break };
+            self.unlink(c);
+            let cf = self.freq(self.nodes[c as usize].hash);
+            let mut admitted = true;
+            while self.main() + 1 > self.mmax {
+                let v = self.back(P).or_else(|| self.back(T));
+                let Some(v) = v else { break };
+                let vf = self.freq(self.nodes[v as usize].hash);
+                if cf > vf {
+                    self.unlink(v);
+                    let k = self.nodes[v as usize].key;
+                    self.map.remove(&k);
+                    self.free.push(v);
+                } else {
+                    admitted = false;
+                    break;
+                }
+            }
+            if admitted {
+                self.push(P, c);
+            } else {
+                let k = self.nodes[c as usize].key;
+                self.map.remove(&k);
+                self.free.push(c);
+            }
+        }
+        while self.main() > self.mmax {
+            let Some(v) = self.back(P).or_else(|| self.back(T)) else {
+                break;
+            };
+            self.drop_node(v);
+        }
+    }
+    fn evict_caffeine(&mut self) {
+        // window overflow -> probation MRU
+        let mut cands = 0;
+        while self.l[0].len > self.wmax {
+            let Some(c) = self.back(W) else { break };
+            self.unlink(c);
+            self.push(P, c);
+            cands += 1;
+        }
+        let total = |s: &Self| s.l[0].len + s.main();
+        while total(self) > self.cap {
+            let victim = self.back(P).or_else(|| self.back(T));
+            let cand = if cands > 0 {
+                Some(self.l[1].head)
+            } else {
+                self.back(W)
+            };
+            match (victim, cand) {
+                (Some(v), Some(c)) if v != c => {
+                    cands -= (cands > 0) as i32;
+                    let vf = self.freq(self.nodes[v as usize].hash);
+                    let cf = self.freq(self.nodes[c as usize].hash);
+                    if cf > vf {
+                        self.drop_node(v);
+                    } else {
+                        self.drop_node(c);
+                    }
+                }
+                (Some(v), _) => {
+                    self.drop_node(v);
+                }
+                (None, Some(c)) => self.drop_node(c),
+                (None, None) => break,
+            }
+        }
+    }
+}
+
+impl Variant {
+    /// The hits of this variant with `capacity` entries over `keys`, whose hashes (one per
+    /// request, as the cache's hasher gives them) are `hashes`: demand-filled, as the `hitratio`
+    /// bin replays.
+    #[must_use]
+    pub fn hits(&self, keys: &[u64], hashes: &[u64], capacity: usize) -> u64 {
+        run(self, keys, hashes, capacity)
+    }
+
+    /// moka 0.12's TinyLFU: no window, a plain LRU main area, moka's sketch (layout, hashing,
+    /// enabled once half full).
+    #[must_use]
+    pub fn moka() -> Self {
+        Self::parse("w=0,wmin=0,p=0,climb=0,msk=1").unwrap_or_default()
+    }
+
+    /// The variant's name: the spec it was parsed from.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+fn run(cfg: &Variant, keys: &[u64], hashes: &[u64], cap: usize) -> u64 {
+    let mut s = Sim2::new(cap.max(1) as u64, cfg);
+    let mut h = 0;
+    for (k, hh) in keys.iter().zip(hashes) {
+        h += s.access(*k, *hh) as u64;
+    }
+    h
+}
+
+impl Variant {
+    /// Reads a variant from `knob=value` pairs separated by commas over the defaults (which are
+    /// `cache-runtime`'s `lfu`; `base` alone means the defaults):
+    ///
+    /// - `w` initial window share (0.01), `wmin` smallest window (1), `wmaxf` largest window share
+    ///   (1.0), `p` protected share of the main area (0.8);
+    /// - `climb` (1/0) hill climbing, `step` (0.0625), `decay` (0.9), `restart` (0.05),
+    ///   `mult` sample in capacities (10), `minsample` (5000), `shrink` (1/0) first move shrinks,
+    ///   `cp` (1/0) climb the protected share too, on alternate samples;
+    /// - `aging` increments an entry between halvings (10), `floor` smallest sketch in entries
+    ///   (128), `scale` columns an entry (4), `lazy` (1/0) allocate when half full, `msk` (1/0)
+    ///   moka's sketch instead;
+    /// - `caf` (1/0) Caffeine's eviction: the window's overflow joins probation and the main area
+    ///   evicts only when the whole is over capacity, candidate (probation's newest) against
+    ///   victim (its oldest).
+    ///
+    /// # Errors
+    /// An unknown knob or a value that does not parse.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut c = Variant {
+            name: spec.to_string(),
+            ..Variant::default()
+        };
+        for kv in spec.split(',').filter(|s| !s.is_empty() && *s != "base") {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, "1"));
+            let f = || v.parse::<f64>().map_err(|e| format!("{k}={v}: {e}"));
+            let u = || v.parse::<u64>().map_err(|e| format!("{k}={v}: {e}"));
+            let b = v == "1";
+            match k {
+                "w" => c.window_pct = f()?,
+                "wmin" => c.window_min = u()?,
+                "wmaxf" => c.window_max_frac = f()?,
+                "p" => c.protected = f()?,
+                "climb" => c.climb = b,
+                "step" => c.step = f()?,
+                "decay" => c.decay = f()?,
+                "restart" => c.restart = f()?,
+                "mult" => c.sample_mult = u()?,
+                "minsample" => c.min_sample = u()?,
+                "shrink" => c.first_move_shrink = b,
+                "cp" => c.climb_protected = b,
+                "aging" => c.aging = u()?,
+                "floor" => c.floor = usize::try_from(u()?).map_err(|e| e.to_string())?,
+                "scale" => c.scale = usize::try_from(u()?).map_err(|e| e.to_string())?,
+                "lazy" => c.lazy = b,
+                "msk" => c.moka_sketch = b,
+                "caf" => c.caffeine_evict = b,
+                _ => return Err(format!("unknown knob {k}")),
+            }
+        }
+        Ok(c)
+    }
+}

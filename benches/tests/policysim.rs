@@ -1,0 +1,63 @@
+//! The policy model of `policysim` is only useful if it is faithful: with its defaults it must
+//! give `cache-runtime`'s `lfu` hit count exactly, and as `Variant::moka()` moka's, whatever the
+//! hasher seed.
+
+use std::hash::BuildHasher;
+
+use cache_benches::hitratio::{
+    SEED, Sim, Trace, load_trace, replay_seeded, traces_dir, zipf_trace,
+};
+use cache_benches::policysim::Variant;
+use foldhash::quality::FixedState;
+
+fn traces() -> Vec<Trace> {
+    let mut v = vec![zipf_trace(0.9, 2_000, 20_000, SEED)];
+    let path = traces_dir().join("lirs-cs.trace.gz");
+    if path.exists() {
+        v.push(load_trace(&path).expect("lirs-cs decodes"));
+    } else {
+        eprintln!("skipping the real trace: {} is missing", path.display());
+    }
+    v
+}
+
+#[test]
+fn the_model_gives_lfu_and_moka_hit_counts_exactly() {
+    let base = Variant::parse("base").expect("the defaults");
+    let moka = Variant::moka();
+    for t in traces() {
+        let d = t.distinct();
+        for seed in [SEED, SEED ^ 1] {
+            let hasher = FixedState::with_seed(seed);
+            let hashes: Vec<u64> = t.keys.iter().map(|k| hasher.hash_one(k)).collect();
+            for size in [10, d / 20, d / 4] {
+                assert_eq!(
+                    base.hits(&t.keys, &hashes, size),
+                    replay_seeded(Sim::Lfu, &t.keys, size, None, seed),
+                    "{} at {size}, seed {seed:#x}: lfu",
+                    t.name
+                );
+                assert_eq!(
+                    moka.hits(&t.keys, &hashes, size),
+                    replay_seeded(Sim::Moka, &t.keys, size, None, seed),
+                    "{} at {size}, seed {seed:#x}: moka",
+                    t.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn knobs_parse_and_change_the_policy() {
+    assert!(Variant::parse("nope=1").is_err());
+    assert!(Variant::parse("w=abc").is_err());
+    let t = zipf_trace(0.9, 2_000, 20_000, SEED);
+    let hasher = FixedState::with_seed(SEED);
+    let hashes: Vec<u64> = t.keys.iter().map(|k| hasher.hash_one(k)).collect();
+    let base = Variant::parse("base").unwrap().hits(&t.keys, &hashes, 100);
+    // A window of half the cache and no admission-protected main: a different policy.
+    let other = Variant::parse("w=0.5,climb=0,p=0").unwrap();
+    assert_eq!(other.name(), "w=0.5,climb=0,p=0");
+    assert_ne!(other.hits(&t.keys, &hashes, 100), base);
+}
