@@ -32,6 +32,9 @@ pub struct Variant {
     lazy: bool,
     climb_protected: bool,
     caffeine_evict: bool,
+    admit_protected: bool,
+    dead_zone: f64,
+    dead_zone_after: u64,
     first_move_shrink: bool,
     window_max_frac: f64,
     moka_sketch: bool,
@@ -42,7 +45,7 @@ impl Default for Variant {
         Variant {
             name: "base".into(),
             window_pct: 0.01,
-            window_min: 1,
+            window_min: 0,
             protected: 0.8,
             climb: true,
             step: 0.0625,
@@ -55,7 +58,10 @@ impl Default for Variant {
             scale: 4,
             lazy: true,
             climb_protected: false,
-            caffeine_evict: false,
+            caffeine_evict: true,
+            admit_protected: false,
+            dead_zone: 2.0,
+            dead_zone_after: 1,
             first_move_shrink: true,
             window_max_frac: 1.0,
             moka_sketch: false,
@@ -381,6 +387,15 @@ impl Sim2 {
         }
         let change = rate - self.prev;
         self.phase += 1;
+        if self.c.dead_zone > 0.0 && self.phase > self.c.dead_zone_after {
+            let p = f64::midpoint(rate, self.prev).clamp(1e-6, 1.0 - 1e-6);
+            let se = (2.0 * p * (1.0 - p) / self.sample as f64).sqrt();
+            if change.abs() < self.c.dead_zone * se {
+                self.step *= self.c.decay;
+                self.prev = rate;
+                return;
+            }
+        }
         if self.c.climb_protected && self.phase.is_multiple_of(2) {
             // alternate: adapt the protected share
             let amount = if change >= 0.0 {
@@ -511,7 +526,11 @@ impl Sim2 {
                 }
             }
             if admitted {
-                self.push(P, c);
+                if self.c.admit_protected && self.pmax > 0 {
+                    self.push(T, c);
+                } else {
+                    self.push(P, c);
+                }
             } else {
                 let k = self.nodes[c as usize].key;
                 self.map.remove(&k);
@@ -599,17 +618,23 @@ impl Variant {
     /// Reads a variant from `knob=value` pairs separated by commas over the defaults (which are
     /// `cache-runtime`'s `lfu`; `base` alone means the defaults):
     ///
-    /// - `w` initial window share (0.01), `wmin` smallest window (1), `wmaxf` largest window share
+    /// - `w` initial window share (0.01), `wmin` smallest window (0), `wmaxf` largest window share
     ///   (1.0), `p` protected share of the main area (0.8);
     /// - `climb` (1/0) hill climbing, `step` (0.0625), `decay` (0.9), `restart` (0.05),
     ///   `mult` sample in capacities (10), `minsample` (5000), `shrink` (1/0) first move shrinks,
-    ///   `cp` (1/0) climb the protected share too, on alternate samples;
+    ///   `dz` dead zone in standard errors of the change (2; 0 for none), `dzafter` decisions
+    ///   before the dead zone applies (1), `cp` (1/0) climb the protected share too, on
+    ///   alternate samples;
     /// - `aging` increments an entry between halvings (10), `floor` smallest sketch in entries
     ///   (128), `scale` columns an entry (4), `lazy` (1/0) allocate when half full, `msk` (1/0)
     ///   moka's sketch instead;
-    /// - `caf` (1/0) Caffeine's eviction: the window's overflow joins probation and the main area
-    ///   evicts only when the whole is over capacity, candidate (probation's newest) against
-    ///   victim (its oldest).
+    /// - `caf` (1/0, 1) Caffeine's eviction: the window's overflow joins probation and the main
+    ///   area evicts only when the whole is over capacity, candidate (probation's newest) against
+    ///   victim (its oldest); with 0, each candidate leaving the window meets a victim at once;
+    ///   `admp` (1/0) admitted candidates go to protected.
+    ///
+    /// `base,caf=0,wmin=1,dz=0` is the `lfu` of before (Caffeine's climber without a dead zone,
+    /// a window of at least 1, admission as an entry leaves the window).
     ///
     /// # Errors
     /// An unknown knob or a value that does not parse.
@@ -642,6 +667,9 @@ impl Variant {
                 "lazy" => c.lazy = b,
                 "msk" => c.moka_sketch = b,
                 "caf" => c.caffeine_evict = b,
+                "admp" => c.admit_protected = b,
+                "dz" => c.dead_zone = f()?,
+                "dzafter" => c.dead_zone_after = u()?,
                 _ => return Err(format!("unknown knob {k}")),
             }
         }

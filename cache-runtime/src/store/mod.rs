@@ -45,7 +45,9 @@ pub enum Policy {
     /// Exact least-recently-used within each shard.
     Lru,
     /// Window TinyLFU (Einziger et al., 2017): an LRU window (1% of the capacity at first, then
-    /// sized by hill climbing on the hit ratio), a segmented-LRU main area, and admission by a
+    /// sized by hill climbing on the hit ratio, down to none), a segmented-LRU main area, and
+    /// eviction, when the whole is full, of the less frequent of the newest candidate and the
+    /// main area's oldest entry (Caffeine's), by a
     /// count-min frequency sketch whose counters are halved periodically (aging), so that
     /// yesterday's hot keys do not stay forever. The sketch (8 bytes an entry) is allocated when
     /// a shard first reaches half its capacity, so a cache that never fills never pays for it.

@@ -127,7 +127,7 @@ struct LfuModel {
 impl LfuModel {
     fn new(capacity: u64) -> Self {
         let c = usize::try_from(capacity).unwrap();
-        let window_max = (c / 100).max(1).min(c);
+        let window_max = c / 100;
         let main_max = c - window_max;
         Self {
             window: Vec::new(),
@@ -179,34 +179,34 @@ impl Model for LfuModel {
         }
         self.sketch.increment(h);
         self.window.insert(0, k);
+        // The window's overflow joins probation, newest first: candidates.
+        let mut candidates = 0;
         while self.window.len() > self.window_max {
             let c = self.window.pop().unwrap();
-            if self.main_max == 0 {
-                continue;
-            }
-            let cf = self.freq(c);
-            let mut admitted = true;
-            while self.probation.len() + self.protected.len() + 1 > self.main_max {
-                let from_probation = !self.probation.is_empty();
-                let victim = if from_probation {
-                    *self.probation.last().unwrap()
-                } else {
-                    *self.protected.last().unwrap()
-                };
-                if cf > self.freq(victim) {
-                    if from_probation {
-                        self.probation.pop();
-                    } else {
-                        self.protected.pop();
-                    }
-                } else {
-                    admitted = false;
-                    break;
+            self.probation.insert(0, c);
+            candidates += 1;
+        }
+        // Over capacity: the newest candidate against probation's oldest entry (protected's if
+        // probation is empty); the less frequent goes, the candidate on a tie.
+        while self.window.len() + self.probation.len() + self.protected.len()
+            > self.window_max + self.main_max
+        {
+            let victim = self.probation.last().or(self.protected.last()).copied();
+            let candidate = if candidates > 0 {
+                self.probation.first().copied()
+            } else {
+                self.window.last().copied()
+            };
+            let loser = match (victim, candidate) {
+                (Some(v), Some(c)) if v != c => {
+                    candidates -= usize::from(candidates > 0);
+                    if self.freq(c) > self.freq(v) { v } else { c }
                 }
-            }
-            if admitted {
-                self.probation.insert(0, c);
-            }
+                (Some(v), _) => v,
+                (None, Some(c)) => c,
+                (None, None) => break,
+            };
+            self.remove(loser);
         }
         false
     }

@@ -127,6 +127,11 @@ impl List {
         (self.tail != NIL).then_some(self.tail)
     }
 
+    /// The most recently pushed entry.
+    pub(crate) fn front(&self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+
     pub(crate) fn push_front<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32) {
         let old_head = self.head;
         let Some(n) = slab.get_mut(i) else { return };
