@@ -38,6 +38,9 @@ pub struct Variant {
     first_move_shrink: bool,
     window_max_frac: f64,
     moka_sketch: bool,
+    conservative: bool,
+    blocked: bool,
+    width_floor: usize,
 }
 
 impl Default for Variant {
@@ -65,6 +68,9 @@ impl Default for Variant {
             first_move_shrink: true,
             window_max_frac: 1.0,
             moka_sketch: false,
+            conservative: false,
+            blocked: false,
+            width_floor: 0,
         }
     }
 }
@@ -81,17 +87,22 @@ struct Sketch {
     width_mask: u64,
     additions: u64,
     sample: u64,
+    conservative: bool,
+    blocked: bool,
 }
 
 impl Sketch {
     fn new(items: usize, c: &Variant) -> Self {
+        let wide = items.clamp(c.floor.max(c.width_floor), 1 << 24);
         let items = items.clamp(c.floor, 1 << 24);
-        let width = items.next_power_of_two() * c.scale;
+        let width = wide.next_power_of_two() * c.scale;
         Sketch {
             counters: Vec::new(),
             width_mask: (width - 1) as u64,
             additions: 0,
             sample: c.aging * items as u64,
+            conservative: c.conservative,
+            blocked: c.blocked,
         }
     }
     fn alloc(&mut self) {
@@ -100,6 +111,18 @@ impl Sketch {
         }
     }
     fn slot(&self, hash: u64, row: usize) -> usize {
+        if self.blocked {
+            // Caffeine's blocked layout (tried, not shipped): a 64-byte block (128 counters) a
+            // key, row `row`'s counter among the 32 of the block's words `2 row` and `2 row + 1`.
+            let blocks = (self.width_mask + 1) * 4 / 128;
+            let h = (hash ^ (hash >> 29)).wrapping_mul(SEEDS[0]);
+            let block = ((h >> 32) & (blocks - 1)) as usize;
+            let c = (hash ^ (hash >> 31)).wrapping_mul(SEEDS[1]) >> 32;
+            let bits = c >> (row * 8);
+            let word = 2 * row + (bits & 1) as usize;
+            let nibble = ((bits >> 1) & 15) as usize;
+            return block * 128 + word * 16 + nibble;
+        }
         let h = (hash ^ (hash >> 29)).wrapping_mul(SEEDS[row]);
         let col = ((h >> 32) & self.width_mask) as usize;
         row * (self.width_mask as usize + 1) + col
@@ -119,11 +142,17 @@ impl Sketch {
             return;
         }
         let mut added = false;
+        let least = if self.conservative {
+            self.freq(hash)
+        } else {
+            14
+        };
         for r in 0..4 {
             let s = self.slot(hash, r);
             let sh = if s & 1 == 0 { 0 } else { 4 };
             let b = &mut self.counters[s >> 1];
-            if (*b >> sh) & 15 < 15 {
+            let v = (*b >> sh) & 15;
+            if v < 15 && (!self.conservative || v == least) {
                 *b += 1 << sh;
                 added = true;
             }
@@ -627,7 +656,10 @@ impl Variant {
     ///   alternate samples;
     /// - `aging` increments an entry between halvings (10), `floor` smallest sketch in entries
     ///   (128), `scale` columns an entry (4), `lazy` (1/0) allocate when half full, `msk` (1/0)
-    ///   moka's sketch instead;
+    ///   moka's sketch instead; `cu` (1/0, 0) conservative update (increment only the counters
+    ///   at the key's minimum); `blk` (1/0, 0) Caffeine's blocked layout (a key's four counters
+    ///   in one 64-byte block instead of four rows apart); `wfloor` smallest sketch width in
+    ///   entries (0; at least `floor`), so the width can grow without slowing the aging;
     /// - `caf` (1/0, 1) Caffeine's eviction: the window's overflow joins probation and the main
     ///   area evicts only when the whole is over capacity, candidate (probation's newest) against
     ///   victim (its oldest); with 0, each candidate leaving the window meets a victim at once;
@@ -666,6 +698,9 @@ impl Variant {
                 "scale" => c.scale = usize::try_from(u()?).map_err(|e| e.to_string())?,
                 "lazy" => c.lazy = b,
                 "msk" => c.moka_sketch = b,
+                "cu" => c.conservative = b,
+                "blk" => c.blocked = b,
+                "wfloor" => c.width_floor = usize::try_from(u()?).map_err(|e| e.to_string())?,
                 "caf" => c.caffeine_evict = b,
                 "admp" => c.admit_protected = b,
                 "dz" => c.dead_zone = f()?,
@@ -675,4 +710,23 @@ impl Variant {
         }
         Ok(c)
     }
+}
+
+/// The standard error of the mean per-seed difference (percentage points) between a variant's
+/// hits and moka's at one point: the sample standard deviation of the paired differences over
+/// the square root of the seed count (0 with one seed).
+#[must_use]
+pub fn paired_standard_error(ours: &[u64], mokas: &[u64], requests: usize) -> f64 {
+    let n = ours.len().min(mokas.len());
+    if n < 2 {
+        return 0.0;
+    }
+    let d: Vec<f64> = ours
+        .iter()
+        .zip(mokas)
+        .map(|(&a, &b)| (a as f64 - b as f64) * 100.0 / requests as f64)
+        .collect();
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    (var / n as f64).sqrt()
 }

@@ -7,7 +7,7 @@ use std::hash::BuildHasher;
 use cache_benches::hitratio::{
     SEED, Sim, Trace, load_trace, replay_seeded, traces_dir, zipf_trace,
 };
-use cache_benches::policysim::Variant;
+use cache_benches::policysim::{Variant, paired_standard_error};
 use foldhash::quality::FixedState;
 
 fn traces() -> Vec<Trace> {
@@ -60,4 +60,18 @@ fn knobs_parse_and_change_the_policy() {
     let other = Variant::parse("w=0.5,climb=0,p=0").unwrap();
     assert_eq!(other.name(), "w=0.5,climb=0,p=0");
     assert_ne!(other.hits(&t.keys, &hashes, 100), base);
+    // The sketch knobs change which keys the sketch counts together.
+    for knob in ["cu=1", "blk=1"] {
+        let v = Variant::parse(knob).unwrap();
+        assert_ne!(v.hits(&t.keys, &hashes, 100), base, "{knob}");
+    }
+}
+
+#[test]
+fn paired_standard_error_of_the_mean_difference() {
+    // Differences of 1, 2 and 3 points over 100 requests: mean 2, sample sd 1, se 1/sqrt(3).
+    let se = paired_standard_error(&[11, 22, 33], &[10, 20, 30], 100);
+    assert!((se - 1.0 / 3f64.sqrt()).abs() < 1e-12, "{se}");
+    assert!(paired_standard_error(&[5], &[4], 100).abs() < f64::EPSILON);
+    assert!(paired_standard_error(&[7, 7], &[5, 5], 100).abs() < f64::EPSILON);
 }

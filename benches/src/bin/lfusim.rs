@@ -7,14 +7,16 @@
 //!
 //! Environment: `SEEDS` (default 4) hasher seeds `SEED ^ 0..SEEDS`; `ONLY` keeps the traces whose
 //! name contains it; `V` lists the points below moka. For each variant it prints the points
-//! where its mean hit ratio over the seeds is below moka's, the worst such deficit, its summed
-//! lead over moka (all traces, then the non-LIRS ones), and the count and worst deficit seed by
-//! seed. About 15 s a variant with 4 seeds.
+//! where its mean hit ratio over the seeds is below moka's, how many of them are significant (the
+//! mean per-seed difference below minus twice its standard error: `sig`), the worst such
+//! deficit, its summed lead over moka (all traces, then the non-LIRS ones), and the count and
+//! worst deficit seed by seed. The variant `w=0,climb=0,p=0` is moka's policy with this model's
+//! sketch hashing: what the hash alone moves. About 15 s a variant with 4 seeds.
 
 use std::process::ExitCode;
 
 use cache_benches::hitratio::{self, SEED, cache_sizes, load_trace, zipf_trace};
-use cache_benches::policysim::Variant;
+use cache_benches::policysim::{Variant, paired_standard_error};
 use foldhash::quality::FixedState;
 use std::hash::BuildHasher;
 
@@ -89,23 +91,29 @@ fn main() -> ExitCode {
     }
     let verbose = std::env::var("V").is_ok();
     println!(
-        "{:<44} {:>5} {:>6} {:>8} {:>7} | per seed: below / worst",
-        "variant", "below", "worst", "sum", "non-lirs"
+        "{:<44} {:>5} {:>4} {:>6} {:>8} {:>7} | per seed: below / worst",
+        "variant", "below", "sig", "worst", "sum", "non-lirs"
     );
     #[allow(clippy::cast_precision_loss)]
     let pct = |h: u64, n: usize| h as f64 * 100.0 / n as f64;
     for (ci, c) in cfgs.iter().enumerate() {
-        let (mut below, mut worst, mut sum, mut sum_other) = (0, 0f64, 0f64, 0f64);
+        let (mut below, mut sig, mut worst, mut sum, mut sum_other) = (0, 0, 0f64, 0f64, 0f64);
         let mut per = vec![(0usize, 0f64); seeds];
         for (name, size, n, mokas, hs) in &rows {
             let m: u64 = mokas.iter().sum();
             let h: u64 = hs[ci].iter().sum();
             let d = pct(h, *n * seeds) - pct(m, *n * seeds);
+            let se = paired_standard_error(&hs[ci], mokas, *n);
+            let significant = d < -2.0 * se;
+            sig += usize::from(significant);
             if h < m {
                 below += 1;
                 worst = worst.max(-d);
                 if verbose {
-                    println!("   {name} {size}: {d:+.2}");
+                    println!(
+                        "   {name} {size}: {d:+.2} (se {se:.2}){}",
+                        if significant { " *" } else { "" }
+                    );
                 }
             }
             sum += d;
@@ -121,7 +129,7 @@ fn main() -> ExitCode {
         }
         let per: Vec<String> = per.iter().map(|(b, w)| format!("{b}/{w:.1}")).collect();
         println!(
-            "{:<44} {below:>5} {worst:>6.2} {sum:>8.2} {sum_other:>7.2} | {}",
+            "{:<44} {below:>5} {sig:>4} {worst:>6.2} {sum:>8.2} {sum_other:>7.2} | {}",
             c.name(),
             per.join(" ")
         );
