@@ -70,7 +70,7 @@ impl Default for Variant {
             moka_sketch: false,
             conservative: false,
             blocked: false,
-            width_floor: 0,
+            width_floor: 512,
         }
     }
 }
@@ -659,7 +659,7 @@ impl Variant {
     ///   moka's sketch instead; `cu` (1/0, 0) conservative update (increment only the counters
     ///   at the key's minimum); `blk` (1/0, 0) Caffeine's blocked layout (a key's four counters
     ///   in one 64-byte block instead of four rows apart); `wfloor` smallest sketch width in
-    ///   entries (0; at least `floor`), so the width can grow without slowing the aging;
+    ///   entries (512; at least `floor`), so the width can grow without slowing the aging;
     /// - `caf` (1/0, 1) Caffeine's eviction: the window's overflow joins probation and the main
     ///   area evicts only when the whole is over capacity, candidate (probation's newest) against
     ///   victim (its oldest); with 0, each candidate leaving the window meets a victim at once;

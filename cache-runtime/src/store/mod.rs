@@ -49,8 +49,9 @@ pub enum Policy {
     /// eviction, when the whole is full, of the less frequent of the newest candidate and the
     /// main area's oldest entry (Caffeine's), by a
     /// count-min frequency sketch whose counters are halved periodically (aging), so that
-    /// yesterday's hot keys do not stay forever. The sketch (8 bytes an entry) is allocated when
-    /// a shard first reaches half its capacity, so a cache that never fills never pays for it.
+    /// yesterday's hot keys do not stay forever. The sketch (8 bytes an entry, and at least 4 KiB
+    /// a shard, which keeps a small cache's frequency counts apart) is allocated when a shard
+    /// first reaches half its capacity, so a cache that never fills never pays for it.
     Lfu,
     /// First-in, first-out: hits do not reorder.
     Fifo,
