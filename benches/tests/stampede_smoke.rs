@@ -29,8 +29,8 @@ fn one_trial_and_ours_load_once() {
 }
 
 #[test]
-fn hitcost_runs_both_loops() {
-    for which in ["ours", "quick"] {
+fn hitcost_runs_every_loop() {
+    for which in ["ours", "ours-lru", "ours-lfu", "quick"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_hitcost"))
             .args([which, "1000"])
             .output()

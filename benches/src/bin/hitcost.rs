@@ -1,5 +1,6 @@
 //! Instructions per hit when the call is not inlined: one million hits of a
-//! `#[cached(ttl = "1h")]` function, or of raw `quick_cache` `get`, through `&dyn Fn`.
+//! `#[cached(ttl = "1h")]` function (`ours`; `ours-lru` and `ours-lfu` with those policies), or
+//! of raw `quick_cache` `get` (`quick`), through `&dyn Fn`.
 //!
 //! Count them with callgrind (instruction counts repeat exactly, however busy the machine):
 //!
@@ -7,6 +8,7 @@
 //! cargo build --release -p cache-benches --bin hitcost
 //! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.ours  target/release/hitcost ours
 //! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.quick target/release/hitcost quick
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.lfu   target/release/hitcost ours-lfu
 //! ```
 //!
 //! Both programs do the same set-up (10,000 inserts into each cache); the difference of the
@@ -18,6 +20,16 @@ use std::hint::black_box;
 
 #[cache_runtime::cached(ttl = "1h", capacity = 20_000)]
 fn ours(x: u64) -> u64 {
+    black_box(x).wrapping_mul(3)
+}
+
+#[cache_runtime::cached(ttl = "1h", capacity = 20_000, policy = "lru")]
+fn ours_lru(x: u64) -> u64 {
+    black_box(x).wrapping_mul(3)
+}
+
+#[cache_runtime::cached(ttl = "1h", capacity = 20_000, policy = "lfu")]
+fn ours_lfu(x: u64) -> u64 {
     black_box(x).wrapping_mul(3)
 }
 
@@ -34,9 +46,16 @@ fn main() {
     for &k in &keys {
         q.insert(k, k);
         ours(k);
+        ours_lru(k);
+        ours_lfu(k);
     }
     let raw = |k: u64| q.get(&k).unwrap_or(0);
-    let f: &(dyn Fn(u64) -> u64 + Sync) = if which == "ours" { &ours } else { &raw };
+    let f: &(dyn Fn(u64) -> u64 + Sync) = match which.as_str() {
+        "ours" => &ours,
+        "ours-lru" => &ours_lru,
+        "ours-lfu" => &ours_lfu,
+        _ => &raw,
+    };
     let mut i = 0;
     let mut sum = 0u64;
     for _ in 0..n {

@@ -130,13 +130,22 @@ impl Climber {
     }
 
     /// Records a request; at the end of a sample, returns how much to grow (positive) or
-    /// shrink (negative) the window.
+    /// shrink (negative) the window. Inline: every `lfu` hit counts here, and only the end of a
+    /// sample (once in 5,000 requests or more) calls out to [`judge`](Self::judge).
+    #[inline]
     fn record(&mut self, hit: bool) -> Option<f64> {
         self.hits += u64::from(hit);
         self.requests += 1;
         if self.requests < self.sample {
             return None;
         }
+        self.judge()
+    }
+
+    /// The end of a sample: compares its hit ratio with the previous one's.
+    #[cold]
+    #[inline(never)]
+    fn judge(&mut self) -> Option<f64> {
         #[allow(clippy::cast_precision_loss)]
         let rate = self.hits as f64 / self.requests as f64;
         self.hits = 0;
@@ -294,6 +303,7 @@ impl Policy for Lfu {
         }
     }
 
+    #[inline]
     fn on_hit<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hash: u64) {
         self.sketch.increment(hash);
         if let Some(amount) = self.climber.record(true) {
@@ -456,6 +466,7 @@ impl Sketch {
             .unwrap_or(0)
     }
 
+    #[inline]
     pub(crate) fn increment(&mut self, hash: u64) {
         if !self.is_allocated() {
             return;
