@@ -41,6 +41,7 @@ pub struct Variant {
     conservative: bool,
     blocked: bool,
     width_floor: usize,
+    victims: u32,
 }
 
 impl Default for Variant {
@@ -71,6 +72,7 @@ impl Default for Variant {
             conservative: false,
             blocked: false,
             width_floor: 512,
+            victims: 1,
         }
     }
 }
@@ -584,7 +586,26 @@ impl Sim2 {
         }
         let total = |s: &Self| s.l[0].len + s.main();
         while total(self) > self.cap {
-            let victim = self.back(P).or_else(|| self.back(T));
+            let mut victim = self.back(P).or_else(|| self.back(T));
+            if self.c.victims > 1 && cands > 0 {
+                // The least frequent of probation's oldest few (not the candidate itself).
+                let head = self.l[1].head;
+                let mut best: Option<(u8, u32)> = None;
+                let mut at = self.l[1].tail;
+                for _ in 0..self.c.victims {
+                    if at == NIL || at == head {
+                        break;
+                    }
+                    let f = self.freq(self.nodes[at as usize].hash);
+                    if best.is_none_or(|(bf, _)| f < bf) {
+                        best = Some((f, at));
+                    }
+                    at = self.nodes[at as usize].prev;
+                }
+                if let Some((_, v)) = best {
+                    victim = Some(v);
+                }
+            }
             let cand = if cands > 0 {
                 Some(self.l[1].head)
             } else {
@@ -663,7 +684,8 @@ impl Variant {
     /// - `caf` (1/0, 1) Caffeine's eviction: the window's overflow joins probation and the main
     ///   area evicts only when the whole is over capacity, candidate (probation's newest) against
     ///   victim (its oldest); with 0, each candidate leaving the window meets a victim at once;
-    ///   `admp` (1/0) admitted candidates go to protected.
+    ///   `admp` (1/0) admitted candidates go to protected; `vk` (1) the victim is the least
+    ///   frequent of probation's oldest `vk` entries (with Caffeine's eviction).
     ///
     /// `base,caf=0,wmin=1,dz=0` is the `lfu` of before (Caffeine's climber without a dead zone,
     /// a window of at least 1, admission as an entry leaves the window).
@@ -700,6 +722,7 @@ impl Variant {
                 "msk" => c.moka_sketch = b,
                 "cu" => c.conservative = b,
                 "blk" => c.blocked = b,
+                "vk" => c.victims = u32::try_from(u()?).map_err(|e| e.to_string())?,
                 "wfloor" => c.width_floor = usize::try_from(u()?).map_err(|e| e.to_string())?,
                 "caf" => c.caffeine_evict = b,
                 "admp" => c.admit_protected = b,

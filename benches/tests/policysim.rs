@@ -60,8 +60,9 @@ fn knobs_parse_and_change_the_policy() {
     let other = Variant::parse("w=0.5,climb=0,p=0").unwrap();
     assert_eq!(other.name(), "w=0.5,climb=0,p=0");
     assert_ne!(other.hits(&t.keys, &hashes, 100), base);
-    // The sketch knobs change which keys the sketch counts together.
-    for knob in ["cu=1", "blk=1"] {
+    // The sketch knobs change which keys the sketch counts together; `vk` which entry a
+    // candidate meets.
+    for knob in ["cu=1", "blk=1", "vk=2"] {
         let v = Variant::parse(knob).unwrap();
         assert_ne!(v.hits(&t.keys, &hashes, 100), base, "{knob}");
     }
