@@ -144,17 +144,14 @@ impl Sketch {
             return;
         }
         let mut added = false;
-        let least = if self.conservative {
-            self.freq(hash)
-        } else {
-            14
-        };
+        // With conservative update, only the counters at the key's minimum grow.
+        let least = self.conservative.then(|| self.freq(hash));
         for r in 0..4 {
             let s = self.slot(hash, r);
             let sh = if s & 1 == 0 { 0 } else { 4 };
             let b = &mut self.counters[s >> 1];
             let v = (*b >> sh) & 15;
-            if v < 15 && (!self.conservative || v == least) {
+            if v < 15 && least.is_none_or(|m| v == m) {
                 *b += 1 << sh;
                 added = true;
             }
