@@ -93,7 +93,7 @@ fn a_write_in_one_process_evicts_another_processes_l1_copy() {
     let cache: Cache<u64, String> = Cache::builder()
         .name("profiles")
         .ttl(Duration::from_secs(600))
-        .redis(backend, &prefix)
+        .remote(backend, &prefix)
         .build()
         .unwrap();
     cache.insert(1, "v1".into());

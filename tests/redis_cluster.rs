@@ -121,7 +121,7 @@ fn a_cluster_backend_shares_values_invalidations_and_clears_across_slots() {
             .ttl(Duration::from_secs(600))
             .l1_ttl(Duration::from_secs(600))
             .clock(Clock::manual(&clock))
-            .redis(Arc::clone(&backend), "ct")
+            .remote(backend.clone(), "ct")
             .build()
             .unwrap();
         (cache, backend)
@@ -178,7 +178,7 @@ fn a_cluster_backend_shares_values_invalidations_and_clears_across_slots() {
     // The fleet-wide lease works on a cluster too (one key, one slot), and is released.
     let locked: Cache<u64, String> = Cache::builder()
         .name("cluster-locked")
-        .redis(
+        .remote(
             Arc::new(RedisBackend::cluster(&url_refs, Duration::from_millis(500)).unwrap()),
             "ct",
         )

@@ -42,7 +42,7 @@ where
         .ttl(Duration::from_secs(60))
         .l1_ttl(Duration::from_secs(1))
         .clock(Clock::manual(clock))
-        .redis(backend(URL), prefix)
+        .remote(backend(URL), prefix)
         .build()
         .unwrap()
 }
@@ -97,7 +97,7 @@ fn negative_results_are_shared_with_their_own_ttl() {
             .ttl(Duration::from_secs(60))
             .negative_ttl(Duration::from_secs(5))
             .clock(Clock::manual(&clock))
-            .redis_with_negatives(backend(URL), &p)
+            .remote_with_negatives(backend(URL), &p)
             .build()
             .unwrap()
     };
@@ -182,7 +182,7 @@ fn nothing_listening_fails_open_and_the_breaker_makes_it_cheap() {
         .port();
     let backend = backend(&format!("redis://127.0.0.1:{port}/"));
     let c: Cache<u64, u64> = Cache::builder()
-        .redis(Arc::clone(&backend), "down")
+        .remote(backend.clone(), "down")
         .build()
         .unwrap();
     let start = Instant::now();
@@ -257,7 +257,7 @@ fn a_killed_and_restarted_server_never_fails_a_call_and_caching_resumes() {
             .name("numbers")
             .l1_ttl(Duration::from_millis(1))
             .clock(Clock::manual(&clock))
-            .redis(b, "restart")
+            .remote(b, "restart")
             .build()
             .unwrap()
     };
@@ -313,7 +313,7 @@ fn writes_and_invalidations_evict_other_processes_l1_through_pub_sub() {
             // Long: without the broadcast, B would serve its copy for a minute.
             .l1_ttl(Duration::from_secs(60))
             .clock(Clock::manual(&clock))
-            .redis(Arc::clone(backend), &p)
+            .remote(backend.clone(), &p)
             .build()
             .unwrap()
     };
@@ -359,7 +359,7 @@ fn a_slow_server_times_out_and_a_wrong_answer_is_a_miss() {
     let b = backend_with(&url, Duration::from_millis(200));
     let c: Cache<u64, String> = Cache::builder()
         .name("slow")
-        .redis(Arc::clone(&b), "slow")
+        .remote(b.clone(), "slow")
         .build()
         .unwrap();
     // A wrong answer: the cache's key holds a list, so GET fails with WRONGTYPE.
@@ -440,7 +440,7 @@ fn a_lease_is_released_when_the_load_is_not_cached() {
     let p = prefix("lease-release");
     let c: Cache<u64, u64> = Cache::builder()
         .name("leased")
-        .redis(backend(URL), &p)
+        .remote(backend(URL), &p)
         .distributed_lock(Duration::from_secs(30))
         .build()
         .unwrap();

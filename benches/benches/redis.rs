@@ -27,7 +27,7 @@ fn two_level(prefix: &str) -> Cache<u64, String> {
         .name("bench")
         .ttl(Duration::from_secs(3_600))
         .l1_ttl(Duration::from_secs(3_600))
-        .redis(backend, prefix)
+        .remote(backend, prefix)
         .build()
         .expect("valid settings")
 }

@@ -370,7 +370,7 @@ impl Configure {
                         name: name.clone(),
                         why: e.to_string(),
                     })?;
-                    Installed::Redis {
+                    Installed::Remote {
                         backend: Arc::new(backend),
                         prefix: r.prefix,
                         l1_ttl: r.l1_ttl,
@@ -388,8 +388,8 @@ impl Configure {
 /// An installed backend.
 pub(crate) enum Installed {
     Memory,
-    Redis {
-        backend: Arc<RedisBackend>,
+    Remote {
+        backend: Arc<dyn crate::tier::Backend>,
         prefix: String,
         l1_ttl: Duration,
     },

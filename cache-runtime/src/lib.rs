@@ -84,6 +84,8 @@ mod clock;
 pub mod codec;
 #[cfg(feature = "redis")]
 pub mod config;
+mod driver;
+mod entry;
 mod error;
 #[cfg(feature = "metrics")]
 pub mod export;
@@ -92,17 +94,16 @@ mod flight;
 mod redis_backend;
 pub mod refresh;
 pub mod registry;
-#[cfg(feature = "redis")]
-mod remote;
 mod stats;
 mod store;
 mod sync;
-mod tier;
+pub mod tier;
 mod ttl;
 pub mod warm;
 
 pub use bypass::{Uncached, uncached, uncached_async};
-pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Entry};
+pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY};
+pub use entry::Entry;
 /// Invalidation on write: after the function returns successfully (`Ok`, `Some`, or any value),
 /// removes `key` (or, with `all`, every entry) from the named `#[cached]` function's cache, so
 /// that the next read queries again. An `Err` or `None` evicts nothing.

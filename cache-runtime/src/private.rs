@@ -14,7 +14,9 @@ pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
 pub use std::time::Duration;
 
-pub use crate::cache::{Loaded, Lookup};
+pub use crate::cache::Lookup;
+pub use crate::entry::Loaded;
+use crate::driver::{Async, Blocking, block_on};
 use crate::{Cache, Entry, Jitter, Policy};
 
 /// The `Ok` and `Err` types of a `Result` (through any alias of it).
@@ -292,7 +294,7 @@ where
     let b = with_backend(
         hooked(builder::<K, V, Infallible>(s), hooks),
         s,
-        |b, backend, prefix| b.redis(backend, prefix),
+        |b, backend, prefix| b.remote(backend, prefix),
     );
     finish_build(b, s)
 }
@@ -327,7 +329,7 @@ where
     let b = with_backend(
         hooked(builder::<K, V, N>(s), hooks),
         s,
-        |b, backend, prefix| b.redis_with_negatives(backend, prefix),
+        |b, backend, prefix| b.remote_with_negatives(backend, prefix),
     );
     finish_build(b, s)
 }
@@ -342,13 +344,13 @@ fn with_backend<K, V, N>(
     s: &Settings,
     add_redis: impl FnOnce(
         crate::CacheBuilder<K, V, N>,
-        Arc<crate::RedisBackend>,
+        Arc<dyn crate::tier::Backend>,
         &str,
     ) -> crate::CacheBuilder<K, V, N>,
 ) -> crate::CacheBuilder<K, V, N> {
     match crate::config::lookup(s.backend.unwrap_or("default"), s.name) {
         Ok(crate::config::Installed::Memory) => b,
-        Ok(crate::config::Installed::Redis {
+        Ok(crate::config::Installed::Remote {
             backend,
             prefix,
             l1_ttl,
@@ -448,10 +450,10 @@ macro_rules! loaders {
             Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
             $($extra)*
         {
-            let $l = cache.load_after_miss(key, || {
+            let $l = block_on(cache.load_after_miss::<Blocking, _, _, _>(key, || {
                 let $o = load();
-                $to_loaded
-            });
+                std::future::ready($to_loaded)
+            }));
             $from_loaded
         }
 
@@ -469,7 +471,7 @@ macro_rules! loaders {
             $($extra)*
         {
             let $l = cache
-                .load_after_miss_async(key, || async {
+                .load_after_miss::<Async, _, _, _>(key, || async {
                     let $o = load().await;
                     $to_loaded
                 })
@@ -711,7 +713,7 @@ where
     N: CacheValue,
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
 {
-    S::out(cache.load_after_miss(key, load))
+    S::out(block_on(cache.load_after_miss::<Blocking, _, _, _>(key, || std::future::ready(load()))))
 }
 
 /// The async load after a miss, for shape `S`.
@@ -728,5 +730,5 @@ where
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     F: Future<Output = Loaded<V, N, Out>>,
 {
-    S::out(cache.load_after_miss_async(key, load).await)
+    S::out(cache.load_after_miss::<Async, _, _, _>(key, load).await)
 }

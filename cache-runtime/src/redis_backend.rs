@@ -25,7 +25,7 @@ use crate::clock::Clock;
 /// // Redis is down: every call still answers, from its loader.
 /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
 /// let users: Cache<u64, String> = Cache::builder()
-///     .redis(Arc::clone(&redis), "myapp")
+///     .remote(redis.clone(), "myapp")
 ///     .build()?;
 /// for id in 0..u64::from(BREAKER_THRESHOLD) {
 ///     assert_eq!(users.get_or_insert_with(&id, || format!("user {id}")), format!("user {id}"));
@@ -42,7 +42,7 @@ pub const BREAKER_THRESHOLD: u32 = 5;
 ///
 /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
 /// let users: Cache<u64, String> = Cache::builder()
-///     .redis(Arc::clone(&redis), "myapp")
+///     .remote(redis.clone(), "myapp")
 ///     .build()?;
 /// for id in 0..10 {
 ///     users.get_or_insert_with(&id, || format!("user {id}")); // Redis is down
@@ -87,20 +87,7 @@ struct FaultCounters {
     short_circuited: AtomicU64,
 }
 
-/// Why an operation did not reach Redis or did not succeed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Fault {
-    Connect,
-    Timeout,
-    /// The connection broke.
-    Error,
-    /// Redis answered with an error (or something that is not the expected type).
-    Reply,
-    Open,
-}
-
-/// Called with the encoded key an invalidation names (`None`: the whole cache).
-pub(crate) type Handler = dyn Fn(Option<&[u8]>) + Send + Sync;
+pub(crate) use crate::tier::{Fault, InvalidationHandler as Handler};
 
 /// Where a backend's Redis is.
 enum Target {
@@ -238,11 +225,11 @@ struct Inner {
 /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
 /// let users: Cache<u64, String> = Cache::builder()
 ///     .name("users")
-///     .redis(Arc::clone(&redis), "myapp")
+///     .remote(redis.clone(), "myapp")
 ///     .build()?;
 /// let prices: Cache<String, u64> = Cache::builder()
 ///     .name("prices")
-///     .redis(Arc::clone(&redis), "myapp")
+///     .remote(redis.clone(), "myapp")
 ///     .build()?;
 /// users.insert(1, "ada".to_string()); // also stored in Redis, for the other processes
 /// assert_eq!(prices.get_or_insert_with("tea", || 3), 3);
@@ -416,7 +403,7 @@ impl RedisBackend {
     /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
     /// let users: Cache<u64, String> = Cache::builder()
     ///     .l1_ttl(Duration::from_secs(60))
-    ///     .redis(Arc::clone(&redis), "myapp")
+    ///     .remote(redis.clone(), "myapp")
     ///     .build()?;
     /// let start = Instant::now();
     /// while !redis.is_listening() && start.elapsed() < Duration::from_secs(5) {
@@ -437,7 +424,7 @@ impl RedisBackend {
     ///
     /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
     /// let users: Cache<u64, String> = Cache::builder()
-    ///     .redis(Arc::clone(&redis), "myapp")
+    ///     .remote(redis.clone(), "myapp")
     ///     .build()?;
     /// // Redis is down: the call is answered by its loader, and the failed connection counted.
     /// assert_eq!(users.get_or_insert_with(&1, || "ada".to_string()), "ada");
@@ -506,7 +493,7 @@ impl RedisBackend {
     ///
     /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
     /// let users: Cache<u64, String> = Cache::builder()
-    ///     .redis(Arc::clone(&redis), "myapp")
+    ///     .remote(redis.clone(), "myapp")
     ///     .build()?;
     /// for id in 0..10 {
     ///     users.get_or_insert_with(&id, || format!("user {id}")); // Redis is down
@@ -1054,4 +1041,98 @@ impl Inner {
         }
         r
     }
+}
+
+impl crate::tier::Backend for RedisBackend {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Fault> {
+        RedisBackend::get(self, key)
+    }
+    fn get_async<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> crate::tier::BoxFuture<'a, Result<Option<Vec<u8>>, Fault>> {
+        Box::pin(RedisBackend::get_async(self, key))
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Fault> {
+        RedisBackend::set(self, key, value, ttl)
+    }
+    fn set_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> crate::tier::BoxFuture<'a, Result<(), Fault>> {
+        Box::pin(RedisBackend::set_async(self, key, value, ttl))
+    }
+    fn delete(&self, key: &str) -> Result<(), Fault> {
+        RedisBackend::delete(self, key)
+    }
+    fn delete_async<'a>(&'a self, key: &'a str) -> crate::tier::BoxFuture<'a, Result<(), Fault>> {
+        Box::pin(RedisBackend::delete_async(self, key))
+    }
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Fault> {
+        self.delete_matching(&format!("{}*", glob_escape(prefix)))
+    }
+    fn try_lease(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, Fault> {
+        RedisBackend::try_lease(self, key, token, ttl)
+    }
+    fn try_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> crate::tier::BoxFuture<'a, Result<bool, Fault>> {
+        Box::pin(RedisBackend::try_lease_async(self, key, token, ttl))
+    }
+    fn release_lease(&self, key: &str, token: &str) -> Result<(), Fault> {
+        RedisBackend::release_lease(self, key, token)
+    }
+    fn release_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+    ) -> crate::tier::BoxFuture<'a, Result<(), Fault>> {
+        Box::pin(RedisBackend::release_lease_async(self, key, token))
+    }
+    fn wait_for(&self, key: &str, lease_key: &str, max: Duration) -> Result<Option<Vec<u8>>, Fault> {
+        self.poll_get(key, lease_key, max, POLL_EVERY)
+    }
+    fn wait_for_async<'a>(
+        &'a self,
+        key: &'a str,
+        lease_key: &'a str,
+        max: Duration,
+    ) -> crate::tier::BoxFuture<'a, Result<Option<Vec<u8>>, Fault>> {
+        Box::pin(self.poll_get_async(key, lease_key, max, POLL_EVERY))
+    }
+    fn broadcasts(&self) -> bool {
+        true
+    }
+    fn publish(&self, namespace: &str, key: Option<&[u8]>) {
+        self.publish_invalidation(namespace, key);
+    }
+    fn subscribe(&self, namespace: &str, handler: std::sync::Weak<Handler>) {
+        self.on_invalidation(namespace, handler);
+    }
+    fn health(&self) -> crate::tier::Health {
+        let mut h = crate::tier::Health::default();
+        h.breaker_open = self.is_open();
+        h.listening = self.is_listening();
+        h
+    }
+}
+
+/// How often a process waiting on another's lease looks for the value.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// Escapes the glob characters of a `SCAN MATCH` pattern.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -30,9 +30,8 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
 
 /// A refresh to run: a loader call and the store of its result.
 ///
@@ -119,7 +118,7 @@ pub(crate) fn spawn_async(fut: impl Future<Output = ()> + Send + 'static) {
         drop(handle.spawn(fut));
         return;
     }
-    spawn(Box::new(move || block_on(fut)));
+    spawn(Box::new(move || crate::driver::block_on(fut)));
 }
 
 /// Polls `fut` to completion, catching a panic: `Err` when it panicked.
@@ -135,58 +134,5 @@ impl<F: Future> Future for CatchUnwind<F> {
             Ok(Poll::Pending) => Poll::Pending,
             Err(_) => Poll::Ready(Err(())),
         }
-    }
-}
-
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Drives `fut` on this thread.
-fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn block_on_drives_a_future_woken_from_another_thread() {
-        let (tx, rx) = std::sync::mpsc::channel::<Waker>();
-        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let f2 = Arc::clone(&flag);
-        let waker_thread = std::thread::spawn(move || {
-            let w = rx.recv().unwrap();
-            f2.store(true, std::sync::atomic::Ordering::SeqCst);
-            w.wake();
-        });
-        let mut sent = Some(tx);
-        let out = block_on(std::future::poll_fn(|cx| {
-            if flag.load(std::sync::atomic::Ordering::SeqCst) {
-                return Poll::Ready(7);
-            }
-            if let Some(tx) = sent.take() {
-                tx.send(cx.waker().clone()).unwrap();
-            }
-            Poll::Pending
-        }));
-        assert_eq!(out, 7);
-        waker_thread.join().unwrap();
     }
 }

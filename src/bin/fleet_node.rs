@@ -20,7 +20,7 @@ fn watch(prefix: &str) {
         .name("profiles")
         .ttl(Duration::from_secs(600))
         .l1_ttl(Duration::from_secs(600))
-        .redis(Arc::clone(&backend), prefix)
+        .remote(backend.clone(), prefix)
         .build()
         .expect("valid settings");
     // Subscribed before saying so: a write published earlier would not reach this process.
@@ -68,7 +68,7 @@ fn main() {
     let mut builder = Cache::<u64, u64>::builder()
         .name("fleet")
         .ttl(Duration::from_secs(60))
-        .redis(backend, prefix);
+        .remote(backend, prefix);
     if lock == "on" {
         builder = builder.distributed_lock(Duration::from_secs(5));
     }

@@ -1,0 +1,613 @@
+//! The builder of a [`Cache`]: every setting, in one shape from the attribute to the cache.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{DEFAULT_CAPACITY, TtlFn};
+#[allow(unused_imports)] // the doc links
+use super::Cache;
+use crate::clock::Clock;
+#[cfg(feature = "serde")]
+use crate::codec::Bincode;
+use crate::store::WeighFn;
+#[cfg(feature = "serde")]
+use crate::tier::{Backend, NoNegatives, Typed, WithNegatives};
+use crate::tier::Tier;
+use crate::ttl::Jitter;
+use crate::Policy;
+
+/// Configures a [`Cache`]. Every setting is checked by [`build`](Self::build), which returns a
+/// [`BuildError`] rather than panicking.
+///
+/// ```
+/// use cache_runtime::{Cache, Jitter, Policy};
+/// use std::time::Duration;
+///
+/// // At most 64 MiB of page bodies, least-frequently-used evicted first.
+/// let pages: Cache<String, Vec<u8>> = Cache::builder()
+///     .name("pages")
+///     .policy(Policy::Lfu)
+///     .max_weight(64 << 20, |_url, body: &Vec<u8>| body.len() as u64)
+///     .ttl(Duration::from_secs(30))
+///     .jitter(Jitter::Spread(Duration::from_secs(3)))
+///     .build()?;
+/// # drop(pages);
+///
+/// assert!(Cache::<u64, u64>::builder().capacity(0).build().is_err());
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
+pub struct CacheBuilder<K, V, N = Infallible> {
+    pub(super) name: Option<String>,
+    pub(super) capacity: u64,
+    pub(super) estimated_items: Option<usize>,
+    pub(super) weigher: Option<WeighFn<K, V>>,
+    pub(super) policy: Policy,
+    pub(super) ttl: Option<Duration>,
+    pub(super) negative_ttl: Option<Duration>,
+    pub(super) jitter: Option<Jitter>,
+    pub(super) clock: Clock,
+    pub(super) seed: Option<u64>,
+    pub(super) shards: Option<usize>,
+    pub(super) tier: Option<TierFactory<K, V, N>>,
+    pub(super) l1_ttl: Option<Duration>,
+    pub(super) lease: Option<Duration>,
+    pub(super) stale: Option<Duration>,
+    pub(super) early_refresh: Option<f64>,
+    pub(super) ttl_fn: Option<TtlFn<V>>,
+    pub(super) _types: PhantomData<fn() -> N>,
+}
+
+/// Makes a cache's remote tier from its name.
+pub(super) type TierFactory<K, V, N> = Box<dyn FnOnce(&str) -> Arc<dyn Tier<K, V, N>> + Send>;
+
+impl<K, V, N> fmt::Debug for CacheBuilder<K, V, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("name", &self.name)
+            .field("capacity", &self.capacity)
+            .field("weighted", &self.weigher.is_some())
+            .field("policy", &self.policy)
+            .field("ttl", &self.ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("jitter", &self.jitter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, N> Default for CacheBuilder<K, V, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, N> CacheBuilder<K, V, N> {
+    /// The defaults: [`DEFAULT_CAPACITY`] entries, [`Policy::S3Fifo`], no TTL.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, CacheBuilder, DEFAULT_CAPACITY, Policy};
+    ///
+    /// let cache: Cache<u64, String> = CacheBuilder::new().build()?;
+    /// assert_eq!(cache.policy(), Policy::S3Fifo);
+    /// assert!(cache.capacity() >= DEFAULT_CAPACITY); // rounded up per shard
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            name: None,
+            capacity: DEFAULT_CAPACITY,
+            estimated_items: None,
+            weigher: None,
+            policy: Policy::default(),
+            ttl: None,
+            negative_ttl: None,
+            jitter: None,
+            clock: Clock::coarse(),
+            seed: None,
+            shards: None,
+            tier: None,
+            l1_ttl: None,
+            lease: None,
+            stale: None,
+            early_refresh: None,
+            ttl_fn: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// The name in the [`registry`](crate::registry) and in statistics (default `cache-<n>`).
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, registry};
+    ///
+    /// let sessions: Cache<u64, String> = Cache::builder().name("sessions").build()?;
+    /// let listed = registry::caches();
+    /// assert!(listed.iter().any(|c| c.name == "sessions"));
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Holds at most `entries` entries.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Policy};
+    ///
+    /// let cache: Cache<u64, u64> = Cache::builder().capacity(100).policy(Policy::Lru).build()?;
+    /// for i in 0..1_000 {
+    ///     cache.insert(i, i);
+    /// }
+    /// assert!(cache.len() <= 100);
+    /// assert!(cache.stats().evictions >= 900);
+    /// assert_eq!(cache.get(&999), Some(999)); // the most recent stays
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn capacity(mut self, entries: u64) -> Self {
+        self.capacity = entries;
+        self.weigher = None;
+        self
+    }
+
+    /// Never evicts for room: the cache grows with its distinct keys (entries still expire).
+    /// Only for key sets known to be small.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, DEFAULT_CAPACITY};
+    ///
+    /// let countries: Cache<u64, u64> = Cache::builder().unbounded().build()?;
+    /// for i in 0..2 * DEFAULT_CAPACITY {
+    ///     countries.insert(i, i);
+    /// }
+    /// assert_eq!(countries.len() as u64, 2 * DEFAULT_CAPACITY);
+    /// assert_eq!(countries.stats().evictions, 0);
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn unbounded(mut self) -> Self {
+        self.capacity = u64::MAX >> 2;
+        self.weigher = None;
+        self.estimated_items.get_or_insert(1024);
+        self
+    }
+
+    /// Bounds the total weight instead of the count: each entry weighs `weigh(key, value)`
+    /// (at least 1; a cached negative result weighs 1), and the total stays within `max_weight`.
+    /// An entry heavier than a shard's share of `max_weight` is not kept.
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    ///
+    /// // At most 1 MiB of page bodies, whatever their number.
+    /// let pages: Cache<String, Vec<u8>> = Cache::builder()
+    ///     .max_weight(1 << 20, |_url, body: &Vec<u8>| body.len() as u64)
+    ///     .build()?;
+    /// pages.insert("/".to_string(), vec![0; 1_000]);
+    /// assert_eq!(pages.weight(), 1_000);
+    /// pages.insert("/video".to_string(), vec![0; 2 << 20]); // heavier than the cache: not kept
+    /// assert!(!pages.contains_key("/video"));
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn max_weight(
+        mut self,
+        max_weight: u64,
+        weigh: impl Fn(&K, &V) -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        self.capacity = max_weight;
+        self.weigher = Some(Arc::new(weigh));
+        self
+    }
+
+    /// The expected number of entries of a weighted cache (sizes its tables and frequency
+    /// sketch; default: `max_weight / 64`, at most 1,000,000).
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    ///
+    /// // 1 GiB of images of about 100 KiB each: about 10,000 entries.
+    /// let images: Cache<u64, Vec<u8>> = Cache::builder()
+    ///     .max_weight(1 << 30, |_id, bytes: &Vec<u8>| bytes.len() as u64)
+    ///     .estimated_items(10_000)
+    ///     .build()?;
+    /// images.insert(1, vec![0; 100 << 10]);
+    /// assert_eq!(images.weight(), 100 << 10);
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn estimated_items(mut self, items: usize) -> Self {
+        self.estimated_items = Some(items);
+        self
+    }
+
+    /// The eviction policy (default [`Policy::S3Fifo`]).
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Policy};
+    ///
+    /// // The policy's name can come from configuration.
+    /// let policy: Policy = "lfu".parse().unwrap();
+    /// let cache: Cache<u64, u64> = Cache::builder().policy(policy).build()?;
+    /// assert_eq!(cache.policy(), Policy::Lfu);
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How long a value stays fresh after it is stored.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u64, u64> = Cache::builder()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .clock(Clock::manual(&clock))
+    ///     .build()?;
+    /// cache.insert(1, 10);
+    /// clock.advance(Duration::from_secs(59));
+    /// assert_eq!(cache.get(&1), Some(10));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.get(&1), None);
+    /// assert!(Cache::<u64, u64>::builder().ttl(Duration::ZERO).build().is_err());
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Caches negative results (`Err`, `None`) for this long; without it they are not cached.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let users: Cache<u64, String, ()> = Cache::builder()
+    ///     .ttl(Duration::from_secs(300))
+    ///     .negative_ttl(Duration::from_secs(5))
+    ///     .clock(Clock::manual(&clock))
+    ///     .build()?;
+    /// assert_eq!(users.get_or_load_option(&9, || None), None);
+    /// assert_eq!(users.get_or_load_option(&9, || unreachable!()), None); // cached "not found"
+    /// clock.advance(Duration::from_secs(5)); // the user may exist by now: ask again
+    /// let found = users.get_or_load_option(&9, || Some("new".to_string()));
+    /// assert_eq!(found.as_deref(), Some("new"));
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// Spreads each entry's TTL randomly, drawn once per insert.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, Jitter, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u64, u64> = Cache::builder()
+    ///     .ttl(Duration::from_secs(100))
+    ///     .jitter(Jitter::Fraction(0.2)) // each entry lives 80 to 120 s
+    ///     .clock(Clock::manual(&clock))
+    ///     .build()?;
+    /// (0..100).for_each(|i| cache.insert(i, i));
+    /// let alive = || (0..100).filter(|i| cache.contains_key(i)).count();
+    /// clock.advance(Duration::from_secs(79));
+    /// assert_eq!(alive(), 100);
+    /// clock.advance(Duration::from_secs(42));
+    /// assert_eq!(alive(), 0);
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = Some(jitter);
+        self
+    }
+
+    /// The clock that expiry reads (default [`Clock::coarse`]; tests pass a
+    /// [`ManualClock`](crate::ManualClock)).
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u64, u64> = Cache::builder()
+    ///     .ttl(Duration::from_secs(10))
+    ///     .clock(Clock::manual(&clock))
+    ///     .build()?;
+    /// cache.insert(1, 1);
+    /// clock.advance(Duration::from_secs(10)); // no sleeping
+    /// assert_eq!(cache.get(&1), None);
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Fixes the hash seed and the jitter's random sequence, for reproducible runs (default:
+    /// random per cache, against hash flooding).
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, Jitter, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let build = || {
+    ///     Cache::<u64, u64>::builder()
+    ///         .ttl(Duration::from_secs(60))
+    ///         .jitter(Jitter::Fraction(0.5))
+    ///         .seed(42)
+    ///         .clock(Clock::manual(&clock))
+    ///         .build()
+    /// };
+    /// let (a, b) = (build()?, build()?);
+    /// a.insert(1, 1);
+    /// b.insert(1, 1);
+    /// // The same seed draws the same jitter: both entries expire at the same moment.
+    /// for _ in 0..90 {
+    ///     clock.advance(Duration::from_secs(1));
+    ///     assert_eq!(a.contains_key(&1), b.contains_key(&1));
+    /// }
+    /// assert!(!a.contains_key(&1));
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Like [`remote`](CacheBuilder::remote), for a cache that also holds negative results
+    /// (`N` is encoded with serde too).
+    ///
+    /// ```no_run
+    /// use cache_runtime::{Cache, RedisBackend};
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let users: Cache<u64, String, ()> = Cache::builder()
+    ///     .name("users")
+    ///     .ttl(Duration::from_secs(600))
+    ///     .negative_ttl(Duration::from_secs(30))
+    ///     .remote_with_negatives(redis, "myapp")
+    ///     .build()?;
+    /// // "No such user" is shared through Redis too, for `negative_ttl`.
+    /// assert_eq!(users.get_or_load_option(&404, || None), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "serde")]
+    #[must_use]
+    pub fn remote_with_negatives(mut self, backend: Arc<dyn Backend>, prefix: &str) -> Self
+    where
+        K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+        V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+        N: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let prefix = prefix.to_owned();
+        self.tier = Some(Box::new(move |name: &str| {
+            Arc::new(Typed::<Bincode, WithNegatives>::new(
+                backend,
+                &prefix,
+                name,
+                std::any::type_name::<(K, V, N)>(),
+            )) as Arc<dyn Tier<K, V, N>>
+        }));
+        self
+    }
+
+    /// With a remote tier: fleet-wide single-flight. A process that misses takes a lease on the
+    /// key in the remote tier (Redis: `SET NX PX`, a random token) before loading; the others wait (bounded by
+    /// `lease`) for its value to appear there, then load themselves if it has not. The lease
+    /// is released only by its holder (compare-and-delete), or expires.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "redis")] {
+    /// use cache_runtime::{Cache, RedisBackend};
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let reports: Cache<u64, String> = Cache::builder()
+    ///     .ttl(Duration::from_secs(3600))
+    ///     .remote(redis, "myapp")
+    ///     .distributed_lock(Duration::from_secs(10))
+    ///     .build()?;
+    /// // One process of the fleet builds the report; the others wait (up to 10 s) for it.
+    /// let report = reports.get_or_insert_with(&2024, || "the year's report".to_string());
+    /// assert_eq!(report, "the year's report");
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn distributed_lock(mut self, lease: Duration) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Stale-while-revalidate: for up to `window` past its TTL, an entry is still served to
+    /// callers that can refresh it (`#[cached(stale = ..)]`, [`Cache::get_or_refresh`]), while
+    /// one refresh per key runs in the background. A failed refresh keeps the stale value (and
+    /// counts in [`CacheStats::refresh_errors`]); past the window the entry is gone.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let prices: Cache<String, u64> = Cache::builder()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .stale_while_revalidate(Duration::from_secs(30))
+    ///     .clock(Clock::manual(&clock))
+    ///     .build()?;
+    /// prices.insert("gold".to_string(), 100);
+    /// clock.advance(Duration::from_secs(70)); // expired, within the window
+    /// assert_eq!(prices.get("gold"), None); // plain reads never see a stale value
+    /// // Served stale at once, refreshed in the background:
+    /// assert_eq!(prices.get_or_refresh("gold".to_string(), || Ok(101)), Ok(100));
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale = Some(window);
+        self
+    }
+
+    /// Probabilistic early refresh (XFetch): a hit refreshes an entry before its TTL with a
+    /// probability that rises as expiry nears, scaled by how long its load took and by `beta`
+    /// (1.0 is the paper's choice; larger refreshes earlier). Hot keys are then recomputed by
+    /// one caller shortly before they expire instead of all expiring at once. Needs a TTL.
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    /// use std::time::Duration;
+    ///
+    /// let hot: Cache<u64, String> = Cache::builder()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .early_refresh(1.0)
+    ///     .build()?;
+    /// // Near expiry, one caller of `get_or_refresh` (or of a `#[cached]` function) refreshes.
+    /// assert_eq!(hot.get_or_refresh(1, || Ok("v1".to_string())), Ok("v1".to_string()));
+    /// // It needs a TTL to refresh ahead of:
+    /// assert!(Cache::<u64, String>::builder().early_refresh(1.0).build().is_err());
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.early_refresh = Some(beta);
+        self
+    }
+
+    /// Each value's own TTL, chosen from the value (for values that carry their freshness, such
+    /// as HTTP responses with `max-age`). Replaces the cache's `ttl` for values (jitter still
+    /// applies); a zero TTL means "do not cache". Negative results keep `negative_ttl`.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Clone)]
+    /// struct Page { html: String, max_age: u64 }
+    ///
+    /// let clock = ManualClock::new();
+    /// let pages: Cache<String, Page> = Cache::builder()
+    ///     .ttl_fn(|p: &Page| Duration::from_secs(p.max_age))
+    ///     .clock(Clock::manual(&clock))
+    ///     .build()?;
+    /// pages.insert("/news".to_string(), Page { html: "<h1>News</h1>".into(), max_age: 10 });
+    /// pages.insert("/live".to_string(), Page { html: "<h1>Live</h1>".into(), max_age: 0 });
+    /// assert!(!pages.contains_key("/live")); // a zero TTL: not cached
+    /// clock.advance(Duration::from_secs(9));
+    /// assert!(pages.contains_key("/news"));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert!(!pages.contains_key("/news"));
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn ttl_fn(mut self, f: impl Fn(&V) -> Duration + Send + Sync + 'static) -> Self {
+        self.ttl_fn = Some(Arc::new(f));
+        self
+    }
+
+    /// With a remote tier: how long an entry stays in this process (L1) before it is read from
+    /// the remote tier again (default 5 s, at most the TTL). Other processes' writes and
+    /// invalidations reach this process within this time.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "redis")] {
+    /// use cache_runtime::{Cache, RedisBackend};
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let prices: Cache<String, u64> = Cache::builder()
+    ///     .ttl(Duration::from_secs(600))
+    ///     .remote(redis, "shop")
+    ///     .l1_ttl(Duration::from_millis(500)) // other processes' updates show within 0.5 s
+    ///     .build()?;
+    /// assert_eq!(prices.get_or_insert_with("tea", || 3), 3);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn l1_ttl(mut self, ttl: Duration) -> Self {
+        self.l1_ttl = Some(ttl);
+        self
+    }
+
+    /// The number of independently locked shards (rounded up to a power of two; default: up to
+    /// 4 per core, with about 32 entries or more each). Capacity is split evenly between them.
+    ///
+    /// ```
+    /// use cache_runtime::{BuildError, Cache};
+    ///
+    /// let cache: Cache<u64, u64> = Cache::builder().capacity(1_000_000).shards(64).build()?;
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// let err = Cache::<u64, u64>::builder().shards(0).build().unwrap_err();
+    /// assert_eq!(err, BuildError::InvalidShards(0));
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<K, V> CacheBuilder<K, V, Infallible> {
+    /// Adds a remote tier (L2) on `backend` behind this process's store (L1): a miss here
+    /// reads the remote tier before loading, and every load, write-through and invalidation
+    /// also goes there, so several processes share results. Values travel through the
+    /// [`Bincode`](crate::codec::Bincode) codec, under
+    /// `<prefix>:<cache name>:<type tag>:<key hash>`. Backend faults never fail a call (see
+    /// [`tier`](crate::tier)).
+    ///
+    /// ```no_run
+    /// use cache_runtime::{Cache, RedisBackend};
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let users: Cache<u64, String> = Cache::builder()
+    ///     .name("users")
+    ///     .ttl(Duration::from_secs(600))
+    ///     .remote(redis.clone(), "myapp") // keys `myapp:users:<type tag>:<key hash>`
+    ///     .build()?;
+    /// // A miss asks Redis before loading; a load is stored in both tiers.
+    /// assert_eq!(users.get_or_insert_with(&1, || "ada".to_string()), "ada");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn remote(mut self, backend: Arc<dyn Backend>, prefix: &str) -> Self
+    where
+        K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+        V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let prefix = prefix.to_owned();
+        self.tier = Some(Box::new(move |name: &str| {
+            Arc::new(Typed::<Bincode, NoNegatives>::new(
+                backend,
+                &prefix,
+                name,
+                std::any::type_name::<(K, V)>(),
+            )) as Arc<dyn Tier<K, V, Infallible>>
+        }));
+        self
+    }
+}

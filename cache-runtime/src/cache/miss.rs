@@ -1,0 +1,358 @@
+//! The miss path, written once for blocking and async callers: single-flight, the remote tier
+//! (its value, or the fleet-wide lease, or another process's load), the loader, what is
+//! cacheable and for how long, and the writes to L1 and L2. Only the [`Io`] driver differs.
+
+use std::borrow::Borrow;
+use std::future::Future;
+use std::hash::Hash;
+
+use super::Cache;
+use crate::driver::Io;
+use crate::entry::{Entry, Loaded, Stored};
+use crate::flight::{Flights, Join, Lead, Leader, Waited};
+use crate::stats::Counter;
+use crate::tier::{self, Leased, RemoteKey, Tier};
+use crate::ttl::NEVER;
+
+/// The longest XFetch gap, in units of `delta * beta`: `-ln(r)` for the smallest `r` drawn
+/// (2^-53) is 36.7.
+pub(super) const XFETCH_SPAN: f64 = 36.8;
+
+/// The time left until `deadline`, for a remote TTL (`None`: no expiry).
+pub(super) fn remaining(now: u64, deadline: u64) -> Option<std::time::Duration> {
+    (deadline != NEVER).then(|| std::time::Duration::from_nanos(deadline.saturating_sub(now).max(1)))
+}
+
+/// An entry to cache: when it was loaded, its deadline and early window (coarse-clock ns).
+pub(super) struct ToCache<V, N> {
+    pub(super) entry: Entry<V, N>,
+    pub(super) now: u64,
+    pub(super) deadline: u64,
+    pub(super) early: u64,
+}
+
+/// A fleet-wide lease held while this process loads: released by [`release`](Self::release)
+/// or, failing that (a panic, a cancelled future), with a blocking call when dropped.
+struct LeaseGuard<'a, K, V, N> {
+    tier: &'a dyn Tier<K, V, N>,
+    key: &'a RemoteKey,
+    token: Option<String>,
+}
+
+impl<K, V, N> LeaseGuard<'_, K, V, N> {
+    async fn release<I: Io>(mut self) {
+        if let Some(token) = self.token.take() {
+            tier::release::<I, K, V, N>(self.tier, self.key, &token).await;
+        }
+    }
+}
+
+impl<K, V, N> Drop for LeaseGuard<'_, K, V, N> {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            crate::driver::block_on(tier::release::<crate::driver::Blocking, K, V, N>(
+                self.tier, self.key, &token,
+            ));
+        }
+    }
+}
+
+/// What the remote tier answered a leader before it loads.
+enum Remote<'a, K, V, N> {
+    /// The entry: fill L1 with it.
+    Found(Entry<V, N>),
+    /// Load, holding the fleet-wide lease if one was taken.
+    Load(Option<LeaseGuard<'a, K, V, N>>),
+}
+
+impl<K, V, N> Cache<K, V, N>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    N: Clone + Send + Sync + 'static,
+{
+    /// The single-flight load of a key whose lookup was counted as a miss: one leader loads
+    /// (or finds the value in the remote tier, or waits for another process's load); the
+    /// others wait for its outcome, or, when it is not to be shared, retry one at a time.
+    pub(crate) async fn load_after_miss<I: Io, Q, E, F>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> F,
+    ) -> Loaded<V, N, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Loaded<V, N, E>>,
+    {
+        let hash = self.hash(key);
+        loop {
+            match self.core.flights.join(hash, key, I::BLOCKING) {
+                Join::Leader(leader) => {
+                    // Another caller may have stored the value between our miss and now.
+                    if let Some(e) = self.lookup(key) {
+                        leader.complete(&e, || ());
+                        return e.into();
+                    }
+                    let (owned, remote) = match self.core.tier {
+                        None => (None, None),
+                        Some(_) => {
+                            let (owned, remote) = self.remote_key(key.to_owned());
+                            (Some(owned), remote)
+                        }
+                    };
+                    let (Some(owned), Some((tier, rk))) = (owned, remote) else {
+                        return self.lead::<I, Q, E, F>(leader, key, hash, None, load).await;
+                    };
+                    return match self.ask_remote::<I>(tier, &rk).await {
+                        Remote::Found(e) => self.fill_from_remote(leader, owned, e).into(),
+                        Remote::Load(lease) => {
+                            let out = self
+                                .lead::<I, Q, E, F>(leader, key, hash, Some((tier, &rk)), load)
+                                .await;
+                            if let Some(lease) = lease {
+                                lease.release::<I>().await;
+                            }
+                            out
+                        }
+                    };
+                }
+                Join::Waiter(flight, stale) => match I::wait(flight).await {
+                    Waited::Value(e) if !stale => {
+                        self.core.meter.stats.incr(Counter::Joined);
+                        return e.into();
+                    }
+                    Waited::Value(_) | Waited::Retry => {}
+                    Waited::Reentrant => {
+                        // The loader asked for its own key: answer uncached rather than deadlock.
+                        self.core.meter.stats.incr(Counter::Load);
+                        return load().await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// `key`, with the remote tier and the key as it names it, if the cache has a tier (and the
+    /// key encodes).
+    pub(super) fn remote_key(&self, key: K) -> (K, Option<(&dyn Tier<K, V, N>, RemoteKey)>) {
+        let remote = self
+            .core
+            .tier
+            .as_deref()
+            .and_then(|tier| Some((tier, tier.key(&key)?)));
+        (key, remote)
+    }
+
+    /// Before loading: the remote tier's entry, else (with `distributed_lock`) the fleet-wide
+    /// lease, or another process's load waited for.
+    async fn ask_remote<'a, I: Io>(
+        &self,
+        tier: &'a dyn Tier<K, V, N>,
+        rk: &'a RemoteKey,
+    ) -> Remote<'a, K, V, N> {
+        if let Some(e) = tier::get::<I, K, V, N>(tier, rk).await {
+            return Remote::Found(e);
+        }
+        let Some(ttl) = self.core.lease else {
+            return Remote::Load(None);
+        };
+        match tier::lease::<I, K, V, N>(tier, rk, ttl).await {
+            Leased::Held(token) => Remote::Load(Some(LeaseGuard {
+                tier,
+                key: rk,
+                token: Some(token),
+            })),
+            Leased::Unknown => Remote::Load(None),
+            // Another process loads it: wait for its value (bounded), else load.
+            Leased::Busy => match tier::wait_for::<I, K, V, N>(tier, rk, ttl).await {
+                Some(e) => Remote::Found(e),
+                None => Remote::Load(None),
+            },
+        }
+    }
+
+    /// The leader's load: runs the loader, and stores a cacheable outcome in the remote tier
+    /// and in L1 (sharing it with the waiters); an outcome not to cache releases the waiters to
+    /// retry. If the caller's future is dropped here, `leader` drops and abandons the flight.
+    async fn lead<I: Io, Q, E, F>(
+        &self,
+        leader: Leader<'_, K, Entry<V, N>>,
+        key: &Q,
+        hash: u64,
+        remote: Option<(&dyn Tier<K, V, N>, &RemoteKey)>,
+        load: impl FnOnce() -> F,
+    ) -> Loaded<V, N, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Loaded<V, N, E>>,
+    {
+        self.core.meter.stats.incr(Counter::Load);
+        let started = self.load_start();
+        let c = match self.cacheable(load().await, started) {
+            Ok(c) => c,
+            Err(uncached) => {
+                self.trace_load(hash, false);
+                drop(leader);
+                return uncached;
+            }
+        };
+        self.trace_load(hash, true);
+        self.store_loaded::<I, _>(leader, || key.to_owned(), remote, &c)
+            .await;
+        c.entry.into()
+    }
+
+    /// Stores a loaded entry: first in the remote tier (an invalidation during the load then
+    /// finds the key in flight and undoes it below, instead of being overtaken by it), then in
+    /// L1 for the flight's waiters; when an invalidation arrived meanwhile, nothing is kept in
+    /// L1 and the remote copy is deleted.
+    pub(super) async fn store_loaded<I: Io, D>(
+        &self,
+        leader: Lead<K, Entry<V, N>, D>,
+        key: impl FnOnce() -> K,
+        remote: Option<(&dyn Tier<K, V, N>, &RemoteKey)>,
+        c: &ToCache<V, N>,
+    ) where
+        D: std::ops::Deref<Target = Flights<K, Entry<V, N>>>,
+    {
+        if let Some((tier, rk)) = remote {
+            tier::put::<I, K, V, N>(tier, rk, &c.entry, remaining(c.now, c.deadline)).await;
+        }
+        if !self.complete_local(leader, key, c)
+            && let Some((tier, rk)) = remote
+        {
+            tier::delete::<I, K, V, N>(tier, rk).await;
+        }
+    }
+
+    /// A `tracing` event for a finished load: the cache's name and the key's hash (never the
+    /// key or the value, which may hold personal data).
+    #[inline]
+    #[allow(clippy::unused_self)]
+    fn trace_load(&self, key_hash: u64, cached: bool) {
+        #[cfg(feature = "tracing")]
+        {
+            if cached {
+                tracing::debug!(cache = %self.core.name, key_hash, "cache load");
+            } else {
+                tracing::debug!(cache = %self.core.name, key_hash, "cache load not cached (error, negative or rejected)");
+            }
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = (key_hash, cached);
+    }
+
+    /// When a load starts, for its duration (read only with early refresh on).
+    pub(super) fn load_start(&self) -> u64 {
+        if self.core.beta > 0.0 {
+            self.core.meter.clock.now_nanos()
+        } else {
+            0
+        }
+    }
+
+    /// What a leader's outcome becomes: `Ok` with the entry to cache and its deadline, or
+    /// `Err` with the outcome to return uncached (the waiters then retry, one at a time).
+    /// `started` is when the load began (for early refresh).
+    pub(super) fn cacheable<E>(
+        &self,
+        out: Loaded<V, N, E>,
+        started: u64,
+    ) -> Result<ToCache<V, N>, Loaded<V, N, E>> {
+        let now = self.core.meter.clock.now_nanos();
+        let (entry, deadline) = match out {
+            Loaded::Value(v) => match self.value_deadline(&v, || now) {
+                Some(d) => (Entry::Value(v), d),
+                // A zero TTL from `ttl_fn`: returned, not cached.
+                None => return Err(Loaded::Value(v)),
+            },
+            Loaded::Negative(n) if self.core.expiry.has_negative_ttl() => {
+                self.core.meter.stats.incr(Counter::LoadError);
+                (Entry::Negative(n), self.core.expiry.deadline(|| now, true))
+            }
+            other => {
+                self.core.meter.stats.incr(Counter::LoadError);
+                return Err(other);
+            }
+        };
+        let early = if self.core.beta > 0.0 && deadline != NEVER {
+            let delta = now.saturating_sub(started);
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let w = (delta as f64 * self.core.beta * XFETCH_SPAN) as u64;
+            w
+        } else {
+            0
+        };
+        Ok(ToCache {
+            entry,
+            now,
+            deadline,
+            early,
+        })
+    }
+
+    /// Stores the entry in this process's store and shares it with the waiters; `false` when an
+    /// invalidation arrived during the load (then nothing was stored).
+    fn complete_local<D>(
+        &self,
+        leader: Lead<K, Entry<V, N>, D>,
+        key: impl FnOnce() -> K,
+        c: &ToCache<V, N>,
+    ) -> bool
+    where
+        D: std::ops::Deref<Target = Flights<K, Entry<V, N>>>,
+    {
+        // What the store lets go of is dropped here, after the single-flight lock is released.
+        let stored = leader.complete(&c.entry, || {
+            self.core.insert(
+                key(),
+                Stored {
+                    entry: c.entry.clone(),
+                    expires_at: self.l1_deadline(c.now, c.deadline),
+                    early: c.early,
+                },
+            )
+        });
+        stored.is_some()
+    }
+
+    /// The L1 deadline of an entry whose own deadline is `deadline`: sooner with a remote tier.
+    pub(super) fn l1_deadline(&self, now: u64, deadline: u64) -> u64 {
+        match self.core.l1_ttl {
+            Some(l1) => deadline.min(now.saturating_add(l1)),
+            None => deadline,
+        }
+    }
+
+    /// Fills L1 from an entry the remote tier had, and ends the flight with it.
+    fn fill_from_remote(
+        &self,
+        leader: Leader<'_, K, Entry<V, N>>,
+        key: K,
+        e: Entry<V, N>,
+    ) -> Entry<V, N> {
+        self.core.meter.stats.incr(Counter::RemoteHit);
+        let now = self.core.meter.clock.now_nanos();
+        let deadline = match &e {
+            Entry::Value(v) => self.value_deadline(v, || now).unwrap_or(now),
+            Entry::Negative(_) => self.core.expiry.deadline(|| now, true),
+        };
+        let stored = leader.complete(&e, || {
+            self.core.insert(
+                key,
+                Stored {
+                    entry: e.clone(),
+                    expires_at: self.l1_deadline(now, deadline),
+                    early: 0,
+                },
+            )
+        });
+        drop(stored);
+        e
+    }
+}

@@ -1,0 +1,78 @@
+//! What a cache holds for a key: a value or a negative result, with its deadline and early-refresh
+//! window; and what a loader's outcome becomes.
+
+/// A cached result: a value, or a negative result ("not found", an error) kept for
+/// `negative_ttl`. A negative result is never confused with a value.
+///
+/// ```
+/// use cache_runtime::{Cache, Entry};
+/// use std::time::Duration;
+///
+/// let users: Cache<u64, String, &str> = Cache::builder()
+///     .negative_ttl(Duration::from_secs(10))
+///     .build()?;
+/// users.insert(1, "ada".to_string());
+/// users.insert_negative(2, "no such user");
+/// assert_eq!(users.get_entry(&1), Some(Entry::Value("ada".to_string())));
+/// assert_eq!(users.get_entry(&2), Some(Entry::Negative("no such user")));
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry<V, N> {
+    /// A successfully loaded value.
+    Value(V),
+    /// A cached negative result.
+    Negative(N),
+}
+
+impl<V, N> Entry<V, N> {
+    /// The value, or `Err` with the negative result.
+    ///
+    /// ```
+    /// use cache_runtime::Entry;
+    ///
+    /// assert_eq!(Entry::<u32, &str>::Value(7).into_result(), Ok(7));
+    /// assert_eq!(Entry::<u32, &str>::Negative("not found").into_result(), Err("not found"));
+    /// ```
+    ///
+    /// # Errors
+    /// The cached negative result.
+    pub fn into_result(self) -> Result<V, N> {
+        match self {
+            Entry::Value(v) => Ok(v),
+            Entry::Negative(n) => Err(n),
+        }
+    }
+}
+
+/// What the store holds: the entry and its deadline (coarse-clock nanoseconds; `NEVER` = no TTL).
+#[derive(Clone)]
+pub(crate) struct Stored<V, N> {
+    pub(crate) entry: Entry<V, N>,
+    pub(crate) expires_at: u64,
+    /// With early refresh: how long before `expires_at` a hit starts drawing whether to refresh
+    /// (the longest XFetch gap the entry's load time allows; 0 = never early).
+    pub(crate) early: u64,
+}
+
+/// A loader's outcome: cached as a value, cached as a negative result (if `negative_ttl` is set),
+/// or an outcome returned to its caller only.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Loaded<V, N, E> {
+    /// Cached as a value.
+    Value(V),
+    /// Cached as a negative result (with `negative_ttl`), else returned uncached.
+    Negative(N),
+    /// Returned to its caller only, never cached.
+    Error(E),
+}
+
+impl<V, N, E> From<Entry<V, N>> for Loaded<V, N, E> {
+    fn from(e: Entry<V, N>) -> Self {
+        match e {
+            Entry::Value(v) => Loaded::Value(v),
+            Entry::Negative(n) => Loaded::Negative(n),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The byte-level interface of a remote backend (L2): what Redis, memcached or a backend of
+//! your own implements. Everything typed (the codec, negative entries, key prefixes, fail-open
+//! accounting) is written once above it, in [`tier`](crate::tier).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Weak;
+use std::time::Duration;
+
+/// A boxed future, as the async methods of [`Backend`] return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Called with the encoded key that another process invalidated (`None`: every key of the
+/// namespace).
+pub type InvalidationHandler = dyn Fn(Option<&[u8]>) + Send + Sync;
+
+/// Why one backend operation did not succeed. The cache treats each as a miss or a skipped
+/// write: a fault never fails a caller.
+///
+/// ```
+/// use cache_runtime::tier::Fault;
+///
+/// assert_ne!(Fault::Timeout, Fault::Open);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// No connection could be made.
+    Connect,
+    /// The operation took longer than its timeout.
+    Timeout,
+    /// The connection broke.
+    Error,
+    /// The server answered with an error, or with something of the wrong type.
+    Reply,
+    /// Not tried: the circuit breaker is open.
+    Open,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "could not connect",
+            Self::Timeout => "timed out",
+            Self::Error => "the connection broke",
+            Self::Reply => "unexpected reply",
+            Self::Open => "circuit breaker open",
+        })
+    }
+}
+
+impl std::error::Error for Fault {}
+
+/// What a backend says of its own state, for diagnostics and readiness probes.
+///
+/// ```
+/// use cache_runtime::tier::Health;
+///
+/// let h = Health::default();
+/// assert!(!h.breaker_open && !h.listening);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Health {
+    /// The circuit breaker is open: operations are skipped at no cost for now.
+    pub breaker_open: bool,
+    /// Subscribed, right now, to other processes' invalidations.
+    pub listening: bool,
+}
+
+/// A remote store of bytes shared by a fleet of processes: the plug-in interface of a cache's
+/// second tier.
+///
+/// Keys are strings made by the typed tier: `<prefix>:<cache name>:<type tag>:<key hash>`. A
+/// backend whose keys have limits (memcached: 250 bytes, no spaces) maps them itself. Every
+/// operation is bounded in time and reports a [`Fault`] instead of waiting or panicking.
+/// Blocking and async forms of each operation differ only in how they wait: callers above this
+/// trait are written once.
+///
+/// The invalidation channel is optional: a backend that cannot broadcast keeps the defaults of
+/// [`publish`](Backend::publish), [`subscribe`](Backend::subscribe) and
+/// [`broadcasts`](Backend::broadcasts), and other processes' L1 copies then live until their
+/// `l1_ttl`.
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// The value under `key`, `Ok(None)` when there is none.
+    ///
+    /// # Errors
+    /// The fault that prevented the read.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Fault>;
+    /// The async form of [`get`](Backend::get).
+    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Fault>>;
+
+    /// Stores `value` under `key`, expiring after `ttl` (never, for `None`).
+    ///
+    /// # Errors
+    /// The fault that prevented the write.
+    fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Fault>;
+    /// The async form of [`set`](Backend::set).
+    fn set_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Fault>>;
+
+    /// Deletes `key`.
+    ///
+    /// # Errors
+    /// The fault that prevented the delete.
+    fn delete(&self, key: &str) -> Result<(), Fault>;
+    /// The async form of [`delete`](Backend::delete).
+    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Fault>>;
+
+    /// Makes every key that starts with `prefix` unreachable (deleted, or left to age out).
+    ///
+    /// # Errors
+    /// The fault that stopped the sweep.
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Fault>;
+
+    /// Takes the lease `key` for `ttl` with `token` unless someone holds it: `Ok(true)` when
+    /// this caller now holds it.
+    ///
+    /// # Errors
+    /// The fault that prevented the attempt.
+    fn try_lease(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, Fault>;
+    /// The async form of [`try_lease`](Backend::try_lease).
+    fn try_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Fault>>;
+
+    /// Releases the lease `key` if it still holds `token` (only its holder releases it).
+    ///
+    /// # Errors
+    /// The fault that prevented the release (the lease then runs out by itself).
+    fn release_lease(&self, key: &str, token: &str) -> Result<(), Fault>;
+    /// The async form of [`release_lease`](Backend::release_lease).
+    fn release_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<(), Fault>>;
+
+    /// Waits, at most `max`, for a value to appear under `key` while the lease `lease_key` is
+    /// held by another process; `Ok(None)` when the lease ended or `max` passed without one.
+    ///
+    /// # Errors
+    /// The fault that ended the wait.
+    fn wait_for(
+        &self,
+        key: &str,
+        lease_key: &str,
+        max: Duration,
+    ) -> Result<Option<Vec<u8>>, Fault>;
+    /// The async form of [`wait_for`](Backend::wait_for).
+    fn wait_for_async<'a>(
+        &'a self,
+        key: &'a str,
+        lease_key: &'a str,
+        max: Duration,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Fault>>;
+
+    /// Whether this backend carries invalidations between processes.
+    fn broadcasts(&self) -> bool {
+        false
+    }
+
+    /// Tells the other processes that `key` (encoded; `None`: every key) of the cache at
+    /// `namespace` changed, so that they drop their L1 copies. Fire and forget.
+    fn publish(&self, namespace: &str, key: Option<&[u8]>) {
+        let _ = (namespace, key);
+    }
+
+    /// Calls `handler` for other processes' invalidations of `namespace`, from now on, for as
+    /// long as the handler lives.
+    fn subscribe(&self, namespace: &str, handler: Weak<InvalidationHandler>) {
+        let _ = (namespace, handler);
+    }
+
+    /// The backend's state now.
+    fn health(&self) -> Health;
+}

@@ -1,0 +1,178 @@
+//! The remote tier (L2) behind a cache's in-process store (L1).
+//!
+//! Three layers, each unaware of those above it:
+//! - [`Backend`]: a byte store shared by the fleet (Redis in [`RedisBackend`](crate::RedisBackend),
+//!   or your own). Blocking and async operations, bounded in time, never failing a caller.
+//! - the typed tier (crate-internal): turns a cache's keys and entries into backend keys and
+//!   payloads through a [`Codec`](crate::codec::Codec), negative entries included, and back.
+//!   It does no IO itself.
+//! - the operations below, written once over an IO driver: a fault is a miss or a skipped
+//!   write, and a payload that does not decode is a miss.
+//!
+//! A cache reaches its tier only through these operations; nothing in the cache names a backend.
+
+mod backend;
+#[cfg(feature = "serde")]
+mod typed;
+
+pub use backend::{Backend, BoxFuture, Fault, Health, InvalidationHandler};
+#[cfg(feature = "serde")]
+pub(crate) use typed::{NoNegatives, Typed, WithNegatives};
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use crate::driver::Io;
+use crate::entry::Entry;
+
+/// This process's store of a cache, as the remote tier sees it.
+pub(crate) trait LocalL1<K>: Send + Sync {
+    /// Drops the local copy of `key` (`None`: of every key).
+    fn evict_local(&self, key: Option<&K>);
+}
+
+/// A cache key as the remote tier names it.
+pub(crate) struct RemoteKey {
+    /// The encoded cache key, carried in the payload and checked on read.
+    pub(crate) encoded: Vec<u8>,
+    /// The backend key of the entry.
+    pub(crate) data: String,
+}
+
+impl RemoteKey {
+    /// The backend key of the key's fleet-wide lease.
+    fn lease(&self) -> String {
+        format!("{}:lease", self.data)
+    }
+}
+
+/// What a payload read back is.
+pub(crate) enum Decoded<T> {
+    /// This key's entry.
+    Hit(T),
+    /// Another key's entry (a hash collision): left to its owner.
+    Foreign,
+    /// Not ours to read (another format, corruption): deleted.
+    Corrupt,
+}
+
+/// A remote tier of typed entries, without IO: it names keys and encodes entries; the
+/// operations of this module do the IO on its backend.
+pub(crate) trait Tier<K, V, N>: Send + Sync {
+    /// The byte store.
+    fn backend(&self) -> &dyn Backend;
+    /// `key` as the backend names it (`None`: the key does not encode).
+    fn key(&self, key: &K) -> Option<RemoteKey>;
+    /// The payload of `entry` (`None`: it does not encode).
+    fn encode(&self, key: &RemoteKey, entry: &Entry<V, N>) -> Option<Vec<u8>>;
+    /// The entry of a payload.
+    fn decode(&self, key: &RemoteKey, bytes: &[u8]) -> Decoded<Entry<V, N>>;
+    /// The prefix of every backend key of this cache (`<prefix>:<name>:<type tag>:`).
+    fn namespace(&self) -> &str;
+    /// Lets the tier evict this process's L1 copies when other processes invalidate.
+    fn attach(&self, l1: Weak<dyn LocalL1<K>>);
+}
+
+/// The entry of `key` in the tier, if any. A fault is a miss; a payload that is not this key's
+/// is a miss too, and deleted unless it is another key's.
+pub(crate) async fn get<I: Io, K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    key: &RemoteKey,
+) -> Option<Entry<V, N>> {
+    let bytes = I::get(tier.backend(), &key.data).await.ok()??;
+    match tier.decode(key, &bytes) {
+        Decoded::Hit(e) => Some(e),
+        Decoded::Foreign => None,
+        Decoded::Corrupt => {
+            let _ = I::delete(tier.backend(), &key.data).await;
+            None
+        }
+    }
+}
+
+/// Stores `entry` under `key` for `ttl` (a fault skips the write).
+pub(crate) async fn put<I: Io, K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    key: &RemoteKey,
+    entry: &Entry<V, N>,
+    ttl: Option<Duration>,
+) {
+    if let Some(bytes) = tier.encode(key, entry) {
+        let _ = I::set(tier.backend(), &key.data, &bytes, ttl).await;
+    }
+}
+
+/// Deletes `key`'s entry (a fault skips it).
+pub(crate) async fn delete<I: Io, K, V, N>(tier: &dyn Tier<K, V, N>, key: &RemoteKey) {
+    let _ = I::delete(tier.backend(), &key.data).await;
+}
+
+/// The outcome of trying to take a key's fleet-wide lease.
+pub(crate) enum Leased {
+    /// Taken, with this token: this process loads.
+    Held(String),
+    /// Another process holds it, and loads.
+    Busy,
+    /// The backend could not say (a fault): load without it (fail open).
+    Unknown,
+}
+
+/// Tries to take the fleet-wide lease of loading `key`, for `ttl`.
+pub(crate) async fn lease<I: Io, K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    key: &RemoteKey,
+    ttl: Duration,
+) -> Leased {
+    let token = lease_token();
+    match I::try_lease(tier.backend(), &key.lease(), &token, ttl).await {
+        Ok(true) => Leased::Held(token),
+        Ok(false) => Leased::Busy,
+        Err(_) => Leased::Unknown,
+    }
+}
+
+/// Releases a lease taken by [`lease`] (only if still ours).
+pub(crate) async fn release<I: Io, K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    key: &RemoteKey,
+    token: &str,
+) {
+    let _ = I::release_lease(tier.backend(), &key.lease(), token).await;
+}
+
+/// Waits, at most `max`, for another process's load of `key` to appear.
+pub(crate) async fn wait_for<I: Io, K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    key: &RemoteKey,
+    max: Duration,
+) -> Option<Entry<V, N>> {
+    let bytes = I::wait_for(tier.backend(), &key.data, &key.lease(), max)
+        .await
+        .ok()??;
+    match tier.decode(key, &bytes) {
+        Decoded::Hit(e) => Some(e),
+        Decoded::Foreign | Decoded::Corrupt => None,
+    }
+}
+
+/// Tells other processes that `key` (`None`: every key) changed.
+pub(crate) fn broadcast<K, V, N>(tier: &dyn Tier<K, V, N>, key: Option<&RemoteKey>) {
+    tier.backend()
+        .publish(tier.namespace(), key.map(|k| k.encoded.as_slice()));
+}
+
+/// Removes every entry of this cache from the tier.
+pub(crate) fn clear<K, V, N>(tier: &dyn Tier<K, V, N>) {
+    let _ = tier.backend().clear_prefix(tier.namespace());
+}
+
+/// A random token identifying one lease holder.
+fn lease_token() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let s = RandomState::new();
+    format!(
+        "{:016x}{:016x}",
+        s.hash_one(std::process::id()),
+        s.hash_one(std::time::SystemTime::now())
+    )
+}
