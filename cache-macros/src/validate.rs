@@ -4,8 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use cache_policy::Policy;
 use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{ToTokens, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, FnArg, Lit, Pat, ReturnType, Type};
 
@@ -895,26 +896,23 @@ fn settings(cx: &mut Ctxt, given: &Given<'_>, func: &Func, krate: &TokenStream) 
         Some(Expr::Lit(syn::ExprLit {
             lit: Lit::Str(s), ..
         })) => {
-            let v = s.value().to_ascii_lowercase();
-            let variant = match v.as_str() {
-                "s3-fifo" | "s3fifo" | "s3_fifo" | "default" => Some(quote!(S3Fifo)),
-                "lru" => Some(quote!(Lru)),
-                "lfu" | "tinylfu" | "w-tinylfu" => Some(quote!(Lfu)),
-                "fifo" => Some(quote!(Fifo)),
-                _ => None,
-            };
-            match variant {
-                Some(v) => quote!(#krate::Policy::#v),
-                None => {
-                    let hint = did_you_mean(&v, symbol::POLICIES)
+            match s.value().parse::<Policy>() {
+                // The variant's name is its derived `Debug`.
+                Ok(p) => {
+                    let v = format_ident!("{}", format!("{p:?}"));
+                    quote!(#krate::Policy::#v)
+                }
+                Err(_) => {
+                    let v = s.value().to_ascii_lowercase();
+                    let hint = did_you_mean(&v, &symbol::policy_names())
                         .map(|h| format!("; did you mean `\"{h}\"`?"))
                         .unwrap_or_default();
                     cx.error_spanned_by(
                         s,
                         format!(
-                            "unknown policy `\"{}\"`{hint}\nexpected one of `\"s3-fifo\"` (the \
-                             default), `\"lru\"`, `\"lfu\"`, `\"fifo\"`",
-                            s.value()
+                            "unknown policy `\"{}\"`{hint}\nexpected one of {}",
+                            s.value(),
+                            symbol::policy_list()
                         ),
                     );
                     quote!(#krate::Policy::S3Fifo)
@@ -924,7 +922,7 @@ fn settings(cx: &mut Ctxt, given: &Given<'_>, func: &Func, krate: &TokenStream) 
         Some(v) => {
             cx.error_spanned_by(
                 v,
-                "`policy` takes a string: `\"s3-fifo\"`, `\"lru\"`, `\"lfu\"` or `\"fifo\"`",
+                format!("`policy` takes a string: {}", symbol::policy_alternatives()),
             );
             quote!(#krate::Policy::S3Fifo)
         }
