@@ -1,11 +1,12 @@
-//! Parsing the attribute's arguments: `name [= value]`, comma separated. Each keeps its spans;
-//! meaning is given to them in `validate`.
+//! The syntax of the attributes' arguments: `name [= value]`, comma separated (after the target
+//! function's path for `cache_put`/`cache_evict`). Each keeps its tokens; `attr` reads what the
+//! values of `#[cached]` mean, and `validate` checks them.
 
 use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Expr, Ident, Token};
+use syn::{Expr, Ident, Path, Token};
 
 /// One `name` or `name = value` of the attribute.
 pub(crate) struct Arg {
@@ -74,6 +75,44 @@ impl Parse for Args {
         let list = Punctuated::<Arg, Token![,]>::parse_terminated(input)?;
         Ok(Args {
             list: list.into_iter().collect(),
+        })
+    }
+}
+
+/// The arguments of `cache_put`/`cache_evict`: `f, key = expr, all`.
+pub(crate) struct WriteArgs {
+    /// The `#[cached]` function whose cache is written.
+    pub(crate) target: Option<Path>,
+    /// Where the arguments start (for "missing target" errors).
+    pub(crate) span: Span,
+    pub(crate) rest: Vec<Arg>,
+}
+
+impl Parse for WriteArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let span = input.span();
+        if input.is_empty() {
+            return Ok(WriteArgs {
+                target: None,
+                span,
+                rest: Vec::new(),
+            });
+        }
+        // The target is a path not followed by `=` (`key = ..` first means it was left out).
+        let fork = input.fork();
+        let target = if fork.parse::<Path>().is_ok() && !fork.peek(Token![=]) {
+            Some(input.parse::<Path>()?)
+        } else {
+            None
+        };
+        if target.is_some() && !input.is_empty() {
+            input.parse::<Token![,]>()?;
+        }
+        let rest = Punctuated::<Arg, Token![,]>::parse_terminated(input)?;
+        Ok(WriteArgs {
+            target,
+            span,
+            rest: rest.into_iter().collect(),
         })
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Display;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-/// Collects errors; [`Ctxt::check`] combines them into one `syn::Error`.
+/// Collects errors, combined (`syn::Error::combine`) in the order they are found.
 #[derive(Default)]
 pub(crate) struct Ctxt {
     errors: Option<syn::Error>,
@@ -14,7 +14,7 @@ pub(crate) struct Ctxt {
 impl Ctxt {
     /// An error spanning `tokens`.
     pub(crate) fn error_spanned_by(&mut self, tokens: impl ToTokens, msg: impl Display) {
-        self.push(syn::Error::new_spanned(tokens.into_token_stream(), msg));
+        self.push(spanned(tokens, msg));
     }
 
     /// An error at `span`.
@@ -22,6 +22,7 @@ impl Ctxt {
         self.push(syn::Error::new(span, msg));
     }
 
+    /// Records an error (several may already be combined in it).
     pub(crate) fn push(&mut self, e: syn::Error) {
         match &mut self.errors {
             Some(all) => all.combine(e),
@@ -29,6 +30,7 @@ impl Ctxt {
         }
     }
 
+    /// Whether any error was recorded.
     pub(crate) fn has_errors(&self) -> bool {
         self.errors.is_some()
     }
@@ -39,4 +41,16 @@ impl Ctxt {
             .map(syn::Error::into_compile_error)
             .unwrap_or_default()
     }
+}
+
+/// An error spanning `tokens` (from their first to their last token), to record later.
+pub(crate) fn spanned(tokens: impl ToTokens, msg: impl Display) -> syn::Error {
+    syn::Error::new_spanned(tokens.into_token_stream(), msg)
+}
+
+/// `tokens` (the item as written) followed by every error recorded: what an attribute emits when
+/// it cannot expand, so that one mistake does not cascade into errors about a missing function.
+pub(crate) fn beside(mut tokens: TokenStream, cx: Ctxt) -> TokenStream {
+    tokens.extend(cx.into_compile_errors());
+    tokens
 }

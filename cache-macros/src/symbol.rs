@@ -1,5 +1,7 @@
 //! The attribute's argument names, and the "did you mean" helper.
 
+use cache_policy::Policy;
+
 pub(crate) const TTL: &str = "ttl";
 pub(crate) const CAPACITY: &str = "capacity";
 pub(crate) const UNBOUNDED: &str = "unbounded";
@@ -41,8 +43,37 @@ pub(crate) const ALL: &[&str] = &[
     TTL_FN,
 ];
 
-/// Policy names, as `cache_runtime::Policy` parses them.
-pub(crate) const POLICIES: &[&str] = &["s3-fifo", "lru", "lfu", "fifo"];
+/// The policy names, from the runtime's own table (`cache_policy::Policy::ALL`): the "did you
+/// mean" candidates of `policy = "..."`.
+pub(crate) fn policy_names() -> [&'static str; Policy::ALL.len()] {
+    Policy::ALL.map(|(name, _)| name)
+}
+
+/// The policy names as the errors list them: `` `"s3-fifo"` (the default), `"lru"`, ... ``.
+pub(crate) fn policy_list() -> String {
+    Policy::ALL
+        .iter()
+        .map(|(name, p)| {
+            let default = if *p == Policy::default() {
+                " (the default)"
+            } else {
+                ""
+            };
+            format!("`\"{name}\"`{default}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The policy names as alternatives: `` `"s3-fifo"`, `"lru"`, `"lfu"` or `"fifo"` ``.
+pub(crate) fn policy_alternatives() -> String {
+    let names = policy_names().map(|n| format!("`\"{n}\"`"));
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
 
 /// Renamed or commonly mistyped arguments, with the argument meant.
 pub(crate) const ALIASES: &[(&str, &str)] = &[
@@ -113,10 +144,22 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("lur", POLICIES), Some("lru"));
-        assert_eq!(did_you_mean("lfuu", POLICIES), Some("lfu"));
+        assert_eq!(did_you_mean("lur", &policy_names()), Some("lru"));
+        assert_eq!(did_you_mean("lfuu", &policy_names()), Some("lfu"));
         assert_eq!(did_you_mean("tll", ALL), Some("ttl"));
         assert_eq!(did_you_mean("capacty", ALL), Some("capacity"));
         assert_eq!(did_you_mean("colour", ALL), None);
+    }
+
+    #[test]
+    fn policy_messages() {
+        assert_eq!(
+            policy_list(),
+            "`\"s3-fifo\"` (the default), `\"lru\"`, `\"lfu\"`, `\"fifo\"`"
+        );
+        assert_eq!(
+            policy_alternatives(),
+            "`\"s3-fifo\"`, `\"lru\"`, `\"lfu\"` or `\"fifo\"`"
+        );
     }
 }

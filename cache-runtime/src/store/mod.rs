@@ -10,135 +10,12 @@ pub(crate) mod quick;
 pub(crate) mod sharded;
 
 use std::borrow::Borrow;
-use std::fmt;
 use std::hash::Hash;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use foldhash::quality::FixedState;
 
-/// The eviction policy of a cache: which entry leaves when a new one needs room.
-///
-/// | policy | hit costs | keeps | good for |
-/// |---|---|---|---|
-/// | [`S3Fifo`](Policy::S3Fifo) (default) | a read lock, one atomic | frequently re-used keys; resists scans | almost everything |
-/// | [`Lru`](Policy::Lru) | a shard lock, a list move | the most recently used keys, exactly (per shard) | recency-heavy traffic |
-/// | [`Lfu`](Policy::Lfu) | a shard lock, a sketch update | keys with the highest recent frequency (W-TinyLFU, aging) | skewed (Zipf) traffic, scans |
-/// | [`Fifo`](Policy::Fifo) | a shard lock | the most recently inserted keys | predictable, insertion-ordered expiry |
-///
-/// Parse from the names used by the `#[cached(policy = "...")]` attribute:
-///
-/// ```
-/// use cache_runtime::Policy;
-/// assert_eq!("lfu".parse::<Policy>(), Ok(Policy::Lfu));
-/// assert_eq!("s3-fifo".parse::<Policy>(), Ok(Policy::S3Fifo));
-/// assert!("lfuu".parse::<Policy>().unwrap_err().to_string().contains("`lfu`"));
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Policy {
-    /// `quick_cache`'s policy, S3-FIFO (Yang et al., SOSP 2023): a small probationary FIFO, a
-    /// main FIFO with re-insertion of referenced entries (CLOCK-like, counters up to 2), and a
-    /// ghost queue of recently evicted keys. Scan resistant; hits take only a read lock.
-    #[default]
-    S3Fifo,
-    /// Exact least-recently-used within each shard.
-    Lru,
-    /// Window TinyLFU (Einziger et al., 2017): an LRU window (1% of the capacity at first, then
-    /// sized by hill climbing on the hit ratio, down to none), a segmented-LRU main area, and
-    /// eviction, when the whole is full, of the less frequent of the newest candidate and the
-    /// main area's oldest entry (Caffeine's), by a
-    /// count-min frequency sketch whose counters are halved periodically (aging), so that
-    /// yesterday's hot keys do not stay forever. The sketch (8 bytes an entry, and at least 4 KiB
-    /// a shard, which keeps a small cache's frequency counts apart) is allocated when a shard
-    /// first reaches half its capacity, so a cache that never fills never pays for it.
-    Lfu,
-    /// First-in, first-out: hits do not reorder.
-    Fifo,
-}
-
-impl Policy {
-    /// Every policy with the name it parses from.
-    ///
-    /// ```
-    /// use cache_runtime::Policy;
-    ///
-    /// for (name, policy) in Policy::ALL {
-    ///     assert_eq!(name.parse::<Policy>(), Ok(policy));
-    ///     assert_eq!(policy.name(), name);
-    /// }
-    /// ```
-    pub const ALL: [(&'static str, Policy); 4] = [
-        ("s3-fifo", Policy::S3Fifo),
-        ("lru", Policy::Lru),
-        ("lfu", Policy::Lfu),
-        ("fifo", Policy::Fifo),
-    ];
-
-    /// The name this policy parses from.
-    ///
-    /// ```
-    /// use cache_runtime::Policy;
-    ///
-    /// assert_eq!(Policy::Lfu.name(), "lfu");
-    /// assert_eq!(Policy::default().to_string(), "s3-fifo");
-    /// assert_eq!("W-TinyLFU".parse::<Policy>().map(Policy::name), Ok("lfu"));
-    /// ```
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Policy::S3Fifo => "s3-fifo",
-            Policy::Lru => "lru",
-            Policy::Lfu => "lfu",
-            Policy::Fifo => "fifo",
-        }
-    }
-}
-
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The error of parsing an unknown [`Policy`] name.
-///
-/// ```
-/// use cache_runtime::{Policy, UnknownPolicy};
-///
-/// let err: UnknownPolicy = "lru2".parse::<Policy>().unwrap_err();
-/// assert!(err.to_string().starts_with("unknown policy `lru2`"));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnknownPolicy {
-    given: String,
-}
-
-impl fmt::Display for UnknownPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown policy `{}`; expected one of `s3-fifo` (the default), `lru`, `lfu`, `fifo`",
-            self.given
-        )
-    }
-}
-
-impl std::error::Error for UnknownPolicy {}
-
-impl FromStr for Policy {
-    type Err = UnknownPolicy;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "s3-fifo" | "s3fifo" | "s3_fifo" | "default" => Ok(Policy::S3Fifo),
-            "lru" => Ok(Policy::Lru),
-            "lfu" | "tinylfu" | "w-tinylfu" => Ok(Policy::Lfu),
-            "fifo" => Ok(Policy::Fifo),
-            _ => Err(UnknownPolicy { given: s.into() }),
-        }
-    }
-}
+pub use cache_policy::{Policy, UnknownPolicy};
 
 /// Computes an entry's weight; `None` weighs every entry 1.
 pub(crate) struct Weigher<K, T>(pub(crate) Option<WeighFn<K, T>>);
@@ -237,6 +114,9 @@ where
             Policy::Lru => Store::Lru(sharded::Sharded::new(cfg)),
             Policy::Lfu => Store::Lfu(sharded::Sharded::new(cfg)),
             Policy::Fifo => Store::Fifo(sharded::Sharded::new(cfg)),
+            // `Policy` is `#[non_exhaustive]` and lives in `cache-policy`, which this crate pins
+            // exactly (`=x.y.z`): a policy without a store cannot be built against it.
+            _ => unreachable!("the policy {} has no store", cfg.policy),
         }
     }
 

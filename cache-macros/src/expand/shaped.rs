@@ -1,0 +1,124 @@
+//! The body of a function with `stale`, `early_refresh` or `unless`: its results are shaped
+//! (`__private::shape`) so that a hit can carry a refresh, and a load can be classified.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::{Gen, Names};
+use crate::model::{KeyPlan, Refresh, Returns};
+
+/// The lookup and load of a function with `stale`, `early_refresh` or `unless`: a hit may come
+/// with the key's refresh to run (in the background, or here), and the loader's outcome is
+/// classified (`unless`) before it is cached.
+pub(super) fn body(
+    g: &Gen<'_>,
+    names: &Names,
+    lookup_ref: &TokenStream,
+    key_after: &TokenStream,
+    load_ref: &TokenStream,
+    (loader_def, call_load): (&TokenStream, &TokenStream),
+) -> TokenStream {
+    let (m, krate) = (g.m, &g.krate);
+    let (value_ty, neg_ty) = (&g.value_ty, &g.neg_ty);
+    let kspan = g.key_ty.span();
+    let Names {
+        cache,
+        bypass,
+        key,
+        entry,
+        load,
+        ..
+    } = names;
+    let span = Span::mixed_site();
+    let found = format_ident!("__cache_found", span = span);
+    let loaded = format_ident!("__cache_loaded", span = span);
+    let refresh = format_ident!("__cache_refresh", span = span);
+    let unless_fn = format_ident!("__cache_unless", span = span);
+    let shape = shape(g);
+    let is_async = m.func.sig.asyncness.is_some();
+
+    let unless = match &m.unless {
+        Some(u) => quote_spanned!(u.span()=> {
+            let #unless_fn: fn(&#value_ty) -> bool = #u;
+            #krate::__private::Some(#unless_fn)
+        }),
+        None => quote!(#krate::__private::None),
+    };
+    let classify = quote!(#krate::__private::classify::<#shape, #value_ty, #neg_ty, _>);
+    let loaded_def = if is_async {
+        quote!(let #loaded = move || async move { #classify(#load().await, #unless) };)
+    } else {
+        quote!(let #loaded = move || #classify(#load(), #unless);)
+    };
+    // The key a refresh owns.
+    let owned_key = match &m.key {
+        KeyPlan::Borrowed(p) => {
+            let ident = &p.ident;
+            quote!(::std::borrow::ToOwned::to_owned(#ident))
+        }
+        _ => quote!(#key),
+    };
+    let on_refresh = match (m.refresh, is_async) {
+        (Refresh::Background, false) => quote! {
+            #cache.spawn_refresh(#refresh, #owned_key, #loaded);
+            return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
+        },
+        (Refresh::Background, true) => quote! {
+            #cache.spawn_refresh_async(#refresh, #owned_key, #loaded);
+            return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
+        },
+        (_, false) => quote! {
+            let #entry = #cache.refresh_inline(#refresh, #owned_key, #entry, #loaded);
+            return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
+        },
+        (_, true) => quote! {
+            let #entry = #cache.refresh_inline_async(#refresh, #owned_key, #entry, #loaded).await;
+            return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
+        },
+    };
+    let lookup = quote_spanned!(kspan=> #krate::__private::lookup_refresh(#cache, #lookup_ref));
+    let load_call = if is_async {
+        quote_spanned!(kspan=>
+            #krate::__private::load_shaped_async::<#shape, _, _, _, _, _, _>(#cache, #load_ref, #loaded).await
+        )
+    } else {
+        quote_spanned!(kspan=>
+            #krate::__private::load_shaped::<#shape, _, _, _, _, _>(#cache, #load_ref, #loaded)
+        )
+    };
+    quote! {
+        let #found = if #bypass {
+            #krate::__private::Lookup::Miss
+        } else {
+            #lookup
+        };
+        if let #krate::__private::Lookup::Hit(#entry) = #found {
+            return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
+        }
+        #key_after
+        #loader_def
+        if #bypass {
+            return #call_load;
+        }
+        #loaded_def
+        if let #krate::__private::Lookup::Refresh(#entry, #refresh) = #found {
+            #on_refresh
+        }
+        #load_call
+    }
+}
+
+/// The marker of the function's return shape in `__private::shape`.
+fn shape(g: &Gen<'_>) -> TokenStream {
+    let (m, krate) = (g.m, &g.krate);
+    let name = match (m.returns, m.negative) {
+        (Returns::Value, _) => "Plain",
+        (Returns::Result, false) => "Res",
+        (Returns::Result, true) => "ResNeg",
+        (Returns::Option, false) => "Opt",
+        (Returns::Option, true) => "OptNeg",
+    };
+    let name = format_ident!("{}", name);
+    quote!(#krate::__private::shape::#name)
+}

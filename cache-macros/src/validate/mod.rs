@@ -1,0 +1,186 @@
+//! Checks the arguments of `#[cached]` and the function's signature, and builds the [`Model`] of
+//! what to generate. Every problem is reported through the [`Ctxt`], in the order of the checks;
+//! nothing here panics on user input, and nothing here makes tokens.
+
+mod key;
+mod settings;
+mod signature;
+pub(crate) mod write;
+
+use quote::ToTokens;
+use syn::{FnArg, ReturnType, Type};
+
+use crate::attr::CachedArgs;
+use crate::ctxt::Ctxt;
+use crate::item::Func;
+use crate::model::{KeyPlan, Model, Refresh, Returns};
+use crate::symbol;
+
+/// Validates everything; `None` when there were errors (all recorded in `cx`).
+pub(crate) fn validate(cx: &mut Ctxt, args: &CachedArgs, func: Func) -> Option<Model> {
+    let krate = args.krate.as_ref().and_then(|g| g.read(cx)).cloned();
+    signature::check(cx, &func);
+    let returns = returns(cx, args, &func);
+    let negative = args.negative_ttl.is_some();
+    if negative
+        && returns == Returns::Value
+        && let Some(a) = &args.negative_ttl
+    {
+        let ret = match &func.sig.output {
+            ReturnType::Default => "()".to_string(),
+            ReturnType::Type(_, t) => t.to_token_stream().to_string(),
+        };
+        cx.error_spanned_by(
+            &a.name,
+            format!(
+                "`negative_ttl` caches `Err` and `None` results, but `{}` returns `{ret}`, which is \
+                 neither `Result` nor `Option`; if it is an alias of one, add `returns = \"result\"` \
+                 or `returns = \"option\"`",
+                func.sig.ident
+            ),
+        );
+    }
+    let settings = settings::settings(cx, args);
+    if let ReturnType::Type(_, t) = &func.sig.output {
+        signature::check_storable(cx, t, &func.sig.generics, "return");
+    }
+    let key = key::plan(cx, args, &func);
+    let inferred_key = match &key {
+        Some(KeyPlan::Inferred { expr }) => Some(expr),
+        _ => None,
+    };
+    let backend = args.backend.as_ref().and_then(|g| g.read(cx)).cloned();
+    let lease = args.distributed_lock.as_ref().and_then(|a| {
+        if backend.is_none() {
+            cx.error_spanned_by(
+                &a.name,
+                "`distributed_lock` is a lease in a shared backend: add `backend = \"...\"`",
+            );
+            return None;
+        }
+        a.read(cx).cloned()
+    });
+    if backend.is_some()
+        && let Some(expr) = inferred_key
+    {
+        cx.error_spanned_by(
+            expr,
+            "with `backend`, name the key's type: add `key_type = <Type>` (keys are encoded for \
+             the remote tier)",
+        );
+    }
+    let refresh = refresh_mode(cx, args, &func, inferred_key);
+    let unless = args.unless.as_ref().and_then(|g| g.ok()).cloned();
+    let condition = args.condition.as_ref().and_then(|g| g.ok()).cloned();
+    let ttl_fn = args.ttl_fn.as_ref().and_then(|g| g.ok()).cloned();
+    for (name, v) in [(symbol::UNLESS, &unless), (symbol::TTL_FN, &ttl_fn)] {
+        if v.is_some()
+            && let Some(expr) = inferred_key
+        {
+            cx.error_spanned_by(
+                expr,
+                format!("with `{name}`, name the key's type: add `key_type = <Type>`"),
+            );
+        }
+    }
+    if ttl_fn.is_some()
+        && args.ttl.is_some()
+        && let Some(a) = &args.ttl_fn
+    {
+        cx.error_spanned_by(
+            &a.name,
+            "`ttl_fn` and `ttl` conflict: `ttl_fn` gives each value its own TTL; remove `ttl`",
+        );
+    }
+    if cx.has_errors() {
+        return None;
+    }
+    Some(Model {
+        func,
+        krate,
+        returns,
+        negative,
+        key: key?,
+        settings,
+        backend,
+        lease,
+        refresh,
+        unless,
+        condition,
+        ttl_fn,
+    })
+}
+
+/// What the function returns: as `returns = ".."` says, else read off the return type.
+fn returns(cx: &mut Ctxt, args: &CachedArgs, func: &Func) -> Returns {
+    if let Some(a) = &args.returns {
+        return a.read(cx).copied().unwrap_or(Returns::Value);
+    }
+    let ReturnType::Type(_, t) = &func.sig.output else {
+        return Returns::Value;
+    };
+    match &**t {
+        Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
+            Some(s) if s.ident == "Result" => Returns::Result,
+            Some(s) if s.ident == "Option" => Returns::Option,
+            _ => Returns::Value,
+        },
+        _ => Returns::Value,
+    }
+}
+
+/// `stale` and `early_refresh`: what they need of the function, and how it refreshes.
+fn refresh_mode(
+    cx: &mut Ctxt,
+    args: &CachedArgs,
+    func: &Func,
+    inferred_key: Option<&syn::Expr>,
+) -> Refresh {
+    let stale = args.stale.as_ref().map(|a| &a.name);
+    let early = args.early_refresh.as_ref().map(|a| &a.name);
+    let Some(first) = stale.or(early) else {
+        return Refresh::None;
+    };
+    let has_ttl = args.ttl.is_some() || args.ttl_fn.is_some();
+    for name in [stale, early].into_iter().flatten() {
+        if !has_ttl {
+            cx.error_spanned_by(
+                name,
+                format!("`{name}` acts around a value's expiry: add `ttl = \"...\"` (or `ttl_fn`)"),
+            );
+        }
+    }
+    if let Some(expr) = inferred_key {
+        cx.error_spanned_by(
+            expr,
+            format!(
+                "with `{first}`, name the key's type: add `key_type = <Type>` (a refresh owns its \
+                 key)"
+            ),
+        );
+    }
+    if stale.is_none() {
+        return Refresh::Inline;
+    }
+    // The background refresh runs the body after the call has returned: it must own everything.
+    for arg in &func.sig.inputs {
+        match arg {
+            FnArg::Receiver(r) => cx.error_spanned_by(
+                r,
+                "`stale` refreshes in the background after the call returns, which a method borrowing `self` cannot outlive; memoize a free function (or an associated one) taking owned arguments, or use `early_refresh`, which refreshes in the caller",
+            ),
+            FnArg::Typed(pt) => {
+                if matches!(&*pt.ty, Type::Reference(_)) {
+                    cx.error_spanned_by(
+                        &pt.ty,
+                        format!(
+                            "`stale` refreshes in the background after the call returns, so the arguments must be owned: `{}` is borrowed; take it by value (e.g. `String` for `&str`)",
+                            pt.pat.to_token_stream()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    Refresh::Background
+}

@@ -1,0 +1,143 @@
+//! `#[cache_put(f, key = ..)]` and `#[cache_evict(f, key = .. | all)]`: checks the arguments and
+//! builds the [`WriteModel`]. Every problem is reported through the [`Ctxt`].
+
+use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::spanned::Spanned;
+use syn::{Expr, ReturnType, Type};
+
+use crate::args::{Arg, WriteArgs};
+use crate::ctxt::Ctxt;
+use crate::item::Func;
+use crate::model::{Kind, Returns, WriteKey, WriteModel};
+use crate::symbol::did_you_mean;
+
+/// Validates everything; `None` when there were errors (all recorded in `cx`).
+pub(crate) fn validate(
+    cx: &mut Ctxt,
+    kind: Kind,
+    args: &WriteArgs,
+    func: Func,
+) -> Option<WriteModel> {
+    let attr = kind.name();
+    let example = match kind {
+        Kind::Put => "#[cache_put(load_user, key = user.id)]",
+        Kind::Evict => "#[cache_evict(load_user, key = id)]",
+    };
+    if args.target.is_none() {
+        cx.error_at(
+            args.span,
+            format!(
+                "`#[{attr}]` first names the `#[cached]` function whose cache it updates, e.g. \
+                 `{example}`"
+            ),
+        );
+    }
+    let mut key: Option<Expr> = None;
+    let mut all: Option<&Arg> = None;
+    let allowed: &[&str] = match kind {
+        Kind::Put => &["key"],
+        Kind::Evict => &["key", "all"],
+    };
+    for a in &args.rest {
+        let name = a.name.to_string();
+        match (name.as_str(), kind) {
+            ("key", _) if key.is_some() => cx.error_spanned_by(&a.name, "duplicate argument `key`"),
+            ("key", _) => match &a.value {
+                Some(v) => key = Some(v.clone()),
+                None => cx.error_spanned_by(&a.name, "`key` needs a value: `key = ...`"),
+            },
+            ("all", Kind::Evict) => {
+                if a.value.is_some() {
+                    cx.error_at(a.span(), "`all` takes no value");
+                }
+                all = Some(a);
+            }
+            ("all", Kind::Put) => cx.error_spanned_by(
+                &a.name,
+                "`cache_put` stores one value under one key; to clear the whole cache, use \
+                 `#[cache_evict(f, all)]`",
+            ),
+            _ => {
+                let hint = did_you_mean(&name, allowed)
+                    .map(|h| format!("; did you mean `{h}`?"))
+                    .unwrap_or_default();
+                cx.error_spanned_by(
+                    &a.name,
+                    format!(
+                        "unknown argument `{name}`{hint}\nthe arguments are: the function's name, then {}",
+                        match kind {
+                            Kind::Put => "`key = <expr>`",
+                            Kind::Evict => "`key = <expr>` or `all`",
+                        }
+                    ),
+                );
+            }
+        }
+    }
+    match (&key, all) {
+        (Some(k), Some(a)) => {
+            let mut e = syn::Error::new(
+                a.name.span(),
+                "`all` and `key` conflict: evict one key, or the whole cache",
+            );
+            e.combine(syn::Error::new(k.span(), "`key` is given here"));
+            cx.push(e);
+        }
+        (None, None) if args.target.is_some() => cx.error_at(
+            args.target.as_ref().map_or(args.span, Spanned::span),
+            match kind {
+                Kind::Put => "`cache_put` needs the key to store under: add `key = <expr>` (over \
+                              the arguments, or `result` for the returned value)"
+                    .to_string(),
+                Kind::Evict => "`cache_evict` needs `key = <expr>` (one entry) or `all` (the \
+                                whole cache)"
+                    .to_string(),
+            },
+        ),
+        _ => {}
+    }
+    if let Some(a) = &func.sig.constness {
+        cx.error_spanned_by(a, format!("`#[{attr}]` cannot go on a `const fn`"));
+    }
+    let (Some(target), false) = (args.target.clone(), cx.has_errors()) else {
+        return None;
+    };
+    Some(WriteModel {
+        kind,
+        returns: outcome(&func),
+        func,
+        target,
+        key: key.map(|expr| WriteKey {
+            from_result: mentions_result(expr.to_token_stream()),
+            expr,
+        }),
+    })
+}
+
+/// What the function returns, for "did the write succeed".
+fn outcome(func: &Func) -> Returns {
+    let ReturnType::Type(_, t) = &func.sig.output else {
+        return Returns::Value;
+    };
+    if let Type::Path(p) = &**t
+        && let Some(last) = p.path.segments.last()
+    {
+        if last.ident == "Result" {
+            return Returns::Result;
+        }
+        if last.ident == "Option" {
+            return Returns::Option;
+        }
+    }
+    Returns::Value
+}
+
+/// Whether `tokens` mention the identifier `result` (the key is then computed from it).
+fn mentions_result(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        TokenTree::Ident(i) => i == "result",
+        TokenTree::Group(g) => mentions_result(g.stream()),
+        _ => false,
+    })
+}
