@@ -70,7 +70,6 @@ pub(crate) trait Io: Send + Sync + 'static {
         lease_key: &'a str,
         max: Duration,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, Fault>> + Send + 'a;
-
 }
 
 /// The driver of blocking callers: every operation completes before its future is returned.
@@ -221,22 +220,27 @@ mod tests {
 
     #[test]
     fn block_on_drives_a_future_woken_from_another_thread() {
-        let (tx, rx) = std::sync::mpsc::channel::<Waker>();
-        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let f2 = Arc::clone(&flag);
+        use std::sync::Mutex;
+        // (done, the waker of the latest poll), as a well-behaved future keeps it.
+        let shared = Arc::new(Mutex::new((false, None::<Waker>)));
+        let other = Arc::clone(&shared);
         let waker_thread = std::thread::spawn(move || {
-            let w = rx.recv().unwrap();
-            f2.store(true, std::sync::atomic::Ordering::SeqCst);
-            w.wake();
+            std::thread::sleep(Duration::from_millis(20));
+            let waker = {
+                let mut s = other.lock().unwrap();
+                s.0 = true;
+                s.1.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
         });
-        let mut sent = Some(tx);
         let out = block_on(std::future::poll_fn(|cx| {
-            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut s = shared.lock().unwrap();
+            if s.0 {
                 return Poll::Ready(7);
             }
-            if let Some(tx) = sent.take() {
-                tx.send(cx.waker().clone()).unwrap();
-            }
+            s.1 = Some(cx.waker().clone());
             Poll::Pending
         }));
         assert_eq!(out, 7);

@@ -20,7 +20,8 @@ pub(super) const XFETCH_SPAN: f64 = 36.8;
 
 /// The time left until `deadline`, for a remote TTL (`None`: no expiry).
 pub(super) fn remaining(now: u64, deadline: u64) -> Option<std::time::Duration> {
-    (deadline != NEVER).then(|| std::time::Duration::from_nanos(deadline.saturating_sub(now).max(1)))
+    (deadline != NEVER)
+        .then(|| std::time::Duration::from_nanos(deadline.saturating_sub(now).max(1)))
 }
 
 /// An entry to cache: when it was loaded, its deadline and early window (coarse-clock ns).
@@ -56,6 +57,9 @@ impl<K, V, N> Drop for LeaseGuard<'_, K, V, N> {
         }
     }
 }
+
+/// A cache's remote tier with a key as the tier names it.
+pub(super) type TierKey<'a, K, V, N> = (&'a dyn Tier<K, V, N>, RemoteKey);
 
 /// What the remote tier answered a leader before it loads.
 enum Remote<'a, K, V, N> {
@@ -134,7 +138,7 @@ where
 
     /// `key`, with the remote tier and the key as it names it, if the cache has a tier (and the
     /// key encodes).
-    pub(super) fn remote_key(&self, key: K) -> (K, Option<(&dyn Tier<K, V, N>, RemoteKey)>) {
+    pub(super) fn remote_key(&self, key: K) -> (K, Option<TierKey<'_, K, V, N>>) {
         let remote = self
             .core
             .tier
