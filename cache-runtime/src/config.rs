@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::RedisBackend;
@@ -351,7 +351,7 @@ impl Configure {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
         }
-        if INSTALLED.get().is_some() {
+        if crate::registry::backends_installed() {
             return Err(ConfigError::AlreadyInstalled);
         }
         let mut installed = BTreeMap::new();
@@ -379,9 +379,11 @@ impl Configure {
             };
             installed.insert(name, backend);
         }
-        INSTALLED
-            .set(installed)
-            .map_err(|_| ConfigError::AlreadyInstalled)
+        if crate::registry::install_backends(installed) {
+            Ok(())
+        } else {
+            Err(ConfigError::AlreadyInstalled)
+        }
     }
 }
 
@@ -393,24 +395,4 @@ pub(crate) enum Installed {
         prefix: String,
         l1_ttl: Duration,
     },
-}
-
-static INSTALLED: OnceLock<BTreeMap<String, Installed>> = OnceLock::new();
-
-/// The backend named `name`; on failure, the message for the panic of `function`'s first call.
-pub(crate) fn lookup(name: &str, function: &str) -> Result<&'static Installed, String> {
-    let Some(all) = INSTALLED.get() else {
-        return Err(format!(
-            "`{function}` uses the cache backend `{name}`, but no cache configuration is installed: \
-             call `cache_runtime::config::configure().backend(\"{name}\", ...).install()` at the \
-             start of `main`"
-        ));
-    };
-    all.get(name).ok_or_else(|| {
-        let names: Vec<_> = all.keys().map(|k| format!("`{k}`")).collect();
-        format!(
-            "`{function}` uses the cache backend `{name}`, which is not configured (configured: {})",
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
-        )
-    })
 }

@@ -231,7 +231,7 @@ pub use entry::Entry;
 pub use redis_backend::{BREAKER_COOLDOWN, BREAKER_THRESHOLD, BackendError, Faults, RedisBackend};
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "private/mod.rs"]
 pub mod __private;
 pub use clock::{Clock, ManualClock, TICK_MARGIN};
 pub use error::BuildError;

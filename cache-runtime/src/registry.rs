@@ -1,8 +1,11 @@
-//! The process-wide registry of caches, for statistics and metrics export.
+//! The process-wide registry: every live cache (for statistics, metrics export and lookup by
+//! name), the cache of each memoized function (shared with its `cache_put` / `cache_evict`
+//! companions), and the named backends installed at startup by [`config`](crate::config).
 //!
-//! Every cache registers itself when built. The registry holds weak references, so a dropped cache
-//! disappears from it; dead entries are pruned whenever a cache registers, which keeps the list as
-//! long as the number of live caches.
+//! Every cache registers itself when built. The registry holds weak references to them, so a
+//! dropped cache disappears from it; dead entries are pruned whenever a cache registers, which
+//! keeps the list as long as the number of live caches. A memoized function's cache lives as long
+//! as the process.
 //!
 //! ```
 //! use cache_runtime::{cached, registry};
@@ -22,8 +25,15 @@
 //! ```
 
 use std::any::Any;
+#[cfg(feature = "redis")]
+use std::collections::BTreeMap;
 use std::fmt;
+#[cfg(feature = "redis")]
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+#[cfg(feature = "redis")]
+use crate::config::Installed;
 
 use crate::{Cache, CacheStats};
 
@@ -38,12 +48,91 @@ struct Registered {
     any: Weak<dyn Any + Send + Sync>,
 }
 
-static REGISTRY: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+/// The one registry of the process.
+struct Registry {
+    /// Every cache built, by weak reference.
+    caches: Mutex<Vec<Registered>>,
+    /// The cache of each memoized function, by the attribute's site.
+    sites: Mutex<Vec<(&'static str, Box<dyn Any + Send + Sync>)>>,
+    /// The named backends, installed once.
+    #[cfg(feature = "redis")]
+    backends: OnceLock<BTreeMap<String, Installed>>,
+}
+
+static REGISTRY: Registry = Registry {
+    caches: Mutex::new(Vec::new()),
+    sites: Mutex::new(Vec::new()),
+    #[cfg(feature = "redis")]
+    backends: OnceLock::new(),
+};
 
 pub(crate) fn register(report: Weak<dyn Report>, any: Weak<dyn Any + Send + Sync>) {
-    let mut all = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut all = REGISTRY
+        .caches
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     all.retain(|r| r.report.strong_count() > 0);
     all.push(Registered { report, any });
+}
+
+/// The cache of the memoized function at `site`: built by `build` the first time, the same one
+/// afterwards (for the function and its companions). A site asked for with other types
+/// (impossible for one attribute) gets a cache of its own.
+#[cold]
+pub(crate) fn site_cache<K, V, N>(
+    site: &'static str,
+    build: impl FnOnce() -> Cache<K, V, N>,
+) -> Cache<K, V, N>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    N: Send + Sync + 'static,
+{
+    let mut all = REGISTRY
+        .sites
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(c) = all
+        .iter()
+        .filter(|(s, _)| *s == site)
+        .find_map(|(_, c)| c.downcast_ref::<Cache<K, V, N>>())
+    {
+        return c.clone();
+    }
+    let c = build();
+    all.push((site, Box::new(c.clone())));
+    c
+}
+
+/// Installs the named backends; `false` when some were installed already.
+#[cfg(feature = "redis")]
+pub(crate) fn install_backends(backends: BTreeMap<String, Installed>) -> bool {
+    REGISTRY.backends.set(backends).is_ok()
+}
+
+/// Whether named backends were installed.
+#[cfg(feature = "redis")]
+pub(crate) fn backends_installed() -> bool {
+    REGISTRY.backends.get().is_some()
+}
+
+/// The backend named `name`; on failure, the message for the panic of `function`'s first call.
+#[cfg(feature = "redis")]
+pub(crate) fn backend(name: &str, function: &str) -> Result<&'static Installed, String> {
+    let Some(all) = REGISTRY.backends.get() else {
+        return Err(format!(
+            "`{function}` uses the cache backend `{name}`, but no cache configuration is installed: \
+             call `cache_runtime::config::configure().backend(\"{name}\", ...).install()` at the \
+             start of `main`"
+        ));
+    };
+    all.get(name).ok_or_else(|| {
+        let names: Vec<_> = all.keys().map(|k| format!("`{k}`")).collect();
+        format!(
+            "`{function}` uses the cache backend `{name}`, which is not configured (configured: {})",
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        )
+    })
 }
 
 /// Why [`get`] found no cache.
@@ -150,6 +239,7 @@ where
     N: Send + Sync + 'static,
 {
     let candidates: Vec<Arc<dyn Any + Send + Sync>> = REGISTRY
+        .caches
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
@@ -207,6 +297,7 @@ pub struct CacheReport {
 #[must_use]
 pub fn caches() -> Vec<CacheReport> {
     let live: Vec<_> = REGISTRY
+        .caches
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()

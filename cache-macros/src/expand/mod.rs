@@ -20,7 +20,6 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let g = Gen::new(m);
     let krate = &g.krate;
     let func = &m.func;
-    let is_async = func.sig.asyncness.is_some();
 
     let names = Names::new();
     let Names {
@@ -34,22 +33,9 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     } = &names;
 
     let (key_ty, value_ty, ret_ty, neg_ty) = (&g.key_ty, &g.value_ty, &g.ret_ty, &g.neg_ty);
-    let (hit, loader) = match (m.returns, m.negative) {
-        (Returns::Value, _) => ("hit_value", "load_value"),
-        (Returns::Result, false) => ("hit_result", "load_result"),
-        (Returns::Result, true) => ("hit_result_negative", "load_result_negative"),
-        (Returns::Option, false) => ("hit_option", "load_option"),
-        (Returns::Option, true) => ("hit_option_negative", "load_option_negative"),
-    };
-    let hit = format_ident!("{}", hit);
-    let loader = if is_async {
-        format_ident!("{}_async", loader)
-    } else {
-        format_ident!("{}", loader)
-    };
-
+    let shape = shaped::shape(&g);
     if let KeyPlan::Inferred { expr } = &m.key {
-        return expand_inferred(&g, expr, &hit, &loader);
+        return expand_inferred(&g, expr, &shape);
     }
     let const_checks = settings::const_checks(&g);
 
@@ -96,59 +82,45 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     // every error lands there.
     let kspan = key_ty.span();
     let get_cache = quote!(#cache_static.get());
-    let (build_fn, backend_setting, backend_check) = match &m.backend {
+    let builder = settings::builder(&g);
+    let (build_call, backend_check) = match &m.backend {
         None => (
-            quote_spanned!(kspan=> #krate::__private::build_hooked::<#key_ty, #value_ty, #neg_ty>),
-            quote!(#krate::__private::None),
+            quote_spanned!(kspan=> #krate::__private::build::<#key_ty, #value_ty, #neg_ty>(#builder)),
             quote!(),
         ),
         Some(name) => {
             let build = if m.negative {
-                quote_spanned!(kspan=> #krate::__private::build_remote_negative_hooked::<#key_ty, #value_ty, #neg_ty>)
+                quote_spanned!(kspan=> #krate::__private::build_remote_negative::<#key_ty, #value_ty, #neg_ty>)
             } else {
-                quote_spanned!(kspan=> #krate::__private::build_remote_hooked::<#key_ty, #value_ty>)
+                quote_spanned!(kspan=> #krate::__private::build_remote::<#key_ty, #value_ty>)
             };
             (
-                build,
-                quote!(#krate::__private::Some(#name)),
+                quote!(#build(#builder, #name)),
                 quote_spanned!(name.span()=>
                     const _: () = #krate::__private::assert_remote_backends::<()>();
                 ),
             )
         }
     };
-    // Settings that name the value type go in as a closure-free `fn` (a static's initializer).
-    let hooks = match &m.ttl_fn {
-        Some(f) => quote_spanned!(f.span()=> #krate::__private::Hooks::<#value_ty> {
-            ttl_fn: #krate::__private::Some(#f),
-        }),
-        None => quote!(#krate::__private::Hooks::<#value_ty>::NONE),
-    };
+    // The cache is built by a closure-free `fn` (a static's initializer) from builder calls.
     let build_fn = quote! {
         {
-            fn __build(
-                s: &#krate::__private::Settings,
-            ) -> #krate::Cache<#key_ty, #value_ty, #neg_ty> {
-                #build_fn(s, #hooks)
+            fn __build() -> #krate::Cache<#key_ty, #value_ty, #neg_ty> {
+                #build_call
             }
             __build
         }
     };
     let lookup_call = quote_spanned!(kspan=> #krate::__private::lookup(#cache, #lookup_ref));
-    let load_call = quote_spanned!(kspan=> #krate::__private::#loader(#cache, #load_ref, #load));
+    let load_call = load_call(&g, &shape, &quote!(#cache), &load_ref, load);
 
-    let settings = settings::settings(&g, &backend_setting);
     let (loader_def, call_load) = body_closure(&g, load, result);
-    let load_call = if is_async {
-        quote!(#load_call.await)
-    } else {
-        load_call
-    };
     // `if = ..`: a call whose condition is false skips the cache (as `uncached` does).
     let bypass_init = bypass_init(&g);
+    let site = settings::site(&g);
     let static_def = quote! {
         static #cache_static: #krate::__private::FnCache<#key_ty, #value_ty, #neg_ty> =
-            #krate::__private::FnCache::new(#settings, #build_fn);
+            #krate::__private::FnCache::new(#site, #build_fn);
     };
     let companion = companion(&g, &static_def, cache_static);
 
@@ -166,7 +138,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
         quote! {
             if !#bypass {
                 if let #krate::__private::Some(#entry) = #lookup_call {
-                    return #krate::__private::#hit(#entry);
+                    return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
                 }
             }
             #key_after
@@ -380,12 +352,7 @@ fn companion(g: &Gen<'_>, static_def: &TokenStream, cache_static: &syn::Ident) -
 
 /// A function whose key type only the compiler knows: the key is evaluated first, and its type
 /// picks the cache out of a type-erased static.
-fn expand_inferred(
-    g: &Gen<'_>,
-    expr: &syn::Expr,
-    hit: &syn::Ident,
-    loader: &syn::Ident,
-) -> TokenStream {
+fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenStream {
     let (m, krate) = (g.m, &g.krate);
     let Names {
         cache_static,
@@ -398,33 +365,36 @@ fn expand_inferred(
     } = &Names::new();
     let (value_ty, ret_ty, neg_ty) = (&g.value_ty, &g.ret_ty, &g.neg_ty);
     let const_checks = settings::const_checks(g);
-    let settings = settings::settings(g, &quote!(#krate::__private::None));
+    let configure = settings::configure(g);
     let bypass_init = bypass_init(g);
     let assert_value = quote_spanned!(ret_ty.span()=>
         const _: () = #krate::__private::assert_value::<#value_ty>();
     );
     let get = quote_spanned!(expr.span()=>
-        #cache_static.get::<_, #value_ty, #neg_ty>(&#key)
+        #cache_static.get::<_, #value_ty, #neg_ty>(&#key, {
+            fn __configure<K>(
+                b: #krate::__private::CacheBuilder<K, #value_ty, #neg_ty>,
+            ) -> #krate::__private::CacheBuilder<K, #value_ty, #neg_ty> {
+                b #configure
+            }
+            __configure
+        })
     );
     let (loader_def, call_load) = body_closure(g, load, result);
-    let call_cached = if m.func.sig.asyncness.is_some() {
-        quote!(#krate::__private::#loader(#cache, &#key, #load).await)
-    } else {
-        quote!(#krate::__private::#loader(#cache, &#key, #load))
-    };
+    let call_cached = load_call(g, shape, &quote!(#cache), &quote!(&#key), load);
     rewrite(
         &m.func,
         quote! {
             #assert_value
             #(#const_checks)*
             static #cache_static: #krate::__private::ErasedFnCache =
-                #krate::__private::ErasedFnCache::new(#settings);
+                #krate::__private::ErasedFnCache::new();
             let #key = #expr;
             #loader_def
             match #get {
                 #krate::__private::Some(#cache) if !(#bypass_init) => {
                     if let #krate::__private::Some(#entry) = #krate::__private::lookup(#cache, &#key) {
-                        return #krate::__private::#hit(#entry);
+                        return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
                     }
                     #call_cached
                 }
@@ -432,6 +402,36 @@ fn expand_inferred(
             }
         },
     )
+}
+
+/// The load after a miss: the body's outcome, classified by the function's return shape,
+/// through the runtime's miss path (its blocking or its async front).
+fn load_call(
+    g: &Gen<'_>,
+    shape: &TokenStream,
+    cache: &TokenStream,
+    key_ref: &TokenStream,
+    load: &syn::Ident,
+) -> TokenStream {
+    let (krate, value_ty, neg_ty) = (&g.krate, &g.value_ty, &g.neg_ty);
+    let kspan = g.key_ty.span();
+    let classify = quote!(#krate::__private::classify::<#shape, #value_ty, #neg_ty, _>);
+    if g.m.func.sig.asyncness.is_some() {
+        quote_spanned!(kspan=> #krate::__private::load_async(
+            #shape,
+            #cache,
+            #key_ref,
+            move || async move { #classify(#load().await, #krate::__private::None) },
+        )
+        .await)
+    } else {
+        quote_spanned!(kspan=> #krate::__private::load(
+            #shape,
+            #cache,
+            #key_ref,
+            move || #classify(#load(), #krate::__private::None),
+        ))
+    }
 }
 
 /// Whether a call skips the cache: inside `uncached`, or (`if = ..`) when its condition is false.

@@ -7,36 +7,60 @@ use syn::spanned::Spanned;
 use super::Gen;
 use crate::model::{Capacity, Dur, Jitter};
 
-/// The settings of the function's cache, as the runtime takes them: today the literal
-/// `__private::Settings { .. }`, every field spelled out. This is the one place that says how
-/// settings reach the runtime (to become builder calls, change only this function); each
-/// value is made by the helpers below, and `backend` is the `Option` of the backend's name.
-pub(super) fn settings(g: &Gen<'_>, backend: &TokenStream) -> TokenStream {
+/// The builder of the function's cache: `CacheBuilder::new()` and the settings' calls.
+pub(super) fn builder(g: &Gen<'_>) -> TokenStream {
+    let (krate, key_ty, value_ty, neg_ty) = (&g.krate, &g.key_ty, &g.value_ty, &g.neg_ty);
+    let configure = configure(g);
+    quote!(#krate::__private::CacheBuilder::<#key_ty, #value_ty, #neg_ty>::new() #configure)
+}
+
+/// The attribute's settings as calls on a `CacheBuilder` (`.name(..).capacity(..) ..`): the
+/// one shape in which settings reach the runtime. Each value is made by the helpers below,
+/// spanned at the user's tokens.
+pub(super) fn configure(g: &Gen<'_>) -> TokenStream {
     let (s, krate) = (&g.m.settings, &g.krate);
-    let (name, capacity, unbounded) = (name(g), capacity(g), s.unbounded);
+    let name = name(g);
+    let mut calls = vec![quote!(.name(#name))];
+    calls.push(if s.unbounded {
+        quote!(.unbounded())
+    } else {
+        let capacity = capacity(g);
+        quote!(.capacity(#capacity))
+    });
     let policy = format_ident!("{}", format!("{:?}", s.policy));
-    let (ttl, negative_ttl) = (
-        duration(g, s.ttl.as_ref()),
-        duration(g, s.negative_ttl.as_ref()),
-    );
-    let (jitter, lease, fingerprint) = (jitter(g), lease(g), fingerprint(g));
-    let (stale, early_refresh) = (duration(g, s.stale.as_ref()), option(g, s.early_refresh));
-    quote! {
-        #krate::__private::Settings {
-            name: #name,
-            capacity: #capacity,
-            unbounded: #unbounded,
-            policy: #krate::Policy::#policy,
-            ttl: #ttl,
-            negative_ttl: #negative_ttl,
-            jitter: #jitter,
-            backend: #backend,
-            lease: #lease,
-            site: ::core::concat!(::core::file!(), ":", ::core::line!(), ":", ::core::column!(), ":", #fingerprint),
-            stale: #stale,
-            early_refresh: #early_refresh,
+    calls.push(quote!(.policy(#krate::Policy::#policy)));
+    let durations = [
+        ("ttl", s.ttl.as_ref()),
+        ("negative_ttl", s.negative_ttl.as_ref()),
+        ("stale_while_revalidate", s.stale.as_ref()),
+        ("distributed_lock", g.m.lease.as_ref()),
+    ];
+    for (setter, d) in durations {
+        if let Some(d) = d {
+            let setter = format_ident!("{}", setter);
+            let d = duration(g, d);
+            calls.push(quote!(.#setter(#d)));
         }
     }
+    if let Some(j) = jitter(g) {
+        calls.push(quote!(.jitter(#j)));
+    }
+    if let Some(beta) = &s.early_refresh {
+        calls.push(quote!(.early_refresh(#beta)));
+    }
+    if let Some(f) = &g.m.ttl_fn {
+        calls.push(quote_spanned!(f.span()=> .ttl_fn(#f)));
+    }
+    quote!(#(#calls)*)
+}
+
+/// Where the attribute is: the file, line and column, and a fingerprint of the function. The
+/// function's cache and its companions' share one cache through it.
+pub(super) fn site(g: &Gen<'_>) -> TokenStream {
+    let fingerprint = fingerprint(g);
+    quote!(
+        ::core::concat!(::core::file!(), ":", ::core::line!(), ":", ::core::column!(), ":", #fingerprint)
+    )
 }
 
 /// `const _: () = assert!(..)` items that check, at compile time, the settings given as
@@ -102,56 +126,28 @@ fn secs_nanos(nanos: u128) -> (u64, u32) {
     (secs, sub)
 }
 
-/// An `Option<Duration>` setting (spanned at the user's literal or expression).
-fn duration(g: &Gen<'_>, d: Option<&Dur>) -> TokenStream {
+/// A `Duration` setting (spanned at the user's literal or expression).
+fn duration(g: &Gen<'_>, d: &Dur) -> TokenStream {
     let krate = &g.krate;
     match d {
-        None => quote!(#krate::__private::None),
-        Some(Dur::Lit(nanos, span)) => {
+        Dur::Lit(nanos, span) => {
             let (secs, sub) = secs_nanos(*nanos);
-            quote_spanned!(*span=> #krate::__private::Some(#krate::__private::Duration::new(#secs, #sub)))
+            quote_spanned!(*span=> #krate::__private::Duration::new(#secs, #sub))
         }
-        Some(Dur::Expr(e)) => quote_spanned!(e.span()=> #krate::__private::Some(#e)),
+        Dur::Expr(e) => quote_spanned!(e.span()=> #e),
     }
 }
 
-/// `Some(value)` or `None`.
-fn option(g: &Gen<'_>, value: Option<impl ToTokens>) -> TokenStream {
+/// The `Jitter`, if any.
+fn jitter(g: &Gen<'_>) -> Option<TokenStream> {
     let krate = &g.krate;
-    match value {
-        Some(v) => quote!(#krate::__private::Some(#v)),
-        None => quote!(#krate::__private::None),
-    }
-}
-
-/// The `Option<Jitter>`.
-fn jitter(g: &Gen<'_>) -> TokenStream {
-    let krate = &g.krate;
-    option(
-        g,
-        g.m.settings.jitter.as_ref().map(|j| match j {
-            Jitter::Fraction(f) => quote!(#krate::Jitter::Fraction(#f)),
-            Jitter::Spread(nanos, _) => {
-                let (secs, sub) = secs_nanos(*nanos);
-                quote!(#krate::Jitter::Spread(#krate::__private::Duration::new(#secs, #sub)))
-            }
-        }),
-    )
-}
-
-/// `distributed_lock`: the lease, an `Option<Duration>`.
-fn lease(g: &Gen<'_>) -> TokenStream {
-    let krate = &g.krate;
-    option(
-        g,
-        g.m.lease.as_ref().map(|d| match d {
-            Dur::Lit(nanos, span) => {
-                let (secs, sub) = secs_nanos(*nanos);
-                quote_spanned!(*span=> #krate::__private::Duration::new(#secs, #sub))
-            }
-            Dur::Expr(e) => e.to_token_stream(),
-        }),
-    )
+    g.m.settings.jitter.as_ref().map(|j| match j {
+        Jitter::Fraction(f) => quote!(#krate::Jitter::Fraction(#f)),
+        Jitter::Spread(nanos, _) => {
+            let (secs, sub) = secs_nanos(*nanos);
+            quote!(#krate::Jitter::Spread(#krate::__private::Duration::new(#secs, #sub)))
+        }
+    })
 }
 
 /// The end of the cache's `site`, beside the file, line and column: the function's name and a

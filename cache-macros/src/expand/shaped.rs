@@ -80,11 +80,11 @@ pub(super) fn body(
     let lookup = quote_spanned!(kspan=> #krate::__private::lookup_refresh(#cache, #lookup_ref));
     let load_call = if is_async {
         quote_spanned!(kspan=>
-            #krate::__private::load_shaped_async::<#shape, _, _, _, _, _, _>(#cache, #load_ref, #loaded).await
+            #krate::__private::load_async(#shape, #cache, #load_ref, #loaded).await
         )
     } else {
         quote_spanned!(kspan=>
-            #krate::__private::load_shaped::<#shape, _, _, _, _, _>(#cache, #load_ref, #loaded)
+            #krate::__private::load(#shape, #cache, #load_ref, #loaded)
         )
     };
     quote! {
@@ -110,7 +110,7 @@ pub(super) fn body(
 }
 
 /// The marker of the function's return shape in `__private::shape`.
-fn shape(g: &Gen<'_>) -> TokenStream {
+pub(super) fn shape(g: &Gen<'_>) -> TokenStream {
     let (m, krate) = (g.m, &g.krate);
     let name = match (m.returns, m.negative) {
         (Returns::Value, _) => "Plain",

@@ -40,7 +40,7 @@ use crate::ttl::Jitter;
 /// # Ok::<(), cache_runtime::BuildError>(())
 /// ```
 pub struct CacheBuilder<K, V, N = Infallible> {
-    pub(super) name: Option<String>,
+    pub(crate) name: Option<String>,
     pub(super) capacity: u64,
     pub(super) estimated_items: Option<usize>,
     pub(super) weigher: Option<WeighFn<K, V>>,
