@@ -102,6 +102,17 @@ impl<K, V, N> FnCache<K, V, N> {
     }
 }
 
+/// A function's settings, as calls on a builder.
+pub type Configure<K, V, N> = fn(CacheBuilder<K, V, N>) -> CacheBuilder<K, V, N>;
+
+/// Adds a remote tier on a backend, under a prefix.
+#[cfg(feature = "redis")]
+type Attach<K, V, N> = fn(
+    CacheBuilder<K, V, N>,
+    std::sync::Arc<dyn crate::tier::Backend>,
+    &str,
+) -> CacheBuilder<K, V, N>;
+
 /// The cache of a function whose key type only the compiler knows, behind a type-erased cell.
 pub struct ErasedFnCache {
     cell: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
@@ -123,7 +134,7 @@ impl ErasedFnCache {
     pub fn get<K: CacheKey, V: CacheValue, N: CacheValue>(
         &self,
         _key: &K,
-        configure: fn(CacheBuilder<K, V, N>) -> CacheBuilder<K, V, N>,
+        configure: Configure<K, V, N>,
     ) -> Option<&Cache<K, V, N>> {
         self.cell
             .get_or_init(|| Box::new(build(configure(CacheBuilder::new()))))
@@ -201,11 +212,7 @@ where
 fn with_backend<K, V, N>(
     b: CacheBuilder<K, V, N>,
     name: &str,
-    attach: fn(
-        CacheBuilder<K, V, N>,
-        std::sync::Arc<dyn crate::tier::Backend>,
-        &str,
-    ) -> CacheBuilder<K, V, N>,
+    attach: Attach<K, V, N>,
 ) -> CacheBuilder<K, V, N> {
     let function = b.name.clone().unwrap_or_default();
     match crate::registry::backend(name, &function) {
