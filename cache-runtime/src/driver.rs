@@ -70,7 +70,6 @@ pub(crate) trait Io: Send + Sync + 'static {
         lease_key: &'a str,
         max: Duration,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, Fault>> + Send + 'a;
-
 }
 
 /// The driver of blocking callers: every operation completes before its future is returned.

@@ -103,7 +103,6 @@ pub mod warm;
 
 pub use bypass::{Uncached, uncached, uncached_async};
 pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY};
-pub use entry::Entry;
 /// Invalidation on write: after the function returns successfully (`Ok`, `Some`, or any value),
 /// removes `key` (or, with `all`, every entry) from the named `#[cached]` function's cache, so
 /// that the next read queries again. An `Err` or `None` evicts nothing.
@@ -227,6 +226,7 @@ pub use cache_macros::cache_put;
 /// assert_eq!(Repo.load(1), "row 1");
 /// ```
 pub use cache_macros::cached;
+pub use entry::Entry;
 #[cfg(feature = "redis")]
 pub use redis_backend::{BREAKER_COOLDOWN, BREAKER_THRESHOLD, BackendError, Faults, RedisBackend};
 

@@ -15,8 +15,8 @@ pub use core::result::Result::{self, Err, Ok};
 pub use std::time::Duration;
 
 pub use crate::cache::Lookup;
-pub use crate::entry::Loaded;
 use crate::driver::{Async, Blocking, block_on};
+pub use crate::entry::Loaded;
 use crate::{Cache, Entry, Jitter, Policy};
 
 /// The `Ok` and `Err` types of a `Result` (through any alias of it).
@@ -713,7 +713,9 @@ where
     N: CacheValue,
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
 {
-    S::out(block_on(cache.load_after_miss::<Blocking, _, _, _>(key, || std::future::ready(load()))))
+    S::out(block_on(
+        cache.load_after_miss::<Blocking, _, _, _>(key, || std::future::ready(load())),
+    ))
 }
 
 /// The async load after a miss, for shape `S`.

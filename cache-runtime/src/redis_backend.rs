@@ -1094,7 +1094,12 @@ impl crate::tier::Backend for RedisBackend {
     ) -> crate::tier::BoxFuture<'a, Result<(), Fault>> {
         Box::pin(RedisBackend::release_lease_async(self, key, token))
     }
-    fn wait_for(&self, key: &str, lease_key: &str, max: Duration) -> Result<Option<Vec<u8>>, Fault> {
+    fn wait_for(
+        &self,
+        key: &str,
+        lease_key: &str,
+        max: Duration,
+    ) -> Result<Option<Vec<u8>>, Fault> {
         self.poll_get(key, lease_key, max, POLL_EVERY)
     }
     fn wait_for_async<'a>(

@@ -8,13 +8,13 @@ use std::time::Duration;
 use foldhash::quality::FixedState;
 
 use super::{Cache, CacheBuilder, Core, DEFAULT_CAPACITY, Meter, NEXT_ID};
+use crate::BuildError;
 use crate::entry::{Entry, Stored};
 use crate::flight::Flights;
 use crate::registry::{self, Report};
 use crate::stats::{Counter, Stats};
 use crate::store::{Listener, Store, StoreConfig, WeighFn, Weigher, shard_count};
 use crate::ttl::{Expiry, NEVER, ttl_nanos};
-use crate::BuildError;
 
 impl<K, V, N> CacheBuilder<K, V, N>
 where

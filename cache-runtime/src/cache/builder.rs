@@ -6,18 +6,18 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DEFAULT_CAPACITY, TtlFn};
 #[allow(unused_imports)] // the doc links
 use super::Cache;
+use super::{DEFAULT_CAPACITY, TtlFn};
+use crate::Policy;
 use crate::clock::Clock;
 #[cfg(feature = "serde")]
 use crate::codec::Bincode;
 use crate::store::WeighFn;
+use crate::tier::Tier;
 #[cfg(feature = "serde")]
 use crate::tier::{Backend, NoNegatives, Typed, WithNegatives};
-use crate::tier::Tier;
 use crate::ttl::Jitter;
-use crate::Policy;
 
 /// Configures a [`Cache`]. Every setting is checked by [`build`](Self::build), which returns a
 /// [`BuildError`] rather than panicking.

@@ -111,7 +111,6 @@ where
         }
     }
 
-
     /// The miss of [`get_or_load`](Self::get_or_load), for either driver.
     async fn miss_result<I: Io, Q, F>(&self, key: &Q, load: impl FnOnce() -> F) -> Result<V, N>
     where
@@ -124,7 +123,6 @@ where
             .await;
         from_loaded(loaded)
     }
-
 }
 
 /// Compute-if-absent for caches without negative results.
@@ -275,7 +273,6 @@ where
             Loaded::Negative(n) => match n {},
         }
     }
-
 }
 
 /// "Not found" caching for loaders that return `Option`.

@@ -4,9 +4,9 @@ use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
 use super::Cache;
+use super::miss::XFETCH_SPAN;
 use crate::entry::{Entry, Stored};
 use crate::stats::Counter;
-use super::miss::XFETCH_SPAN;
 use crate::ttl::NEVER;
 
 /// What a lookup found (uncounted): fresh, fresh but drawn for an early refresh, expired but

@@ -20,7 +20,8 @@ pub(super) const XFETCH_SPAN: f64 = 36.8;
 
 /// The time left until `deadline`, for a remote TTL (`None`: no expiry).
 pub(super) fn remaining(now: u64, deadline: u64) -> Option<std::time::Duration> {
-    (deadline != NEVER).then(|| std::time::Duration::from_nanos(deadline.saturating_sub(now).max(1)))
+    (deadline != NEVER)
+        .then(|| std::time::Duration::from_nanos(deadline.saturating_sub(now).max(1)))
 }
 
 /// An entry to cache: when it was loaded, its deadline and early window (coarse-clock ns).

@@ -20,13 +20,13 @@ use std::time::Duration;
 use foldhash::quality::FixedState;
 
 use crate::clock::Clock;
+use crate::entry::{Entry, Stored};
 use crate::flight::Flights;
 use crate::registry::Report;
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::tier::Tier;
 use crate::ttl::Expiry;
-use crate::entry::{Entry, Stored};
 use crate::{CacheStats, Policy};
 
 /// Numbers the caches, for default names and hash seeds.

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use super::miss::remaining;
 use super::{Cache, Core};
+use crate::BuildError;
 use crate::driver::{Blocking, block_on};
-use crate::tier;
 use crate::entry::{Entry, Stored};
 use crate::stats::Counter;
 use crate::store::Evictions;
+use crate::tier;
 use crate::ttl::{NEVER, ttl_nanos};
-use crate::BuildError;
 
 impl<K, V, N> Cache<K, V, N>
 where

@@ -149,12 +149,8 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// The fault that ended the wait.
-    fn wait_for(
-        &self,
-        key: &str,
-        lease_key: &str,
-        max: Duration,
-    ) -> Result<Option<Vec<u8>>, Fault>;
+    fn wait_for(&self, key: &str, lease_key: &str, max: Duration)
+    -> Result<Option<Vec<u8>>, Fault>;
     /// The async form of [`wait_for`](Backend::wait_for).
     fn wait_for_async<'a>(
         &'a self,

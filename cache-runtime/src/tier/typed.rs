@@ -14,7 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Backend, Decoded, InvalidationHandler, LocalL1, RemoteKey, Tier};
-use crate::codec::{Codec, CodecError, Decoded as Payload, decode_payload, encode_key, encode_payload};
+use crate::codec::{
+    Codec, CodecError, Decoded as Payload, decode_payload, encode_key, encode_payload,
+};
 use crate::entry::Entry;
 
 /// Entries of one cache in a remote backend. `M` says how negative results travel:
