@@ -1120,10 +1120,10 @@ impl crate::tier::Backend for RedisBackend {
         self.on_invalidation(namespace, handler);
     }
     fn health(&self) -> crate::tier::Health {
-        let mut h = crate::tier::Health::default();
-        h.breaker_open = self.is_open();
-        h.listening = self.is_listening();
-        h
+        crate::tier::Health {
+            breaker_open: self.is_open(),
+            listening: self.is_listening(),
+        }
     }
 }
 

@@ -24,6 +24,9 @@ pub(super) fn remaining(now: u64, deadline: u64) -> Option<std::time::Duration> 
         .then(|| std::time::Duration::from_nanos(deadline.saturating_sub(now).max(1)))
 }
 
+/// A cache's remote tier, and a key as the tier names it.
+pub(super) type TierKey<'a, K, V, N> = (&'a dyn Tier<K, V, N>, RemoteKey);
+
 /// An entry to cache: when it was loaded, its deadline and early window (coarse-clock ns).
 pub(super) struct ToCache<V, N> {
     pub(super) entry: Entry<V, N>,
@@ -135,7 +138,7 @@ where
 
     /// `key`, with the remote tier and the key as it names it, if the cache has a tier (and the
     /// key encodes).
-    pub(super) fn remote_key(&self, key: K) -> (K, Option<(&dyn Tier<K, V, N>, RemoteKey)>) {
+    pub(super) fn remote_key(&self, key: K) -> (K, Option<TierKey<'_, K, V, N>>) {
         let remote = self
             .core
             .tier
