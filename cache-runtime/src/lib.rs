@@ -228,7 +228,9 @@ pub use cache_macros::cache_put;
 pub use cache_macros::cached;
 pub use entry::Entry;
 #[cfg(feature = "redis")]
-pub use redis_backend::{BREAKER_COOLDOWN, BREAKER_THRESHOLD, BackendError, Faults, RedisBackend};
+pub use redis_backend::{BackendError, RedisBackend};
+#[cfg(feature = "redis")]
+pub use tier::breaker::{BREAKER_COOLDOWN, BREAKER_THRESHOLD, Faults};
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -10,82 +10,11 @@
 //! lets operations through again, so caching resumes by itself when Redis comes back. Each kind
 //! of fault is counted ([`RedisBackend::faults`]).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::clock::Clock;
-
-/// Consecutive faults that open the circuit breaker.
-///
-/// ```no_run
-/// use cache_runtime::{BREAKER_THRESHOLD, Cache, RedisBackend};
-/// use std::{sync::Arc, time::Duration};
-///
-/// // Redis is down: every call still answers, from its loader.
-/// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
-/// let users: Cache<u64, String> = Cache::builder()
-///     .remote(redis.clone(), "myapp")
-///     .build()?;
-/// for id in 0..u64::from(BREAKER_THRESHOLD) {
-///     assert_eq!(users.get_or_insert_with(&id, || format!("user {id}")), format!("user {id}"));
-/// }
-/// assert!(redis.is_open()); // Redis is skipped now, at no cost
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub const BREAKER_THRESHOLD: u32 = 5;
-/// How long an open breaker skips Redis before trying again.
-///
-/// ```no_run
-/// use cache_runtime::{BREAKER_COOLDOWN, Cache, RedisBackend};
-/// use std::{sync::Arc, time::Duration};
-///
-/// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
-/// let users: Cache<u64, String> = Cache::builder()
-///     .remote(redis.clone(), "myapp")
-///     .build()?;
-/// for id in 0..10 {
-///     users.get_or_insert_with(&id, || format!("user {id}")); // Redis is down
-/// }
-/// assert!(redis.is_open());
-/// std::thread::sleep(BREAKER_COOLDOWN);
-/// assert!(!redis.is_open()); // operations try Redis again
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub const BREAKER_COOLDOWN: Duration = Duration::from_millis(500);
-
-/// Faults met so far, by kind.
-///
-/// ```
-/// use cache_runtime::{Faults, RedisBackend};
-/// use std::time::Duration;
-///
-/// let redis = RedisBackend::new("redis://127.0.0.1:6379/", Duration::from_millis(50))?;
-/// let f: Faults = redis.faults();
-/// assert_eq!(f, Faults::default()); // nothing tried yet, nothing failed
-/// assert_eq!(f.connect + f.timeout + f.error + f.short_circuited, 0);
-/// # Ok::<(), cache_runtime::BackendError>(())
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Faults {
-    /// Connections that could not be made.
-    pub connect: u64,
-    /// Operations that took longer than the timeout.
-    pub timeout: u64,
-    /// Operations that Redis answered with an error, or a connection that broke.
-    pub error: u64,
-    /// Operations skipped because the breaker was open.
-    pub short_circuited: u64,
-}
-
-#[derive(Default)]
-struct FaultCounters {
-    connect: AtomicU64,
-    timeout: AtomicU64,
-    error: AtomicU64,
-    short_circuited: AtomicU64,
-}
+use crate::tier::breaker::{Breaker, Faults};
 
 pub(crate) use crate::tier::{Fault, InvalidationHandler as Handler};
 
@@ -209,10 +138,7 @@ struct Inner {
     target: Target,
     conn: tokio::sync::Mutex<Option<AsyncConn>>,
     timeout: Duration,
-    failures: AtomicU32,
-    open_until: AtomicU64,
-    clock: Clock,
-    faults: FaultCounters,
+    breaker: Breaker,
 }
 
 /// A Redis server reached through one multiplexed connection (reconnected as needed).
@@ -380,10 +306,7 @@ impl RedisBackend {
                 target,
                 conn: tokio::sync::Mutex::new(None),
                 timeout,
-                failures: AtomicU32::new(0),
-                open_until: AtomicU64::new(0),
-                clock: Clock::coarse(),
-                faults: FaultCounters::default(),
+                breaker: Breaker::new(),
             }),
             runtime: Mutex::new(Some(runtime)),
             handle,
@@ -433,13 +356,7 @@ impl RedisBackend {
     /// ```
     #[must_use]
     pub fn faults(&self) -> Faults {
-        let f = &self.inner.faults;
-        Faults {
-            connect: f.connect.load(Ordering::Relaxed),
-            timeout: f.timeout.load(Ordering::Relaxed),
-            error: f.error.load(Ordering::Relaxed),
-            short_circuited: f.short_circuited.load(Ordering::Relaxed),
-        }
+        self.inner.breaker.faults()
     }
 
     /// Tells `handler` of other processes' invalidations of the cache at `namespace`, from now
@@ -504,7 +421,7 @@ impl RedisBackend {
     /// ```
     #[must_use]
     pub fn is_open(&self) -> bool {
-        self.inner.clock.now_nanos() < self.inner.open_until.load(Ordering::Relaxed)
+        self.inner.breaker.is_open()
     }
 
     /// `GET key`: `Ok(None)` for a miss; `Err` for a fault.
@@ -702,22 +619,11 @@ impl RedisBackend {
         .await
     }
 
-    fn admit(&self) -> Result<(), Fault> {
-        if self.is_open() {
-            self.inner
-                .faults
-                .short_circuited
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(Fault::Open);
-        }
-        Ok(())
-    }
-
     /// Runs `cmd` on a pooled blocking connection, bounded by the timeout (socket timeouts).
     fn run_blocking<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Fault> {
-        self.admit()?;
+        self.inner.breaker.admit()?;
         let r = self.inner.blocking_call(cmd);
-        self.inner.record(r)
+        self.inner.breaker.record(r)
     }
 
     fn run_sync<T, F, Fut>(&self, op: F) -> Result<T, Fault>
@@ -735,7 +641,7 @@ impl RedisBackend {
         F: Fn(AsyncConn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = redis::RedisResult<T>> + Send,
     {
-        self.admit()?;
+        self.inner.breaker.admit()?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let inner = Arc::clone(&self.inner);
         self.handle.spawn(async move {
@@ -745,7 +651,7 @@ impl RedisBackend {
         let r = rx
             .recv_timeout(timeout.saturating_add(Duration::from_millis(100)))
             .unwrap_or(Err(Fault::Timeout));
-        self.inner.record(r)
+        self.inner.breaker.record(r)
     }
 
     async fn run_async<T, F, Fut>(&self, op: F) -> Result<T, Fault>
@@ -763,14 +669,14 @@ impl RedisBackend {
         F: Fn(AsyncConn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = redis::RedisResult<T>> + Send,
     {
-        self.admit()?;
+        self.inner.breaker.admit()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let inner = Arc::clone(&self.inner);
         self.handle.spawn(async move {
             let _ = tx.send(inner.call(timeout, op).await);
         });
         let r = rx.await.unwrap_or(Err(Fault::Error));
-        self.inner.record(r)
+        self.inner.breaker.record(r)
     }
 }
 
@@ -1009,37 +915,6 @@ impl Inner {
                 }
             }
         }
-    }
-
-    fn record<T>(&self, r: Result<T, Fault>) -> Result<T, Fault> {
-        match &r {
-            Ok(_) => self.failures.store(0, Ordering::Relaxed),
-            Err(f) => {
-                let counter = match f {
-                    Fault::Connect => &self.faults.connect,
-                    Fault::Timeout => &self.faults.timeout,
-                    Fault::Error | Fault::Reply => &self.faults.error,
-                    Fault::Open => return r,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                #[cfg(feature = "tracing")]
-                tracing::warn!(
-                    fault = ?f,
-                    consecutive = n,
-                    breaker_opens = n >= BREAKER_THRESHOLD,
-                    "cache backend fault"
-                );
-                if n >= BREAKER_THRESHOLD {
-                    let cooldown = u64::try_from(BREAKER_COOLDOWN.as_nanos()).unwrap_or(u64::MAX);
-                    self.open_until.store(
-                        self.clock.now_nanos().saturating_add(cooldown),
-                        Ordering::Relaxed,
-                    );
-                }
-            }
-        }
-        r
     }
 }
 

@@ -12,6 +12,9 @@
 //! A cache reaches its tier only through these operations; nothing in the cache names a backend.
 
 mod backend;
+// The circuit breaker is backend-generic; Redis is its only user for now.
+#[cfg(feature = "redis")]
+pub(crate) mod breaker;
 #[cfg(feature = "serde")]
 mod typed;
 
