@@ -15,6 +15,8 @@ mod backend;
 // The circuit breaker is backend-generic; Redis is its only user for now.
 #[cfg(feature = "redis")]
 pub(crate) mod breaker;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 #[cfg(feature = "serde")]
 mod typed;
 
