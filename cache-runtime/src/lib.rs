@@ -90,8 +90,6 @@ mod error;
 #[cfg(feature = "metrics")]
 pub mod export;
 mod flight;
-#[cfg(feature = "redis")]
-mod redis_backend;
 pub mod refresh;
 pub mod registry;
 mod stats;
@@ -228,7 +226,9 @@ pub use cache_macros::cache_put;
 pub use cache_macros::cached;
 pub use entry::Entry;
 #[cfg(feature = "redis")]
-pub use redis_backend::{BREAKER_COOLDOWN, BREAKER_THRESHOLD, BackendError, Faults, RedisBackend};
+pub use tier::breaker::{BREAKER_COOLDOWN, BREAKER_THRESHOLD, Faults};
+#[cfg(feature = "redis")]
+pub use tier::redis::{BackendError, RedisBackend};
 
 #[doc(hidden)]
 #[path = "private/mod.rs"]

@@ -378,20 +378,23 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     /// Like [`remote`](CacheBuilder::remote), for a cache that also holds negative results
     /// (`N` is encoded with serde too).
     ///
-    /// ```no_run
-    /// use cache_runtime::{Cache, RedisBackend};
+    /// ```
+    /// use cache_runtime::{Cache, tier::MemoryBackend};
     /// use std::{sync::Arc, time::Duration};
     ///
-    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
-    /// let users: Cache<u64, String, ()> = Cache::builder()
-    ///     .name("users")
-    ///     .ttl(Duration::from_secs(600))
-    ///     .negative_ttl(Duration::from_secs(30))
-    ///     .remote_with_negatives(redis, "myapp")
-    ///     .build()?;
-    /// // "No such user" is shared through Redis too, for `negative_ttl`.
-    /// assert_eq!(users.get_or_load_option(&404, || None), None);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// let shared = Arc::new(MemoryBackend::new()); // or a server the fleet shares
+    /// let users = || {
+    ///     Cache::<u64, String, ()>::builder()
+    ///         .name("doc.negative_users")
+    ///         .negative_ttl(Duration::from_secs(30))
+    ///         .remote_with_negatives(shared.clone(), "myapp")
+    ///         .build()
+    /// };
+    /// let (a, b) = (users()?, users()?);
+    /// assert_eq!(a.get_or_load_option(&404, || None), None);
+    /// // "No such user" is shared through the remote tier too, for `negative_ttl`.
+    /// assert_eq!(b.get_or_load_option(&404, || unreachable!()), None);
+    /// # Ok::<(), cache_runtime::BuildError>(())
     /// ```
     #[cfg(feature = "serde")]
     #[must_use]
@@ -414,26 +417,26 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     }
 
     /// With a remote tier: fleet-wide single-flight. A process that misses takes a lease on the
-    /// key in the remote tier (Redis: `SET NX PX`, a random token) before loading; the others wait (bounded by
-    /// `lease`) for its value to appear there, then load themselves if it has not. The lease
-    /// is released only by its holder (compare-and-delete), or expires.
+    /// key in the remote tier (a random token, set only if absent) before loading; the others
+    /// wait (bounded by `lease`) for its value to appear there, then load themselves if it has
+    /// not. The lease is released only by its holder (compare-and-delete), or expires.
     ///
-    /// ```no_run
-    /// # #[cfg(feature = "redis")] {
-    /// use cache_runtime::{Cache, RedisBackend};
+    /// ```
+    /// # #[cfg(feature = "serde")] {
+    /// use cache_runtime::{Cache, tier::MemoryBackend};
     /// use std::{sync::Arc, time::Duration};
     ///
-    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let shared = Arc::new(MemoryBackend::new()); // or a server the fleet shares
     /// let reports: Cache<u64, String> = Cache::builder()
     ///     .ttl(Duration::from_secs(3600))
-    ///     .remote(redis, "myapp")
+    ///     .remote(shared, "myapp")
     ///     .distributed_lock(Duration::from_secs(10))
     ///     .build()?;
     /// // One process of the fleet builds the report; the others wait (up to 10 s) for it.
     /// let report = reports.get_or_insert_with(&2024, || "the year's report".to_string());
     /// assert_eq!(report, "the year's report");
     /// # }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), cache_runtime::BuildError>(())
     /// ```
     #[must_use]
     pub fn distributed_lock(mut self, lease: Duration) -> Self {
@@ -529,20 +532,20 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     /// the remote tier again (default 5 s, at most the TTL). Other processes' writes and
     /// invalidations reach this process within this time.
     ///
-    /// ```no_run
-    /// # #[cfg(feature = "redis")] {
-    /// use cache_runtime::{Cache, RedisBackend};
+    /// ```
+    /// # #[cfg(feature = "serde")] {
+    /// use cache_runtime::{Cache, tier::MemoryBackend};
     /// use std::{sync::Arc, time::Duration};
     ///
-    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let shared = Arc::new(MemoryBackend::new()); // or a server the fleet shares
     /// let prices: Cache<String, u64> = Cache::builder()
     ///     .ttl(Duration::from_secs(600))
-    ///     .remote(redis, "shop")
+    ///     .remote(shared, "shop")
     ///     .l1_ttl(Duration::from_millis(500)) // other processes' updates show within 0.5 s
     ///     .build()?;
     /// assert_eq!(prices.get_or_insert_with("tea", || 3), 3);
     /// # }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), cache_runtime::BuildError>(())
     /// ```
     #[must_use]
     pub fn l1_ttl(mut self, ttl: Duration) -> Self {
@@ -579,19 +582,20 @@ impl<K, V> CacheBuilder<K, V, Infallible> {
     /// `<prefix>:<cache name>:<type tag>:<key hash>`. Backend faults never fail a call (see
     /// [`tier`](crate::tier)).
     ///
-    /// ```no_run
-    /// use cache_runtime::{Cache, RedisBackend};
+    /// ```
+    /// use cache_runtime::{Cache, tier::MemoryBackend};
     /// use std::{sync::Arc, time::Duration};
     ///
-    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let shared = Arc::new(MemoryBackend::new()); // or a server the fleet shares
     /// let users: Cache<u64, String> = Cache::builder()
-    ///     .name("users")
+    ///     .name("doc.remote_users")
     ///     .ttl(Duration::from_secs(600))
-    ///     .remote(redis.clone(), "myapp") // keys `myapp:users:<type tag>:<key hash>`
+    ///     .remote(shared.clone(), "myapp") // keys `myapp:doc.remote_users:<type tag>:<key hash>`
     ///     .build()?;
-    /// // A miss asks Redis before loading; a load is stored in both tiers.
+    /// // A miss asks the remote tier before loading; a load is stored in both tiers.
     /// assert_eq!(users.get_or_insert_with(&1, || "ada".to_string()), "ada");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// assert_eq!(shared.len(), 1);
+    /// # Ok::<(), cache_runtime::BuildError>(())
     /// ```
     #[must_use]
     pub fn remote(mut self, backend: Arc<dyn Backend>, prefix: &str) -> Self

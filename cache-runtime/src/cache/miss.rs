@@ -24,6 +24,9 @@ pub(super) fn remaining(now: u64, deadline: u64) -> Option<std::time::Duration> 
         .then(|| std::time::Duration::from_nanos(deadline.saturating_sub(now).max(1)))
 }
 
+/// A cache's remote tier, and a key as the tier names it.
+pub(super) type TierKey<'a, K, V, N> = (&'a dyn Tier<K, V, N>, RemoteKey);
+
 /// An entry to cache: when it was loaded, its deadline and early window (coarse-clock ns).
 pub(super) struct ToCache<V, N> {
     pub(super) entry: Entry<V, N>,
@@ -57,9 +60,6 @@ impl<K, V, N> Drop for LeaseGuard<'_, K, V, N> {
         }
     }
 }
-
-/// A cache's remote tier with a key as the tier names it.
-pub(super) type TierKey<'a, K, V, N> = (&'a dyn Tier<K, V, N>, RemoteKey);
 
 /// What the remote tier answered a leader before it loads.
 enum Remote<'a, K, V, N> {

@@ -12,10 +12,17 @@
 //! A cache reaches its tier only through these operations; nothing in the cache names a backend.
 
 mod backend;
+mod memory;
+// The circuit breaker is backend-generic; Redis is its only user for now.
+#[cfg(feature = "redis")]
+pub(crate) mod breaker;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 #[cfg(feature = "serde")]
 mod typed;
 
 pub use backend::{Backend, BoxFuture, Fault, Health, InvalidationHandler};
+pub use memory::MemoryBackend;
 #[cfg(feature = "serde")]
 pub(crate) use typed::{NoNegatives, Typed, WithNegatives};
 

@@ -1,0 +1,164 @@
+//! The circuit breaker and the fault accounting of a remote backend, shared by backends.
+//!
+//! A backend asks [`Breaker::admit`] before each operation and hands its outcome to
+//! [`Breaker::record`]. Each kind of fault is counted ([`Faults`]); after [`BREAKER_THRESHOLD`]
+//! consecutive faults the breaker opens for [`BREAKER_COOLDOWN`], during which operations are
+//! refused at no cost (no network), then lets operations through again, so caching resumes by
+//! itself when the server comes back.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::tier::Fault;
+
+/// Consecutive faults that open the circuit breaker.
+///
+/// ```no_run
+/// use cache_runtime::{BREAKER_THRESHOLD, Cache, RedisBackend};
+/// use std::{sync::Arc, time::Duration};
+///
+/// // Redis is down: every call still answers, from its loader.
+/// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+/// let users: Cache<u64, String> = Cache::builder()
+///     .remote(redis.clone(), "myapp")
+///     .build()?;
+/// for id in 0..u64::from(BREAKER_THRESHOLD) {
+///     assert_eq!(users.get_or_insert_with(&id, || format!("user {id}")), format!("user {id}"));
+/// }
+/// assert!(redis.is_open()); // Redis is skipped now, at no cost
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const BREAKER_THRESHOLD: u32 = 5;
+/// How long an open breaker skips Redis before trying again.
+///
+/// ```no_run
+/// use cache_runtime::{BREAKER_COOLDOWN, Cache, RedisBackend};
+/// use std::{sync::Arc, time::Duration};
+///
+/// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+/// let users: Cache<u64, String> = Cache::builder()
+///     .remote(redis.clone(), "myapp")
+///     .build()?;
+/// for id in 0..10 {
+///     users.get_or_insert_with(&id, || format!("user {id}")); // Redis is down
+/// }
+/// assert!(redis.is_open());
+/// std::thread::sleep(BREAKER_COOLDOWN);
+/// assert!(!redis.is_open()); // operations try Redis again
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const BREAKER_COOLDOWN: Duration = Duration::from_millis(500);
+
+/// Faults met so far, by kind.
+///
+/// ```
+/// use cache_runtime::{Faults, RedisBackend};
+/// use std::time::Duration;
+///
+/// let redis = RedisBackend::new("redis://127.0.0.1:6379/", Duration::from_millis(50))?;
+/// let f: Faults = redis.faults();
+/// assert_eq!(f, Faults::default()); // nothing tried yet, nothing failed
+/// assert_eq!(f.connect + f.timeout + f.error + f.short_circuited, 0);
+/// # Ok::<(), cache_runtime::BackendError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Faults {
+    /// Connections that could not be made.
+    pub connect: u64,
+    /// Operations that took longer than the timeout.
+    pub timeout: u64,
+    /// Operations that Redis answered with an error, or a connection that broke.
+    pub error: u64,
+    /// Operations skipped because the breaker was open.
+    pub short_circuited: u64,
+}
+
+#[derive(Default)]
+struct FaultCounters {
+    connect: AtomicU64,
+    timeout: AtomicU64,
+    error: AtomicU64,
+    short_circuited: AtomicU64,
+}
+
+/// One backend's circuit breaker and fault counters.
+pub(crate) struct Breaker {
+    /// Faults since the last success.
+    failures: AtomicU32,
+    /// When an open breaker closes again (clock nanoseconds; in the past: closed).
+    open_until: AtomicU64,
+    clock: Clock,
+    faults: FaultCounters,
+}
+
+impl Breaker {
+    /// A closed breaker that has counted nothing.
+    pub(crate) fn new() -> Self {
+        Self {
+            failures: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+            clock: Clock::coarse(),
+            faults: FaultCounters::default(),
+        }
+    }
+
+    /// Whether the breaker is open now (operations are refused).
+    pub(crate) fn is_open(&self) -> bool {
+        self.clock.now_nanos() < self.open_until.load(Ordering::Relaxed)
+    }
+
+    /// Faults counted so far.
+    pub(crate) fn faults(&self) -> Faults {
+        let f = &self.faults;
+        Faults {
+            connect: f.connect.load(Ordering::Relaxed),
+            timeout: f.timeout.load(Ordering::Relaxed),
+            error: f.error.load(Ordering::Relaxed),
+            short_circuited: f.short_circuited.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Lets an operation through, or refuses it (and counts it) while the breaker is open.
+    pub(crate) fn admit(&self) -> Result<(), Fault> {
+        if self.is_open() {
+            self.faults.short_circuited.fetch_add(1, Ordering::Relaxed);
+            return Err(Fault::Open);
+        }
+        Ok(())
+    }
+
+    /// Counts an operation's outcome (a success closes the run of faults; a fault may open
+    /// the breaker), and hands it back.
+    pub(crate) fn record<T>(&self, r: Result<T, Fault>) -> Result<T, Fault> {
+        match &r {
+            Ok(_) => self.failures.store(0, Ordering::Relaxed),
+            Err(f) => {
+                let counter = match f {
+                    Fault::Connect => &self.faults.connect,
+                    Fault::Timeout => &self.faults.timeout,
+                    Fault::Error | Fault::Reply => &self.faults.error,
+                    Fault::Open => return r,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    fault = ?f,
+                    consecutive = n,
+                    breaker_opens = n >= BREAKER_THRESHOLD,
+                    "cache backend fault"
+                );
+                if n >= BREAKER_THRESHOLD {
+                    let cooldown = u64::try_from(BREAKER_COOLDOWN.as_nanos()).unwrap_or(u64::MAX);
+                    self.open_until.store(
+                        self.clock.now_nanos().saturating_add(cooldown),
+                        Ordering::Relaxed,
+                    );
+                }
+            }
+        }
+        r
+    }
+}

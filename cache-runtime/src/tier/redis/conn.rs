@@ -1,0 +1,282 @@
+//! The connections of a Redis backend: blocking ones, pooled, for sync callers' single
+//! commands, and one multiplexed async connection for everything run on the backend's runtime.
+//! Both reconnect once after a connection broke, and map redis-rs errors to [`Fault`]s.
+
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::tier::Fault;
+
+/// Where a backend's Redis is.
+pub(super) enum Target {
+    Single(redis::Client),
+    Cluster {
+        client: Box<redis::cluster::ClusterClient>,
+        /// The configured nodes, for `SUBSCRIBE` and per-node `SCAN`.
+        nodes: Vec<redis::Client>,
+    },
+}
+
+/// An async connection to either kind of target.
+#[derive(Clone)]
+pub(super) enum AsyncConn {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for AsyncConn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A blocking connection to either kind of target.
+enum SyncConn {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl redis::ConnectionLike for SyncConn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            Self::Single(c) => c.req_command(cmd),
+            Self::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Self::Single(c) => c.check_connection(),
+            Self::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Self::Single(c) => c.is_open(),
+            Self::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
+/// A backend's connections to its target.
+pub(super) struct Connections {
+    target: Target,
+    /// The per-operation timeout.
+    timeout: Duration,
+    /// Blocking connections for sync callers (no hop to the runtime thread), reused.
+    blocking: Mutex<Vec<SyncConn>>,
+    /// The async connection (made when first needed, dropped after a fault).
+    conn: tokio::sync::Mutex<Option<AsyncConn>>,
+}
+
+impl Connections {
+    /// Connections to `target`, none made yet.
+    pub(super) fn new(target: Target, timeout: Duration) -> Self {
+        Self {
+            target,
+            timeout,
+            blocking: Mutex::new(Vec::new()),
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The per-operation timeout.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The node that `SUBSCRIBE`s to invalidations.
+    pub(super) fn subscriber(&self) -> &redis::Client {
+        match &self.target {
+            Target::Single(c) => c,
+            Target::Cluster { nodes, .. } => &nodes[0],
+        }
+    }
+
+    /// A cluster's configured nodes (`None` for a single server).
+    pub(super) fn cluster_nodes(&self) -> Option<&[redis::Client]> {
+        match &self.target {
+            Target::Single(_) => None,
+            Target::Cluster { nodes, .. } => Some(nodes),
+        }
+    }
+
+    /// Sends `cmd` on a pooled blocking connection, bounded by the timeout (socket timeouts).
+    pub(super) fn blocking_call<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, Fault> {
+        match self.blocking_try(cmd, true) {
+            // A pooled connection that broke (a restarted server): once more on a fresh one.
+            Err(Fault::Error) => self.blocking_try(cmd, false),
+            other => other,
+        }
+    }
+
+    fn blocking_try<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        pooled: bool,
+    ) -> Result<T, Fault> {
+        let pooled = pooled
+            .then(|| {
+                self.blocking
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop()
+            })
+            .flatten();
+        let mut con = match pooled {
+            Some(c) => c,
+            None => match &self.target {
+                Target::Single(client) => {
+                    let c = client
+                        .get_connection_with_timeout(self.timeout)
+                        .map_err(|_| Fault::Connect)?;
+                    c.set_read_timeout(Some(self.timeout))
+                        .map_err(|_| Fault::Connect)?;
+                    c.set_write_timeout(Some(self.timeout))
+                        .map_err(|_| Fault::Connect)?;
+                    SyncConn::Single(c)
+                }
+                Target::Cluster { client, .. } => SyncConn::Cluster(Box::new(
+                    client.get_connection().map_err(|_| Fault::Connect)?,
+                )),
+            },
+        };
+        match cmd.query::<T>(&mut con) {
+            Ok(v) => {
+                let mut pool = self.blocking.lock().unwrap_or_else(PoisonError::into_inner);
+                if pool.len() < 16 {
+                    pool.push(con);
+                }
+                Ok(v)
+            }
+            // The connection is dropped: it may be broken or mid-reply.
+            Err(e) if e.is_timeout() => Err(Fault::Timeout),
+            Err(e) if e.is_io_error() || e.is_connection_dropped() => Err(Fault::Error),
+            Err(_) => Err(Fault::Reply),
+        }
+    }
+
+    /// Runs `op` on a (re)connected async connection, within `timeout`. Runs on the backend's
+    /// runtime.
+    pub(super) async fn call<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, Fault>
+    where
+        F: Fn(AsyncConn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async {
+            // A connection that broke (a restarted server) fails its next command: reconnect
+            // and try once more, within the same timeout.
+            match self.attempt(&op).await {
+                Err(Fault::Error) => self.attempt(&op).await,
+                other => other,
+            }
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => {
+                // A slow server: start afresh next time rather than queue behind it.
+                *self.conn.lock().await = None;
+                Err(Fault::Timeout)
+            }
+        }
+    }
+
+    /// One try of `op` on the current connection (made if there is none).
+    async fn attempt<T, F, Fut>(&self, op: &F) -> Result<T, Fault>
+    where
+        F: Fn(AsyncConn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = {
+            let mut slot = self.conn.lock().await;
+            if let Some(c) = slot.as_ref() {
+                c.clone()
+            } else {
+                let c = match &self.target {
+                    Target::Single(client) => AsyncConn::Single(
+                        client
+                            .get_multiplexed_async_connection()
+                            .await
+                            .map_err(|_| Fault::Connect)?,
+                    ),
+                    Target::Cluster { client, .. } => AsyncConn::Cluster(
+                        client
+                            .get_async_connection()
+                            .await
+                            .map_err(|_| Fault::Connect)?,
+                    ),
+                };
+                *slot = Some(c.clone());
+                c
+            }
+        };
+        match op(conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    // Reconnect on the next try.
+                    *self.conn.lock().await = None;
+                    Err(Fault::Error)
+                } else {
+                    Err(Fault::Reply)
+                }
+            }
+        }
+    }
+}

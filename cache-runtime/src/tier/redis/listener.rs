@@ -1,0 +1,134 @@
+//! The invalidation channel between processes: a backend publishes the keys its caches write
+//! or invalidate, and listens for the other processes' messages, which it hands to the caches
+//! of their namespace (so that they drop their L1 copies).
+//!
+//! A message is `id (u64 LE) | namespace length (u32 LE) | namespace | 1 key | 0` (`0`: every
+//! key of the namespace); the id lets a backend skip its own messages.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use super::commands::{self, Op};
+use crate::tier::InvalidationHandler as Handler;
+
+/// The channel every backend publishes invalidations on and listens to.
+const CHANNEL: &str = "cache-runtime:invalidations";
+
+/// One backend's side of the invalidation channel.
+pub(super) struct Listener {
+    /// This backend's id in invalidation messages: it skips its own.
+    id: u64,
+    /// Caches (by namespace) told of other processes' invalidations.
+    handlers: Mutex<Vec<(String, Weak<Handler>)>>,
+    /// Listening has started (with the first registration).
+    listening: AtomicBool,
+    /// Subscribed to the invalidation channel right now (set once the subscription is
+    /// confirmed, cleared when the connection ends).
+    subscribed: AtomicBool,
+}
+
+impl Listener {
+    /// A listener with no handlers, not listening yet, with an id of its own.
+    pub(super) fn new() -> Self {
+        Self {
+            id: std::hash::BuildHasher::hash_one(
+                &std::hash::RandomState::new(),
+                std::process::id(),
+            ),
+            handlers: Mutex::new(Vec::new()),
+            listening: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the subscription is confirmed and its connection alive, right now.
+    pub(super) fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+    }
+
+    /// Tells `handler` of other processes' invalidations of the cache at `namespace`, from now
+    /// on. `true` for the first registration: the caller then starts [`listen`](Self::listen).
+    pub(super) fn register(&self, namespace: &str, handler: Weak<Handler>) -> bool {
+        {
+            let mut all = self.handlers.lock().unwrap_or_else(PoisonError::into_inner);
+            all.retain(|(_, h)| h.strong_count() > 0);
+            all.push((namespace.to_owned(), handler));
+        }
+        !self.listening.swap(true, Ordering::AcqRel)
+    }
+
+    /// The operation that tells the other processes that `key` (encoded; `None`: everything)
+    /// of the cache at `namespace` changed.
+    pub(super) fn publish(&self, namespace: &str, key: Option<&[u8]>) -> Op<()> {
+        let mut msg = Vec::with_capacity(16 + namespace.len() + key.map_or(0, <[u8]>::len));
+        msg.extend_from_slice(&self.id.to_le_bytes());
+        msg.extend_from_slice(
+            &u32::try_from(namespace.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        msg.extend_from_slice(namespace.as_bytes());
+        match key {
+            Some(k) => {
+                msg.push(1);
+                msg.extend_from_slice(k);
+            }
+            None => msg.push(0),
+        }
+        commands::publish(CHANNEL, msg)
+    }
+
+    /// Listens for invalidations through `subscriber` for as long as the backend's runtime
+    /// lives; reconnects after faults.
+    pub(super) async fn listen(self: Arc<Self>, subscriber: redis::Client) {
+        use futures_util::StreamExt;
+        loop {
+            if let Ok(mut pubsub) = subscriber.get_async_pubsub().await
+                && pubsub.subscribe(CHANNEL).await.is_ok()
+            {
+                self.subscribed.store(true, Ordering::Release);
+                let mut messages = pubsub.into_on_message();
+                while let Some(msg) = messages.next().await {
+                    self.dispatch(msg.get_payload_bytes());
+                }
+                self.subscribed.store(false, Ordering::Release);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Hands one message to the caches it names, unless this backend sent it.
+    fn dispatch(&self, msg: &[u8]) {
+        let Some((id, rest)) = msg.split_first_chunk::<8>() else {
+            return;
+        };
+        if u64::from_le_bytes(*id) == self.id {
+            return;
+        }
+        let Some((len, rest)) = rest.split_first_chunk::<4>() else {
+            return;
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len + 1 {
+            return;
+        }
+        let (namespace, rest) = rest.split_at(len);
+        let key = match rest.split_first() {
+            Some((1, key)) => Some(key),
+            Some((0, _)) => None,
+            _ => return,
+        };
+        let handlers: Vec<Arc<Handler>> = self
+            .handlers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(ns, _)| ns.as_bytes() == namespace)
+            .filter_map(|(_, h)| h.upgrade())
+            .collect();
+        for h in handlers {
+            h(key);
+        }
+    }
+}

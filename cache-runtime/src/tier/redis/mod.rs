@@ -1,0 +1,413 @@
+//! A Redis tier that speaks bytes: `get`, `set` with an expiry, `delete`, for sync and async
+//! callers, and never fails a caller.
+//!
+//! Every operation is bounded by a timeout (default 50 ms, well under a typical loader) and
+//! runs on the backend's own one-thread tokio runtime, so sync callers need no runtime and async
+//! callers of any executor can await it. A fault (Redis down, slow, restarted, or answering
+//! something unexpected) reads as a miss or a skipped write: the caller's function runs uncached
+//! (fail-open). A circuit breaker counts consecutive faults; after
+//! [`BREAKER_THRESHOLD`](crate::BREAKER_THRESHOLD) of them it opens for
+//! [`BREAKER_COOLDOWN`](crate::BREAKER_COOLDOWN), during which operations cost nothing (no network), then
+//! lets operations through again, so caching resumes by itself when Redis comes back. Each kind
+//! of fault is counted ([`RedisBackend::faults`]).
+//!
+//! In four parts: `conn` (the connections: pooled blocking ones, one multiplexed async one),
+//! `commands` (each operation built once, as an `Op`), `listener` (the invalidation channel),
+//! and here the backend with its two runners, one for blocking callers and one for async
+//! callers, through which every operation of its [`Backend`] implementation goes. The circuit
+//! breaker is shared by backends (`tier::breaker`).
+
+mod commands;
+mod conn;
+mod listener;
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use self::commands::Op;
+use self::conn::{Connections, Target};
+use self::listener::Listener;
+use crate::tier::breaker::{Breaker, Faults};
+use crate::tier::{Backend, BoxFuture, Fault, Health, InvalidationHandler};
+
+/// A Redis server reached through one multiplexed connection (reconnected as needed).
+///
+/// ```no_run
+/// use cache_runtime::{Cache, RedisBackend};
+/// use std::{sync::Arc, time::Duration};
+///
+/// // One backend (one connection) for all of a process's caches.
+/// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+/// let users: Cache<u64, String> = Cache::builder()
+///     .name("users")
+///     .remote(redis.clone(), "myapp")
+///     .build()?;
+/// let prices: Cache<String, u64> = Cache::builder()
+///     .name("prices")
+///     .remote(redis.clone(), "myapp")
+///     .build()?;
+/// users.insert(1, "ada".to_string()); // also stored in Redis, for the other processes
+/// assert_eq!(prices.get_or_insert_with("tea", || 3), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RedisBackend {
+    conns: Arc<Connections>,
+    listener: Arc<Listener>,
+    breaker: Breaker,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("timeout", &self.conns.timeout())
+            .field("faults", &self.faults())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        // Never block (this may run inside an async context): let the runtime wind down alone.
+        if let Some(rt) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Why a backend could not be created.
+///
+/// ```
+/// use cache_runtime::{BackendError, RedisBackend};
+/// use std::time::Duration;
+///
+/// let err = RedisBackend::new("http://127.0.0.1/", Duration::from_millis(50)).unwrap_err();
+/// assert!(matches!(err, BackendError::Url(_)));
+/// assert!(err.to_string().starts_with("invalid Redis URL"));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The URL is not a Redis URL.
+    Url(String),
+    /// The backend's runtime thread could not start.
+    Runtime(String),
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Url(e) => write!(f, "invalid Redis URL: {e}"),
+            Self::Runtime(e) => write!(f, "could not start the Redis backend's runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+impl RedisBackend {
+    /// A backend for `url` (`redis://host:port/db`) with a per-operation `timeout`. Nothing is
+    /// connected until the first operation.
+    ///
+    /// ```
+    /// use cache_runtime::RedisBackend;
+    /// use std::time::Duration;
+    ///
+    /// let redis = RedisBackend::new("redis://127.0.0.1:6379/0", Duration::from_millis(50))?;
+    /// assert!(!redis.is_open()); // nothing is connected yet
+    /// // Not a URL:
+    /// assert!(RedisBackend::new("127.0.0.1:6379", Duration::from_millis(50)).is_err());
+    /// # Ok::<(), cache_runtime::BackendError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A malformed URL, or no thread for the backend's runtime.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, BackendError> {
+        let client = redis::Client::open(url).map_err(|e| BackendError::Url(e.to_string()))?;
+        Self::with_target(Target::Single(client), timeout)
+    }
+
+    /// A backend for a Redis Cluster reached through the nodes at `urls` (any of them; the
+    /// client learns the slot map), with a per-operation `timeout`. Invalidations travel by
+    /// `PUBLISH`, which a cluster forwards to every node.
+    ///
+    /// ```
+    /// use cache_runtime::{Faults, RedisBackend};
+    /// use std::time::Duration;
+    ///
+    /// let nodes = ["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/", "redis://10.0.0.3:7000/"];
+    /// let cluster = RedisBackend::cluster(&nodes, Duration::from_millis(50))?; // connects lazily
+    /// assert_eq!(cluster.faults(), Faults::default());
+    /// assert!(RedisBackend::cluster(&[], Duration::from_millis(50)).is_err());
+    /// # Ok::<(), cache_runtime::BackendError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A malformed URL, or no thread for the backend's runtime.
+    pub fn cluster(urls: &[&str], timeout: Duration) -> Result<Self, BackendError> {
+        let nodes = urls
+            .iter()
+            .map(|u| redis::Client::open(*u).map_err(|e| BackendError::Url(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = redis::cluster::ClusterClientBuilder::new(urls.to_vec())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            // No retry loops (redis-rs sleeps between them): a call stays within its timeout.
+            .retries(0)
+            .build()
+            .map_err(|e| BackendError::Url(e.to_string()))?;
+        if nodes.is_empty() {
+            return Err(BackendError::Url(
+                "a cluster needs at least one node".into(),
+            ));
+        }
+        Self::with_target(
+            Target::Cluster {
+                client: Box::new(client),
+                nodes,
+            },
+            timeout,
+        )
+    }
+
+    fn with_target(target: Target, timeout: Duration) -> Result<Self, BackendError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cache-runtime-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| BackendError::Runtime(e.to_string()))?;
+        let handle = runtime.handle().clone();
+        Ok(Self {
+            conns: Arc::new(Connections::new(target, timeout)),
+            listener: Arc::new(Listener::new()),
+            breaker: Breaker::new(),
+            runtime: Mutex::new(Some(runtime)),
+            handle,
+        })
+    }
+
+    /// Whether this backend is subscribed, right now, to the channel on which processes
+    /// announce their writes and invalidations. Listening starts when the first cache is built on
+    /// the backend, and takes a round trip to Redis; until it is subscribed (and
+    /// while it reconnects after a fault), other processes' writes do not evict this process's
+    /// L1 copies, which then live until their `l1_ttl`. A readiness probe can wait for it.
+    ///
+    /// ```no_run
+    /// use cache_runtime::{Cache, RedisBackend};
+    /// use std::{sync::Arc, time::{Duration, Instant}};
+    ///
+    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let users: Cache<u64, String> = Cache::builder()
+    ///     .l1_ttl(Duration::from_secs(60))
+    ///     .remote(redis.clone(), "myapp")
+    ///     .build()?;
+    /// let start = Instant::now();
+    /// while !redis.is_listening() && start.elapsed() < Duration::from_secs(5) {
+    ///     std::thread::sleep(Duration::from_millis(5));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn is_listening(&self) -> bool {
+        self.listener.is_subscribed()
+    }
+
+    /// Faults met so far.
+    ///
+    /// ```no_run
+    /// use cache_runtime::{Cache, RedisBackend};
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let users: Cache<u64, String> = Cache::builder()
+    ///     .remote(redis.clone(), "myapp")
+    ///     .build()?;
+    /// // Redis is down: the call is answered by its loader, and the failed connection counted.
+    /// assert_eq!(users.get_or_insert_with(&1, || "ada".to_string()), "ada");
+    /// assert!(redis.faults().connect > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn faults(&self) -> Faults {
+        self.breaker.faults()
+    }
+
+    /// Whether the breaker is open now (Redis is being skipped).
+    ///
+    /// ```no_run
+    /// use cache_runtime::{Cache, RedisBackend};
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// let redis = Arc::new(RedisBackend::new("redis://127.0.0.1/", Duration::from_millis(50))?);
+    /// let users: Cache<u64, String> = Cache::builder()
+    ///     .remote(redis.clone(), "myapp")
+    ///     .build()?;
+    /// for id in 0..10 {
+    ///     users.get_or_insert_with(&id, || format!("user {id}")); // Redis is down
+    /// }
+    /// assert!(redis.is_open());
+    /// assert!(redis.faults().short_circuited > 0); // later calls skipped Redis: no waiting
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// Runs `op` for a blocking caller: its single command on a pooled blocking connection
+    /// (bounded by socket timeouts), or else the whole operation on the backend's runtime.
+    fn run<T: redis::FromRedisValue + Send + 'static>(&self, op: Op<T>) -> Result<T, Fault> {
+        self.breaker.admit()?;
+        let r = if let Op::Pooled(cmd, _) = &op {
+            self.conns.blocking_call(cmd)
+        } else {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let within = self.spawn(op, move |r| {
+                let _ = tx.send(r);
+            });
+            // The task answers within its bound; the margin covers scheduling only.
+            rx.recv_timeout(within.saturating_add(Duration::from_millis(100)))
+                .unwrap_or(Err(Fault::Timeout))
+        };
+        self.breaker.record(r)
+    }
+
+    /// Runs `op` for an async caller (of any executor), on the backend's runtime.
+    async fn run_async<T: redis::FromRedisValue + Send + 'static>(
+        &self,
+        op: Op<T>,
+    ) -> Result<T, Fault> {
+        self.breaker.admit()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.spawn(op, move |r| {
+            let _ = tx.send(r);
+        });
+        let r = rx.await.unwrap_or(Err(Fault::Error));
+        self.breaker.record(r)
+    }
+
+    /// Starts `op` on the backend's runtime, which hands its outcome to `reply`; returns the
+    /// operation's bound.
+    fn spawn<T: redis::FromRedisValue + Send + 'static>(
+        &self,
+        op: Op<T>,
+        reply: impl FnOnce(Result<T, Fault>) + Send + 'static,
+    ) -> Duration {
+        let (exchange, within) = op.on_runtime();
+        let within = within.unwrap_or(self.conns.timeout());
+        let conns = Arc::clone(&self.conns);
+        self.handle.spawn(async move {
+            reply(conns.call(within, &exchange).await);
+        });
+        within
+    }
+}
+
+impl Backend for RedisBackend {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Fault> {
+        self.run(commands::get(key))
+    }
+    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Fault>> {
+        Box::pin(self.run_async(commands::get(key)))
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Fault> {
+        self.run(commands::set(key, value, ttl))
+    }
+    fn set_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), Fault>> {
+        Box::pin(self.run_async(commands::set(key, value, ttl)))
+    }
+    fn delete(&self, key: &str) -> Result<(), Fault> {
+        self.run(commands::delete(key))
+    }
+    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Fault>> {
+        Box::pin(self.run_async(commands::delete(key)))
+    }
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Fault> {
+        let pattern = commands::prefix_pattern(prefix);
+        let timeout = self.conns.timeout();
+        match self.conns.cluster_nodes() {
+            Some(nodes) => commands::delete_matching_on_nodes(nodes, &pattern, timeout),
+            None => self.run(commands::delete_matching(pattern, timeout)),
+        }
+    }
+    fn try_lease(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, Fault> {
+        self.run(commands::try_lease(key, token, ttl))
+    }
+    fn try_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Fault>> {
+        Box::pin(self.run_async(commands::try_lease(key, token, ttl)))
+    }
+    fn release_lease(&self, key: &str, token: &str) -> Result<(), Fault> {
+        self.run(commands::release_lease(key, token))
+    }
+    fn release_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<(), Fault>> {
+        Box::pin(self.run_async(commands::release_lease(key, token)))
+    }
+    fn wait_for(
+        &self,
+        key: &str,
+        lease_key: &str,
+        max: Duration,
+    ) -> Result<Option<Vec<u8>>, Fault> {
+        self.run(commands::wait_for(
+            key,
+            lease_key,
+            max,
+            self.conns.timeout(),
+        ))
+    }
+    fn wait_for_async<'a>(
+        &'a self,
+        key: &'a str,
+        lease_key: &'a str,
+        max: Duration,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Fault>> {
+        Box::pin(self.run_async(commands::wait_for(
+            key,
+            lease_key,
+            max,
+            self.conns.timeout(),
+        )))
+    }
+    fn broadcasts(&self) -> bool {
+        true
+    }
+    fn publish(&self, namespace: &str, key: Option<&[u8]>) {
+        // Fire and forget: a lost message leaves other processes' L1 copies to their `l1_ttl`.
+        let _ = self.run(self.listener.publish(namespace, key));
+    }
+    fn subscribe(&self, namespace: &str, handler: Weak<InvalidationHandler>) {
+        // Listening starts with the first registration and reconnects by itself.
+        if self.listener.register(namespace, handler) {
+            let listener = Arc::clone(&self.listener);
+            let subscriber = self.conns.subscriber().clone();
+            self.handle.spawn(listener.listen(subscriber));
+        }
+    }
+    fn health(&self) -> Health {
+        Health {
+            breaker_open: self.is_open(),
+            listening: self.is_listening(),
+        }
+    }
+}
