@@ -105,13 +105,16 @@ where
                         }
                     };
                     let (Some(owned), Some((tier, rk))) = (owned, remote) else {
-                        return self.lead::<I, Q, E, F>(leader, key, hash, None, load).await;
+                        return self
+                            .lead::<I, E, F>((leader, hash), || key.to_owned(), None, load)
+                            .await;
                     };
                     return match self.ask_remote::<I>(tier, &rk).await {
                         Remote::Found(e) => self.fill_from_remote(leader, owned, e).into(),
                         Remote::Load(lease) => {
+                            let remote = Some((tier, &rk));
                             let out = self
-                                .lead::<I, Q, E, F>(leader, key, hash, Some((tier, &rk)), load)
+                                .lead::<I, E, F>((leader, hash), || key.to_owned(), remote, load)
                                 .await;
                             if let Some(lease) = lease {
                                 lease.release::<I>().await;
@@ -178,19 +181,13 @@ where
     /// The leader's load: runs the loader, and stores a cacheable outcome in the remote tier
     /// and in L1 (sharing it with the waiters); an outcome not to cache releases the waiters to
     /// retry. If the caller's future is dropped here, `leader` drops and abandons the flight.
-    async fn lead<I: Io, Q, E, F>(
+    async fn lead<I: Io, E, F: Future<Output = Loaded<V, N, E>>>(
         &self,
-        leader: Leader<'_, K, Entry<V, N>>,
-        key: &Q,
-        hash: u64,
+        (leader, hash): (Leader<'_, K, Entry<V, N>>, u64),
+        key: impl FnOnce() -> K,
         remote: Option<(&dyn Tier<K, V, N>, &RemoteKey)>,
         load: impl FnOnce() -> F,
-    ) -> Loaded<V, N, E>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: Future<Output = Loaded<V, N, E>>,
-    {
+    ) -> Loaded<V, N, E> {
         self.core.meter.stats.incr(Counter::Load);
         let started = self.load_start();
         let c = match self.cacheable(load().await, started) {
@@ -202,8 +199,7 @@ where
             }
         };
         self.trace_load(hash, true);
-        self.store_loaded::<I, _>(leader, || key.to_owned(), remote, &c)
-            .await;
+        self.store_loaded::<I, _>(leader, key, remote, &c).await;
         c.entry.into()
     }
 

@@ -21,7 +21,13 @@ where
     V: Clone + Send + Sync + 'static,
     N: Clone + Send + Sync + 'static,
 {
-    fn put(&self, key: K, mut stored: Stored<V, N>) {
+    /// Stores `entry` until `expires_at` (write-through to the remote tier, if any).
+    fn put(&self, key: K, entry: Entry<V, N>, expires_at: u64) {
+        let mut stored = Stored {
+            entry,
+            expires_at,
+            early: 0,
+        };
         // Mark any load of this key in flight first, so that its older result cannot overwrite
         // this one when it finishes.
         self.core.flights.invalidate(self.hash(&key), &key);
@@ -75,14 +81,7 @@ where
             drop(self.core.store.remove(&key));
             return;
         };
-        self.put(
-            key,
-            Stored {
-                entry: Entry::Value(value),
-                expires_at,
-                early: 0,
-            },
-        );
+        self.put(key, Entry::Value(value), expires_at);
     }
 
     /// The deadline of `value` stored now: from the `ttl_fn`, else the cache's TTL. `None` when
@@ -130,14 +129,7 @@ where
             .core
             .expiry
             .deadline_for(self.core.meter.clock.now_nanos(), ttl);
-        self.put(
-            key,
-            Stored {
-                entry: Entry::Value(value),
-                expires_at,
-                early: 0,
-            },
-        );
+        self.put(key, Entry::Value(value), expires_at);
         Ok(())
     }
 
@@ -160,14 +152,7 @@ where
             .core
             .expiry
             .deadline(|| self.core.meter.clock.now_nanos(), true);
-        self.put(
-            key,
-            Stored {
-                entry: Entry::Negative(negative),
-                expires_at,
-                early: 0,
-            },
-        );
+        self.put(key, Entry::Negative(negative), expires_at);
     }
 
     /// Removes `key`'s entry; returns whether a fresh one was there. A load of `key` in flight

@@ -35,9 +35,12 @@ pub struct MemoryBackend {
     inner: Arc<Inner>,
 }
 
+/// Each key's bytes and deadline.
+type Entries = HashMap<String, (Vec<u8>, Option<Instant>)>;
+
 #[derive(Debug, Default)]
 struct Inner {
-    entries: Mutex<HashMap<String, (Vec<u8>, Option<Instant>)>>,
+    entries: Mutex<Entries>,
     /// Notified on every write and delete (for lease waits).
     changed: Condvar,
 }
@@ -87,12 +90,12 @@ impl MemoryBackend {
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (Vec<u8>, Option<Instant>)>> {
+    fn lock(&self) -> MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The live value of `key` (an expired one is removed).
-    fn live(map: &mut HashMap<String, (Vec<u8>, Option<Instant>)>, key: &str) -> Option<Vec<u8>> {
+    fn live(map: &mut Entries, key: &str) -> Option<Vec<u8>> {
         match map.get(key) {
             Some((_, Some(deadline))) if *deadline <= Instant::now() => {
                 map.remove(key);
@@ -122,9 +125,8 @@ impl Inner {
             if let Some(v) = Self::live(&mut map, key) {
                 return Some(v);
             }
-            if Self::live(&mut map, lease_key).is_none() {
-                return None;
-            }
+            // The lease ended without a value: stop waiting.
+            Self::live(&mut map, lease_key)?;
             let left = end.map_or(max, |e| e.saturating_duration_since(Instant::now()));
             if left.is_zero() {
                 return None;
