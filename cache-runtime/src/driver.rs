@@ -199,11 +199,18 @@ impl Wake for Unpark {
 /// Runs `fut` to completion on this thread. Code driven by [`Blocking`] (and a blocking
 /// caller's loader) is ready at the first poll, which needs no waker of its own; anything else
 /// parks the thread until woken.
+#[inline(always)]
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     if let Poll::Ready(out) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         return out;
     }
+    park_until_ready(fut)
+}
+
+/// The rest of [`block_on`], for a future that was not ready at once.
+#[cold]
+fn park_until_ready<F: Future>(mut fut: std::pin::Pin<&mut F>) -> F::Output {
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     loop {

@@ -7,7 +7,7 @@ use std::hash::Hash;
 
 use super::Cache;
 use super::refresh::{from_loaded, to_loaded};
-use crate::driver::{Async, Blocking, Io, block_on};
+use crate::driver::{Async, Blocking, block_on};
 use crate::entry::{Entry, Loaded};
 
 /// The value of a hit in a cache without negative results.
@@ -67,7 +67,9 @@ where
     {
         match self.lookup_counted(key) {
             Some(e) => e.into_result(),
-            None => block_on(self.miss_result::<Blocking, _, _>(key, || ready(load()))),
+            None => from_loaded(block_on(
+                self.load_after_miss::<Blocking, _, _, _>(key, || ready(to_loaded(load()))),
+            )),
         }
     }
 
@@ -107,21 +109,11 @@ where
     {
         match self.lookup_counted(key) {
             Some(e) => e.into_result(),
-            None => self.miss_result::<Async, _, _>(key, load).await,
+            None => from_loaded(
+                self.load_after_miss::<Async, _, _, _>(key, || async { to_loaded(load().await) })
+                    .await,
+            ),
         }
-    }
-
-    /// The miss of [`get_or_load`](Self::get_or_load), for either driver.
-    async fn miss_result<I: Io, Q, F>(&self, key: &Q, load: impl FnOnce() -> F) -> Result<V, N>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: Future<Output = Result<V, N>>,
-    {
-        let loaded = self
-            .load_after_miss::<I, Q, Infallible, _>(key, || async { to_loaded(load().await) })
-            .await;
-        from_loaded(loaded)
     }
 }
 
@@ -185,7 +177,9 @@ where
     {
         match self.lookup_counted(key) {
             Some(e) => Ok(hit_value(e)),
-            None => block_on(self.try_miss::<Blocking, _, _, _>(key, || ready(load()))),
+            None => from_tried(block_on(
+                self.load_after_miss::<Blocking, _, _, _>(key, || ready(to_tried(load()))),
+            )),
         }
     }
 
@@ -248,29 +242,10 @@ where
     {
         match self.lookup_counted(key) {
             Some(e) => Ok(hit_value(e)),
-            None => self.try_miss::<Async, _, _, _>(key, load).await,
-        }
-    }
-
-    /// The miss of [`get_or_try_insert_with`](Self::get_or_try_insert_with), for either driver.
-    async fn try_miss<I: Io, Q, E, F>(&self, key: &Q, load: impl FnOnce() -> F) -> Result<V, E>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: Future<Output = Result<V, E>>,
-    {
-        let loaded = self
-            .load_after_miss::<I, Q, E, _>(key, || async {
-                match load().await {
-                    Ok(v) => Loaded::Value(v),
-                    Err(e) => Loaded::Error(e),
-                }
-            })
-            .await;
-        match loaded {
-            Loaded::Value(v) => Ok(v),
-            Loaded::Error(e) => Err(e),
-            Loaded::Negative(n) => match n {},
+            None => from_tried(
+                self.load_after_miss::<Async, _, _, _>(key, || async { to_tried(load().await) })
+                    .await,
+            ),
         }
     }
 }
@@ -340,5 +315,22 @@ where
         self.get_or_load_async(key, || async { load().await.ok_or(()) })
             .await
             .ok()
+    }
+}
+
+/// A fallible loader's outcome: `Err` is returned uncached.
+fn to_tried<V, E>(r: Result<V, E>) -> Loaded<V, Infallible, E> {
+    match r {
+        Ok(v) => Loaded::Value(v),
+        Err(e) => Loaded::Error(e),
+    }
+}
+
+/// The `Result` of a fallible loader's outcome.
+fn from_tried<V, E>(l: Loaded<V, Infallible, E>) -> Result<V, E> {
+    match l {
+        Loaded::Value(v) => Ok(v),
+        Loaded::Error(e) => Err(e),
+        Loaded::Negative(n) => match n {},
     }
 }

@@ -97,30 +97,20 @@ where
                         leader.complete(&e, || ());
                         return e.into();
                     }
-                    let (owned, remote) = match self.core.tier {
-                        None => (None, None),
-                        Some(_) => {
-                            let (owned, remote) = self.remote_key(key.to_owned());
-                            (Some(owned), remote)
+                    if self.core.tier.is_some() {
+                        // The remote tier's steps, boxed: a cache without one keeps a small future.
+                        let remote =
+                            self.lead_remote::<I, E, F>(leader, hash, key.to_owned(), load);
+                        return Box::pin(remote).await;
+                    }
+                    let started = self.start_load();
+                    let out = load().await;
+                    return match self.settle(leader, hash, out, started) {
+                        Ok((leader, c)) => {
+                            self.complete_local(leader, || key.to_owned(), &c);
+                            c.entry.into()
                         }
-                    };
-                    let (Some(owned), Some((tier, rk))) = (owned, remote) else {
-                        return self
-                            .lead::<I, E, F>((leader, hash), || key.to_owned(), None, load)
-                            .await;
-                    };
-                    return match self.ask_remote::<I>(tier, &rk).await {
-                        Remote::Found(e) => self.fill_from_remote(leader, owned, e).into(),
-                        Remote::Load(lease) => {
-                            let remote = Some((tier, &rk));
-                            let out = self
-                                .lead::<I, E, F>((leader, hash), || key.to_owned(), remote, load)
-                                .await;
-                            if let Some(lease) = lease {
-                                lease.release::<I>().await;
-                            }
-                            out
-                        }
+                        Err(uncached) => uncached,
                     };
                 }
                 Join::Waiter(flight, stale) => match I::wait(flight).await {
@@ -148,6 +138,44 @@ where
             .as_deref()
             .and_then(|tier| Some((tier, tier.key(&key)?)));
         (key, remote)
+    }
+
+    /// A leader's miss with a remote tier: its entry, or another process's load, or this
+    /// process's load (under the fleet-wide lease when there is one), stored in both tiers.
+    async fn lead_remote<I: Io, E, F: Future<Output = Loaded<V, N, E>>>(
+        &self,
+        leader: Leader<'_, K, Entry<V, N>>,
+        hash: u64,
+        key: K,
+        load: impl FnOnce() -> F,
+    ) -> Loaded<V, N, E> {
+        let (key, remote) = self.remote_key(key);
+        let mut lease = None;
+        // A key that does not encode has no remote entry: it is loaded for this process only.
+        if let Some((tier, rk)) = &remote {
+            match self.ask_remote::<I>(*tier, rk).await {
+                Remote::Found(e) => return self.fill_from_remote(leader, key, e).into(),
+                Remote::Load(held) => lease = held,
+            }
+        }
+        let started = self.start_load();
+        let out = load().await;
+        let out = match (self.settle(leader, hash, out, started), &remote) {
+            (Ok((leader, c)), Some((tier, rk))) => {
+                self.store_loaded::<I, _>(leader, || key, (*tier, rk), &c)
+                    .await;
+                c.entry.into()
+            }
+            (Ok((leader, c)), None) => {
+                self.complete_local(leader, || key, &c);
+                c.entry.into()
+            }
+            (Err(uncached), _) => uncached,
+        };
+        if let Some(lease) = lease {
+            lease.release::<I>().await;
+        }
+        out
     }
 
     /// Before loading: the remote tier's entry, else (with `distributed_lock`) the fleet-wide
@@ -178,29 +206,35 @@ where
         }
     }
 
-    /// The leader's load: runs the loader, and stores a cacheable outcome in the remote tier
-    /// and in L1 (sharing it with the waiters); an outcome not to cache releases the waiters to
-    /// retry. If the caller's future is dropped here, `leader` drops and abandons the flight.
-    async fn lead<I: Io, E, F: Future<Output = Loaded<V, N, E>>>(
-        &self,
-        (leader, hash): (Leader<'_, K, Entry<V, N>>, u64),
-        key: impl FnOnce() -> K,
-        remote: Option<(&dyn Tier<K, V, N>, &RemoteKey)>,
-        load: impl FnOnce() -> F,
-    ) -> Loaded<V, N, E> {
+    /// Counts a load starting, and tells when it started (for early refresh).
+    #[inline]
+    fn start_load(&self) -> u64 {
         self.core.meter.stats.incr(Counter::Load);
-        let started = self.load_start();
-        let c = match self.cacheable(load().await, started) {
-            Ok(c) => c,
+        self.load_start()
+    }
+
+    /// What the leader's loader returned: the entry to store, with the leader, or an outcome
+    /// not to cache (the leader is dropped, and the waiters retry, one at a time).
+    #[allow(clippy::type_complexity)]
+    #[inline]
+    fn settle<'l, E>(
+        &self,
+        leader: Leader<'l, K, Entry<V, N>>,
+        hash: u64,
+        out: Loaded<V, N, E>,
+        started: u64,
+    ) -> Result<(Leader<'l, K, Entry<V, N>>, ToCache<V, N>), Loaded<V, N, E>> {
+        match self.cacheable(out, started) {
+            Ok(c) => {
+                self.trace_load(hash, true);
+                Ok((leader, c))
+            }
             Err(uncached) => {
                 self.trace_load(hash, false);
                 drop(leader);
-                return uncached;
+                Err(uncached)
             }
-        };
-        self.trace_load(hash, true);
-        self.store_loaded::<I, _>(leader, key, remote, &c).await;
-        c.entry.into()
+        }
     }
 
     /// Stores a loaded entry: first in the remote tier (an invalidation during the load then
@@ -211,17 +245,13 @@ where
         &self,
         leader: Lead<K, Entry<V, N>, D>,
         key: impl FnOnce() -> K,
-        remote: Option<(&dyn Tier<K, V, N>, &RemoteKey)>,
+        (tier, rk): (&dyn Tier<K, V, N>, &RemoteKey),
         c: &ToCache<V, N>,
     ) where
         D: std::ops::Deref<Target = Flights<K, Entry<V, N>>>,
     {
-        if let Some((tier, rk)) = remote {
-            tier::put::<I, K, V, N>(tier, rk, &c.entry, remaining(c.now, c.deadline)).await;
-        }
-        if !self.complete_local(leader, key, c)
-            && let Some((tier, rk)) = remote
-        {
+        tier::put::<I, K, V, N>(tier, rk, &c.entry, remaining(c.now, c.deadline)).await;
+        if !self.complete_local(leader, key, c) {
             tier::delete::<I, K, V, N>(tier, rk).await;
         }
     }
@@ -244,6 +274,7 @@ where
     }
 
     /// When a load starts, for its duration (read only with early refresh on).
+    #[inline]
     pub(super) fn load_start(&self) -> u64 {
         if self.core.beta > 0.0 {
             self.core.meter.clock.now_nanos()
@@ -255,6 +286,7 @@ where
     /// What a leader's outcome becomes: `Ok` with the entry to cache and its deadline, or
     /// `Err` with the outcome to return uncached (the waiters then retry, one at a time).
     /// `started` is when the load began (for early refresh).
+    #[inline]
     pub(super) fn cacheable<E>(
         &self,
         out: Loaded<V, N, E>,
@@ -298,7 +330,8 @@ where
 
     /// Stores the entry in this process's store and shares it with the waiters; `false` when an
     /// invalidation arrived during the load (then nothing was stored).
-    fn complete_local<D>(
+    #[inline]
+    pub(super) fn complete_local<D>(
         &self,
         leader: Lead<K, Entry<V, N>, D>,
         key: impl FnOnce() -> K,
@@ -322,6 +355,7 @@ where
     }
 
     /// The L1 deadline of an entry whose own deadline is `deadline`: sooner with a remote tier.
+    #[inline]
     pub(super) fn l1_deadline(&self, now: u64, deadline: u64) -> u64 {
         match self.core.l1_ttl {
             Some(l1) => deadline.min(now.saturating_add(l1)),

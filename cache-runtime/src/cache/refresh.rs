@@ -114,9 +114,13 @@ where
                 return Err(out);
             }
         };
-        let (key, remote) = self.remote_key(key);
-        let remote = remote.as_ref().map(|(tier, rk)| (*tier, rk));
-        self.store_loaded::<I, _>(lead, || key, remote, &c).await;
+        match self.remote_key(key) {
+            (key, Some((tier, rk))) => {
+                self.store_loaded::<I, _>(lead, || key, (tier, &rk), &c)
+                    .await;
+            }
+            (key, None) => drop(self.complete_local(lead, || key, &c)),
+        }
         Ok(c.entry)
     }
 
@@ -273,16 +277,12 @@ where
     where
         K: Clone,
     {
-        match self.lookup_refresh(&key) {
-            Lookup::Hit(e) => e.into_result(),
-            Lookup::Refresh(e, r) => {
-                self.spawn_refresh(r, key, move || to_loaded(load()));
-                e.into_result()
-            }
-            Lookup::Miss => from_loaded(block_on(
-                self.load_after_miss::<Blocking, _, _, _>(&key, || ready(to_loaded(load()))),
-            )),
-        }
+        block_on(self.serve_or_load::<Blocking, _, _>(
+            key,
+            load,
+            |cache, r, key, load| cache.spawn_refresh(r, key, move || to_loaded(load())),
+            |load| ready(load()),
+        ))
     }
 
     /// The async form of [`get_or_refresh`](Self::get_or_refresh): the refresh is a task on the
@@ -322,15 +322,42 @@ where
         K: Clone,
         F: Future<Output = Result<V, N>> + Send + 'static,
     {
+        self.serve_or_load::<Async, _, _>(
+            key,
+            load,
+            |cache, r, key, load| {
+                cache.spawn_refresh_async(r, key, move || async move { to_loaded(load().await) });
+            },
+            |load| load(),
+        )
+        .await
+    }
+
+    /// [`get_or_refresh`](Self::get_or_refresh) for either driver: a hit is served; a stale or
+    /// early one is served while `spawn` starts its refresh with `load`; a miss loads with
+    /// `load_now(load)`.
+    async fn serve_or_load<I: Io, L, F>(
+        &self,
+        key: K,
+        load: L,
+        spawn: impl FnOnce(&Self, Refresh<K, V, N>, K, L),
+        load_now: impl FnOnce(L) -> F,
+    ) -> Result<V, N>
+    where
+        K: Clone,
+        F: Future<Output = Result<V, N>>,
+    {
         match self.lookup_refresh(&key) {
             Lookup::Hit(e) => e.into_result(),
             Lookup::Refresh(e, r) => {
-                self.spawn_refresh_async(r, key, move || async move { to_loaded(load().await) });
+                spawn(self, r, key, load);
                 e.into_result()
             }
             Lookup::Miss => from_loaded(
-                self.load_after_miss::<Async, _, _, _>(&key, || async { to_loaded(load().await) })
-                    .await,
+                self.load_after_miss::<I, _, _, _>(&key, || async {
+                    to_loaded(load_now(load).await)
+                })
+                .await,
             ),
         }
     }

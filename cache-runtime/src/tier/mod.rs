@@ -54,6 +54,7 @@ impl RemoteKey {
 }
 
 /// What a payload read back is.
+#[cfg_attr(not(feature = "serde"), allow(dead_code))] // made by the typed tier only
 pub(crate) enum Decoded<T> {
     /// This key's entry.
     Hit(T),
