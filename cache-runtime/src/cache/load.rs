@@ -101,6 +101,7 @@ where
     ///
     /// # Errors
     /// The negative result, fresh from `load` or cached.
+    #[inline]
     pub async fn get_or_load_async<Q, F>(&self, key: &Q, load: impl FnOnce() -> F) -> Result<V, N>
     where
         K: Borrow<Q>,
@@ -197,6 +198,7 @@ where
     /// # Ok::<(), cache_runtime::BuildError>(())
     /// # }).unwrap();
     /// ```
+    #[inline]
     pub async fn get_or_insert_with_async<Q, F>(&self, key: &Q, load: impl FnOnce() -> F) -> V
     where
         K: Borrow<Q>,

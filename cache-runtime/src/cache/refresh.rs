@@ -197,7 +197,7 @@ where
         old: Entry<V, N>,
         load: impl FnOnce() -> Loaded<V, N, E>,
     ) -> Entry<V, N> {
-        block_on(self.refresh_here::<Blocking, E, _>(refresh, key, old, || ready(load())))
+        block_on(self.refresh_here::<Blocking, E, _>((refresh, key, old), || ready(load())))
     }
 
     /// The async form of [`refresh_inline`](Self::refresh_inline). If this future is dropped,
@@ -213,21 +213,16 @@ where
     where
         F: Future<Output = Loaded<V, N, E>>,
     {
-        self.refresh_here::<Async, E, F>(refresh, key, old, load)
+        self.refresh_here::<Async, E, F>((refresh, key, old), load)
             .await
     }
 
-    /// The inline refresh, for either driver.
-    async fn refresh_here<I: Io, E, F>(
+    /// The inline refresh of `key` (whose entry is `old`), for either driver.
+    async fn refresh_here<I: Io, E, F: Future<Output = Loaded<V, N, E>>>(
         &self,
-        refresh: Refresh<K, V, N>,
-        key: K,
-        old: Entry<V, N>,
+        (refresh, key, old): (Refresh<K, V, N>, K, Entry<V, N>),
         load: impl FnOnce() -> F,
-    ) -> Entry<V, N>
-    where
-        F: Future<Output = Loaded<V, N, E>>,
-    {
+    ) -> Entry<V, N> {
         self.count_load();
         let out = load().await;
         self.finish_refresh::<I, E>(refresh, key, out)
