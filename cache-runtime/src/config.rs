@@ -266,10 +266,18 @@ impl Configure {
     ///     .backend("local", Spec::Memory)
     ///     .backend("local", Spec::Memory); // a name can be configured once
     /// assert_eq!(config.install(), Err(ConfigError::Duplicate("local".to_string())));
+    /// // An empty name, which no function can use, is refused too:
+    /// let unnamed = config::configure().backend("", Spec::Memory).install();
+    /// assert!(matches!(unnamed, Err(ConfigError::Invalid { .. })));
     /// ```
     pub fn backend(mut self, name: impl Into<String>, spec: impl Into<Spec>) -> Self {
         let name = name.into();
-        if self.backends.iter().any(|(n, _)| *n == name) {
+        if name.trim().is_empty() {
+            self.errors.push(ConfigError::Invalid {
+                name,
+                why: "a backend needs a name (`#[cached(backend = \"...\")]` names it)".into(),
+            });
+        } else if self.backends.iter().any(|(n, _)| *n == name) {
             self.errors.push(ConfigError::Duplicate(name));
         } else {
             self.backends.push((name, spec.into()));

@@ -39,6 +39,11 @@ pub enum BuildError {
     /// `early_refresh`'s beta is not a positive finite number (at most 1e6), or is set without a
     /// TTL.
     InvalidEarlyRefresh(String),
+    /// A setting of the remote tier (`distributed_lock`, `l1_ttl`) on a cache without one.
+    NoRemoteTier {
+        /// Which setting: `"distributed_lock"` or `"l1_ttl"`.
+        setting: &'static str,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -52,6 +57,10 @@ impl fmt::Display for BuildError {
             Self::InvalidJitter(why) => write!(f, "invalid jitter: {why}"),
             Self::InvalidShards(n) => write!(f, "shard count must be 1..=65536, got {n}"),
             Self::InvalidEarlyRefresh(why) => write!(f, "invalid early refresh: {why}"),
+            Self::NoRemoteTier { setting } => write!(
+                f,
+                "`{setting}` needs a remote tier (`CacheBuilder::remote`), and this cache has none"
+            ),
         }
     }
 }

@@ -464,6 +464,17 @@ fn bad_settings_are_errors_not_panics() {
         b().ttl(Duration::MAX).build().unwrap_err(),
         BuildError::TtlTooLarge { setting: "ttl" }
     );
+    // Settings of a remote tier on a cache without one would be ignored silently: refused.
+    assert_eq!(
+        b().l1_ttl(secs(1)).build().unwrap_err(),
+        BuildError::NoRemoteTier { setting: "l1_ttl" }
+    );
+    assert_eq!(
+        b().distributed_lock(secs(5)).build().unwrap_err(),
+        BuildError::NoRemoteTier {
+            setting: "distributed_lock"
+        }
+    );
     for j in [
         Jitter::Fraction(1.01),
         Jitter::Fraction(-0.1),

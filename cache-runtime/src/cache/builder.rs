@@ -573,6 +573,17 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     }
 }
 
+impl<K, V, N> CacheBuilder<K, V, N> {
+    /// Drops the settings of a remote tier: for a function whose configured backend is this
+    /// process's memory.
+    #[cfg(feature = "redis")]
+    pub(crate) fn memory_only(mut self) -> Self {
+        self.lease = None;
+        self.l1_ttl = None;
+        self
+    }
+}
+
 #[cfg(feature = "serde")]
 impl<K, V> CacheBuilder<K, V, Infallible> {
     /// Adds a remote tier (L2) on `backend` behind this process's store (L1): a miss here

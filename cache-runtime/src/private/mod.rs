@@ -216,7 +216,7 @@ fn with_backend<K, V, N>(
 ) -> CacheBuilder<K, V, N> {
     let function = b.name.clone().unwrap_or_default();
     match crate::registry::backend(name, &function) {
-        Ok(crate::config::Installed::Memory) => b,
+        Ok(crate::config::Installed::Memory) => b.memory_only(),
         Ok(crate::config::Installed::Remote {
             backend,
             prefix,

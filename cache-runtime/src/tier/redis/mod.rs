@@ -90,6 +90,13 @@ impl Drop for RedisBackend {
 /// let err = RedisBackend::new("http://127.0.0.1/", Duration::from_millis(50)).unwrap_err();
 /// assert!(matches!(err, BackendError::Url(_)));
 /// assert!(err.to_string().starts_with("invalid Redis URL"));
+/// // Settings that would leave Redis unused are refused, not accepted silently:
+/// let zero = RedisBackend::new("redis://127.0.0.1/", Duration::ZERO).unwrap_err();
+/// assert!(matches!(zero, BackendError::Setting(_)));
+/// let port0 = RedisBackend::new("redis://127.0.0.1:0/", Duration::from_millis(50)).unwrap_err();
+/// assert!(port0.to_string().contains("port 0"));
+/// let nodes = ["redis://127.0.0.1:7000/", "redis://127.0.0.1:0/"];
+/// assert!(matches!(RedisBackend::cluster(&nodes, Duration::from_millis(50)), Err(BackendError::Setting(_))));
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
@@ -98,6 +105,8 @@ pub enum BackendError {
     Url(String),
     /// The backend's runtime thread could not start.
     Runtime(String),
+    /// A setting that would disable the backend: a zero timeout, or port 0.
+    Setting(String),
 }
 
 impl std::fmt::Display for BackendError {
@@ -105,6 +114,7 @@ impl std::fmt::Display for BackendError {
         match self {
             Self::Url(e) => write!(f, "invalid Redis URL: {e}"),
             Self::Runtime(e) => write!(f, "could not start the Redis backend's runtime: {e}"),
+            Self::Setting(e) => write!(f, "invalid Redis backend setting: {e}"),
         }
     }
 }
@@ -129,7 +139,7 @@ impl RedisBackend {
     /// # Errors
     /// A malformed URL, or no thread for the backend's runtime.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, BackendError> {
-        let client = redis::Client::open(url).map_err(|e| BackendError::Url(e.to_string()))?;
+        let client = open(url)?;
         Self::with_target(Target::Single(client), timeout)
     }
 
@@ -153,7 +163,7 @@ impl RedisBackend {
     pub fn cluster(urls: &[&str], timeout: Duration) -> Result<Self, BackendError> {
         let nodes = urls
             .iter()
-            .map(|u| redis::Client::open(*u).map_err(|e| BackendError::Url(e.to_string())))
+            .map(|u| open(u))
             .collect::<Result<Vec<_>, _>>()?;
         let client = redis::cluster::ClusterClientBuilder::new(urls.to_vec())
             .connection_timeout(timeout)
@@ -177,6 +187,12 @@ impl RedisBackend {
     }
 
     fn with_target(target: Target, timeout: Duration) -> Result<Self, BackendError> {
+        if timeout.is_zero() {
+            // Every operation would time out at once: Redis would never be used.
+            return Err(BackendError::Setting(
+                "the operation timeout must be longer than zero".into(),
+            ));
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("cache-runtime-redis")
@@ -410,4 +426,15 @@ impl Backend for RedisBackend {
             listening: self.is_listening(),
         }
     }
+}
+
+/// A client for `url`, which must name a reachable kind of address (port 0 never is).
+fn open(url: &str) -> Result<redis::Client, BackendError> {
+    let client = redis::Client::open(url).map_err(|e| BackendError::Url(e.to_string()))?;
+    if let redis::ConnectionAddr::Tcp(_, 0) | redis::ConnectionAddr::TcpTls { port: 0, .. } =
+        client.get_connection_info().addr()
+    {
+        return Err(BackendError::Setting(format!("`{url}` names port 0")));
+    }
+    Ok(client)
 }
