@@ -32,28 +32,18 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
         result,
     } = &names;
 
-    let (key_ty, value_ty, ret_ty, neg_ty) = (&g.key_ty, &g.value_ty, &g.ret_ty, &g.neg_ty);
+    let (key_ty, value_ty, neg_ty) = (&g.key_ty, &g.value_ty, &g.neg_ty);
     let shape = shaped::shape(&g);
     if let KeyPlan::Inferred { expr } = &m.key {
         return expand_inferred(&g, expr, &shape);
     }
     let const_checks = settings::const_checks(&g);
 
-    // Bound checks at the user's own types, so that a missing `Hash` or `Clone` is reported there.
-    let assert_key = quote_spanned!(key_ty.span()=>
-        const _: () = #krate::__private::assert_key::<#key_ty>();
-    );
-    let assert_value = quote_spanned!(ret_ty.span()=>
-        const _: () = #krate::__private::assert_value::<#value_ty>();
-    );
-    // A cached negative result (the `Err` type) must be clonable too: checked at the return type.
-    let assert_negative = if m.negative {
-        quote_spanned!(ret_ty.span()=>
-            const _: () = #krate::__private::assert_value::<#neg_ty>();
-        )
-    } else {
-        quote!()
-    };
+    // Bound checks at the user's own types, so that a missing `Hash` or `Clone` is reported there,
+    // first. They are statements of the function (and of its companion, with the same tokens):
+    // the compiler reports a failed bound once per span, and identical errors once, so the
+    // runtime calls below, whose types are spelled at the same tokens, add no second error.
+    let asserts = asserts(&g);
 
     // The lookup borrows the arguments; the key is owned (on a miss) before the body, which may
     // move them, is captured.
@@ -64,7 +54,8 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
         KeyPlan::Owned(Param { ident, .. }) => (
             quote!(),
             quote!(&#ident),
-            quote!(let #key: #key_ty = ::core::clone::Clone::clone(&#ident);),
+            // At the key type: a key that is not `Clone` is reported there, once.
+            quote_spanned!(key_ty.span()=> let #key: #key_ty = ::core::clone::Clone::clone(&#ident);),
             quote!(&#key),
         ),
         plan => {
@@ -81,37 +72,40 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     // Calls whose bounds a bad key or value type breaks are spanned at the user's types, so that
     // every error lands there.
     let kspan = key_ty.span();
-    let get_cache = quote!(#cache_static.get());
-    let builder = settings::builder(&g);
-    let (build_call, backend_check) = match &m.backend {
-        None => (
-            quote_spanned!(kspan=> #krate::__private::build::<#key_ty, #value_ty, #neg_ty>(#builder)),
-            quote!(),
-        ),
+    let q_ty = &g.q_ty;
+    let get_cache = fn_cache(&g, cache_static);
+    let configure = settings::configure(&g);
+    let (configure, backend_check) = match &m.backend {
+        None => (quote!(__b #configure), quote!()),
         Some(name) => {
-            let build = if m.negative {
-                quote_spanned!(kspan=> #krate::__private::build_remote_negative::<#key_ty, #value_ty, #neg_ty>)
+            let remote = if m.negative {
+                quote_spanned!(kspan=> #krate::__private::remote_negative::<#key_ty, #value_ty, #neg_ty>)
             } else {
-                quote_spanned!(kspan=> #krate::__private::build_remote::<#key_ty, #value_ty>)
+                quote_spanned!(kspan=> #krate::__private::remote::<#key_ty, #value_ty>)
             };
             (
-                quote!(#build(#builder, #name)),
+                quote!(#remote(__b #configure, #name)),
                 quote_spanned!(name.span()=>
                     const _: () = #krate::__private::assert_remote_backends::<()>();
                 ),
             )
         }
     };
-    // The cache is built by a closure-free `fn` (a static's initializer) from builder calls.
-    let build_fn = quote! {
+    // The settings reach the cache through a closure-free `fn` (a static's initializer): builder
+    // calls without bounds, so that the static adds no error of its own.
+    let configure_fn = quote! {
         {
-            fn __build() -> #krate::Cache<#key_ty, #value_ty, #neg_ty> {
-                #build_call
+            fn __configure(
+                __b: #krate::__private::CacheBuilder<#key_ty, #value_ty, #neg_ty>,
+            ) -> #krate::__private::CacheBuilder<#key_ty, #value_ty, #neg_ty> {
+                #configure
             }
-            __build
+            __configure
         }
     };
-    let lookup_call = quote_spanned!(kspan=> #krate::__private::lookup(#cache, #lookup_ref));
+    let lookup_call = quote_spanned!(kspan=>
+        #krate::__private::lookup::<#key_ty, #value_ty, #neg_ty, #q_ty>(#cache, #lookup_ref)
+    );
     let load_call = load_call(&g, &shape, &quote!(#cache), &load_ref, load);
 
     let (loader_def, call_load) = body_closure(&g, load, result);
@@ -120,9 +114,9 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let site = settings::site(&g);
     let static_def = quote! {
         static #cache_static: #krate::__private::FnCache<#key_ty, #value_ty, #neg_ty> =
-            #krate::__private::FnCache::new(#site, #build_fn);
+            #krate::__private::FnCache::new(#site, #configure_fn);
     };
-    let companion = companion(&g, &static_def, cache_static);
+    let companion = companion(&g, &asserts, &static_def, &get_cache);
 
     let shaped = m.refresh != Refresh::None || m.unless.is_some();
     let lookup_and_load = if shaped {
@@ -153,9 +147,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let mut out = rewrite(
         func,
         quote! {
-            #assert_key
-            #assert_value
-            #assert_negative
+            #asserts
             #backend_check
             #(#const_checks)*
             #static_def
@@ -203,6 +195,9 @@ pub(super) struct Gen<'a> {
     pub(super) krate: TokenStream,
     /// The key type, spanned at the user's tokens it comes from (`_` for an inferred key).
     pub(super) key_ty: TokenStream,
+    /// The type a lookup borrows the key as: the key type, or `T` of a `&T` argument (spanned
+    /// as the key type, so that both report a missing trait at one place).
+    pub(super) q_ty: TokenStream,
     /// The cached value type.
     pub(super) value_ty: TokenStream,
     /// The declared return type (`()` when none).
@@ -235,9 +230,18 @@ impl<'a> Gen<'a> {
             (Returns::Option, true) => quote!(()),
             _ => quote!(::core::convert::Infallible),
         };
+        let key_ty = key_ty(m);
+        let q_ty = match &m.key {
+            KeyPlan::Borrowed(Param {
+                ty: Type::Reference(r),
+                ..
+            }) => respan(r.elem.to_token_stream(), key_ty.span()),
+            _ => key_ty.clone(),
+        };
         Gen {
             m,
-            key_ty: key_ty(&m.key),
+            key_ty,
+            q_ty,
             krate,
             value_ty,
             ret_ty,
@@ -285,13 +289,30 @@ fn owned_value(p: &Param) -> TokenStream {
     }
 }
 
-/// The key's type.
-fn key_ty(plan: &KeyPlan) -> TokenStream {
-    match plan {
+/// `tokens`, all at `span` (for a type that must report its errors where another does).
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            if let proc_macro2::TokenTree::Group(g) = &t {
+                let mut inner = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                inner.set_span(span);
+                return proc_macro2::TokenTree::Group(inner);
+            }
+            t.set_span(span);
+            t
+        })
+        .collect()
+}
+
+/// The key's type. A tuple of arguments is spanned at the argument list.
+fn key_ty(m: &Model) -> TokenStream {
+    match &m.key {
         KeyPlan::Borrowed(p) | KeyPlan::Owned(p) => owned_ty(&p.ty),
         KeyPlan::Tuple(ps) => {
             let tys = ps.iter().map(|p| owned_ty(&p.ty));
-            quote!((#(#tys,)*))
+            let span = m.func.sig.paren_token.span.join();
+            quote_spanned!(span=> (#(#tys,)*))
         }
         KeyPlan::Expr { ty, .. } => match ty {
             KeyType::Given(t) => t.to_token_stream(),
@@ -319,7 +340,12 @@ fn key_expr(plan: &KeyPlan) -> TokenStream {
 /// function's cache (same `site`). Emitted where it can be: a method in a trait impl cannot
 /// gain items, so a method with a `self` receiver gets one only when it has an explicit
 /// visibility (which trait impl methods never have); an inferred key has no nameable type.
-fn companion(g: &Gen<'_>, static_def: &TokenStream, cache_static: &syn::Ident) -> TokenStream {
+fn companion(
+    g: &Gen<'_>,
+    asserts: &TokenStream,
+    static_def: &TokenStream,
+    get_cache: &TokenStream,
+) -> TokenStream {
     let m = g.m;
     let sig = &m.func.sig;
     let has_receiver = matches!(sig.inputs.first(), Some(syn::FnArg::Receiver(_)));
@@ -344,8 +370,9 @@ fn companion(g: &Gen<'_>, static_def: &TokenStream, cache_static: &syn::Ident) -
         #[must_use]
         #[inline]
         #vis fn #name() -> &'static #krate::Cache<#key_ty, #value_ty, #neg_ty> {
+            #asserts
             #static_def
-            #cache_static.get()
+            #get_cache
         }
     }
 }
@@ -368,7 +395,7 @@ fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenS
     let configure = settings::configure(g);
     let bypass_init = bypass_init(g);
     let assert_value = quote_spanned!(ret_ty.span()=>
-        const _: () = #krate::__private::assert_value::<#value_ty>();
+        #krate::__private::assert_value::<#value_ty>();
     );
     let get = quote_spanned!(expr.span()=>
         #cache_static.get::<_, #value_ty, #neg_ty>(&#key, {
@@ -380,6 +407,9 @@ fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenS
             __configure
         })
     );
+    // The key's type is only known to the compiler: the lookup and load are spanned at the key
+    // expression, where `get` reports a key type that lacks a trait.
+    let lookup = quote_spanned!(expr.span()=> #krate::__private::lookup(#cache, &#key));
     let (loader_def, call_load) = body_closure(g, load, result);
     let call_cached = load_call(g, shape, &quote!(#cache), &quote!(&#key), load);
     rewrite(
@@ -393,7 +423,7 @@ fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenS
             #loader_def
             match #get {
                 #krate::__private::Some(#cache) if !(#bypass_init) => {
-                    if let #krate::__private::Some(#entry) = #krate::__private::lookup(#cache, &#key) {
+                    if let #krate::__private::Some(#entry) = #lookup {
                         return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
                     }
                     #call_cached
@@ -416,8 +446,9 @@ fn load_call(
     let (krate, value_ty, neg_ty) = (&g.krate, &g.value_ty, &g.neg_ty);
     let kspan = g.key_ty.span();
     let classify = quote!(#krate::__private::classify::<#shape, #value_ty, #neg_ty, _>);
+    let types = types(g);
     if g.m.func.sig.asyncness.is_some() {
-        quote_spanned!(kspan=> #krate::__private::load_async(
+        quote_spanned!(kspan=> #krate::__private::load_async::<#shape, #types, _, _>(
             #shape,
             #cache,
             #key_ref,
@@ -425,7 +456,7 @@ fn load_call(
         )
         .await)
     } else {
-        quote_spanned!(kspan=> #krate::__private::load(
+        quote_spanned!(kspan=> #krate::__private::load::<#shape, #types, _>(
             #shape,
             #cache,
             #key_ref,
@@ -471,4 +502,38 @@ fn body_closure(g: &Gen<'_>, load: &syn::Ident, result: &syn::Ident) -> (TokenSt
             quote!(#load()),
         )
     }
+}
+
+/// The key, value, negative and lookup types of the runtime's calls (`K, V, N, Q`), `_` each
+/// for an inferred key: each at the user's tokens, so that a missing trait is reported there.
+pub(super) fn types(g: &Gen<'_>) -> TokenStream {
+    if matches!(g.m.key, KeyPlan::Inferred { .. }) {
+        return quote!(_, _, _, _);
+    }
+    let (key_ty, value_ty, neg_ty, q_ty) = (&g.key_ty, &g.value_ty, &g.neg_ty, &g.q_ty);
+    quote!(#key_ty, #value_ty, #neg_ty, #q_ty)
+}
+
+/// The statements that check the key and value types at the user's tokens: the key at the
+/// argument's type (or `key_type`), the value (and a cached `Err`) at the return type.
+fn asserts(g: &Gen<'_>) -> TokenStream {
+    let (krate, key_ty, value_ty, neg_ty, ret_ty) =
+        (&g.krate, &g.key_ty, &g.value_ty, &g.neg_ty, &g.ret_ty);
+    let key = quote_spanned!(key_ty.span()=> #krate::__private::assert_key::<#key_ty>(););
+    let value = quote_spanned!(ret_ty.span()=> #krate::__private::assert_value::<#value_ty>(););
+    // A cached negative result (the `Err` type) must be clonable too: checked at the return type.
+    let negative = if g.m.negative {
+        quote_spanned!(ret_ty.span()=> #krate::__private::assert_value::<#neg_ty>();)
+    } else {
+        quote!()
+    };
+    quote!(#key #value #negative)
+}
+
+/// The function's cache, from its static: the one call that builds it, with its types spelled.
+fn fn_cache(g: &Gen<'_>, cache_static: &syn::Ident) -> TokenStream {
+    let (krate, key_ty, value_ty, neg_ty) = (&g.krate, &g.key_ty, &g.value_ty, &g.neg_ty);
+    quote_spanned!(key_ty.span()=>
+        #krate::__private::fn_cache::<#key_ty, #value_ty, #neg_ty>(&#cache_static)
+    )
 }

@@ -7,13 +7,6 @@ use syn::spanned::Spanned;
 use super::Gen;
 use crate::model::{Capacity, Dur, Jitter};
 
-/// The builder of the function's cache: `CacheBuilder::new()` and the settings' calls.
-pub(super) fn builder(g: &Gen<'_>) -> TokenStream {
-    let (krate, key_ty, value_ty, neg_ty) = (&g.krate, &g.key_ty, &g.value_ty, &g.neg_ty);
-    let configure = configure(g);
-    quote!(#krate::__private::CacheBuilder::<#key_ty, #value_ty, #neg_ty>::new() #configure)
-}
-
 /// The attribute's settings as calls on a `CacheBuilder` (`.name(..).capacity(..) ..`): the
 /// one shape in which settings reach the runtime. Each value is made by the helpers below,
 /// spanned at the user's tokens.

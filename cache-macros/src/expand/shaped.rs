@@ -59,32 +59,38 @@ pub(super) fn body(
         }
         _ => quote!(#key),
     };
+    // Every call that needs the key and value bounds spells the types at the user's tokens.
+    let (key_ty, q_ty) = (&g.key_ty, &g.q_ty);
+    let kvn = quote!(#key_ty, #value_ty, #neg_ty);
+    let types = super::types(g);
     let on_refresh = match (m.refresh, is_async) {
-        (Refresh::Background, false) => quote! {
-            #cache.spawn_refresh(#refresh, #owned_key, #loaded);
-            return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
+        (Refresh::Background, false) => quote_spanned! {kspan=>
+            #krate::__private::spawn_refresh::<#kvn, _>(#cache, #refresh, #owned_key, #loaded);
         },
-        (Refresh::Background, true) => quote! {
-            #cache.spawn_refresh_async(#refresh, #owned_key, #loaded);
-            return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
+        (Refresh::Background, true) => quote_spanned! {kspan=>
+            #krate::__private::spawn_refresh_async::<#kvn, _, _>(#cache, #refresh, #owned_key, #loaded);
         },
-        (_, false) => quote! {
-            let #entry = #cache.refresh_inline(#refresh, #owned_key, #entry, #loaded);
-            return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
+        (_, false) => quote_spanned! {kspan=>
+            let #entry = #krate::__private::refresh_inline::<#kvn, _>(#cache, #refresh, #owned_key, #entry, #loaded);
         },
-        (_, true) => quote! {
-            let #entry = #cache.refresh_inline_async(#refresh, #owned_key, #entry, #loaded).await;
-            return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
+        (_, true) => quote_spanned! {kspan=>
+            let #entry = #krate::__private::refresh_inline_async::<#kvn, _, _>(#cache, #refresh, #owned_key, #entry, #loaded).await;
         },
     };
-    let lookup = quote_spanned!(kspan=> #krate::__private::lookup_refresh(#cache, #lookup_ref));
+    let on_refresh = quote! {
+        #on_refresh
+        return #krate::__private::shape_hit::<#shape, _, _, _>(#entry);
+    };
+    let lookup = quote_spanned!(kspan=>
+        #krate::__private::lookup_refresh::<#kvn, #q_ty>(#cache, #lookup_ref)
+    );
     let load_call = if is_async {
         quote_spanned!(kspan=>
-            #krate::__private::load_async(#shape, #cache, #load_ref, #loaded).await
+            #krate::__private::load_async::<#shape, #types, _, _>(#shape, #cache, #load_ref, #loaded).await
         )
     } else {
         quote_spanned!(kspan=>
-            #krate::__private::load(#shape, #cache, #load_ref, #loaded)
+            #krate::__private::load::<#shape, #types, _>(#shape, #cache, #load_ref, #loaded)
         )
     };
     quote! {

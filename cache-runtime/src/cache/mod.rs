@@ -10,6 +10,7 @@ mod write;
 
 pub use builder::CacheBuilder;
 pub use refresh::Lookup;
+pub(crate) use refresh::Refresh;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};

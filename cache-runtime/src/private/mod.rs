@@ -18,7 +18,10 @@ pub use crate::entry::Loaded;
 use crate::{Cache, Entry};
 
 mod shaped;
-pub use shaped::{Shape, classify, load, load_async, lookup_refresh, shape, shape_hit};
+pub use shaped::{
+    Shape, classify, load, load_async, lookup_refresh, refresh_inline, refresh_inline_async, shape,
+    shape_hit, spawn_refresh, spawn_refresh_async,
+};
 
 /// The `Ok` and `Err` types of a `Result` (through any alias of it).
 pub trait ResultParts {
@@ -67,39 +70,38 @@ pub const fn assert_key<K: CacheKey>() {}
 /// Checked at the return type's span: a cached value must be clonable and shareable.
 pub const fn assert_value<V: CacheValue>() {}
 
-/// A memoized function's cache, built on first use by the function's `build` (its attribute's
-/// settings as [`CacheBuilder`] calls, then [`build`], [`build_remote`] or
-/// [`build_remote_negative`]).
+/// A memoized function's cache, built on first use by [`fn_cache`] from the attribute's
+/// settings (as [`CacheBuilder`] calls).
 pub struct FnCache<K, V, N> {
     cell: OnceLock<Cache<K, V, N>>,
     /// Where the attribute is (`file:line:column:fingerprint`): the function's cache and its
     /// companions' (`cache_put` / `cache_evict`) share one cache through it.
     site: &'static str,
-    build: fn() -> Cache<K, V, N>,
+    configure: Configure<K, V, N>,
 }
 
 impl<K, V, N> FnCache<K, V, N> {
-    /// A cache to be built on first use by `build`.
+    /// A cache to be built on first use, configured by `configure`. No bounds: a bad key or
+    /// value type is reported once, by [`fn_cache`], at the user's type.
     #[must_use]
-    pub const fn new(site: &'static str, build: fn() -> Cache<K, V, N>) -> Self {
+    pub const fn new(site: &'static str, configure: Configure<K, V, N>) -> Self {
         Self {
             cell: OnceLock::new(),
             site,
-            build,
+            configure,
         }
     }
+}
 
-    /// The cache, built on the first call.
-    #[inline]
-    pub fn get(&self) -> &Cache<K, V, N>
-    where
-        K: Send + Sync + 'static,
-        V: Send + Sync + 'static,
-        N: Send + Sync + 'static,
-    {
-        self.cell
-            .get_or_init(|| crate::registry::site_cache(self.site, self.build))
-    }
+/// The function's cache, built on the first call. Generated code names the types (at the
+/// user's tokens), so that a key or value type that lacks a trait is reported there.
+#[inline]
+pub fn fn_cache<K: CacheKey, V: CacheValue, N: CacheValue>(
+    c: &FnCache<K, V, N>,
+) -> &Cache<K, V, N> {
+    c.cell.get_or_init(|| {
+        crate::registry::site_cache(c.site, || build((c.configure)(CacheBuilder::new())))
+    })
 }
 
 /// A function's settings, as calls on a builder.
@@ -151,9 +153,7 @@ impl Default for ErasedFnCache {
 /// Builds a function's cache. Never fails: invalid settings (only possible for `Duration`
 /// expressions) fall back to the defaults, with a message on standard error.
 #[cold]
-pub fn build<K: CacheKey, V: CacheValue, N: CacheValue>(
-    b: CacheBuilder<K, V, N>,
-) -> Cache<K, V, N> {
+fn build<K: CacheKey, V: CacheValue, N: CacheValue>(b: CacheBuilder<K, V, N>) -> Cache<K, V, N> {
     let name = b.name.clone();
     let (cache, error) = b.build_or_default();
     if let Some(e) = error {
@@ -167,47 +167,43 @@ pub fn build<K: CacheKey, V: CacheValue, N: CacheValue>(
     cache
 }
 
-/// Builds the cache of a function with `backend = "..."` and no negative results.
+/// Adds the remote tier of `backend = "..."` to a function's builder (no negative results).
 ///
 /// # Panics
 /// When the backend was never configured: a configuration mistake, reported at the function's
 /// first call with its name (see [`config`](crate::config)).
 #[cfg(feature = "redis")]
 #[cold]
-pub fn build_remote<K, V>(
+pub fn remote<K, V>(
     b: CacheBuilder<K, V, Infallible>,
     backend: &str,
-) -> Cache<K, V, Infallible>
+) -> CacheBuilder<K, V, Infallible>
 where
-    K: CacheKey + serde::Serialize + serde::de::DeserializeOwned,
-    V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
+    K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
-    build(with_backend(b, backend, CacheBuilder::remote))
+    with_backend(b, backend, CacheBuilder::remote)
 }
 
-/// Builds the cache of a function with `backend = "..."` and `negative_ttl`.
+/// Adds the remote tier of `backend = "..."` to the builder of a function with `negative_ttl`.
 ///
 /// # Panics
-/// As [`build_remote`].
+/// As [`remote`].
 #[cfg(feature = "redis")]
 #[cold]
-pub fn build_remote_negative<K, V, N>(b: CacheBuilder<K, V, N>, backend: &str) -> Cache<K, V, N>
+pub fn remote_negative<K, V, N>(b: CacheBuilder<K, V, N>, backend: &str) -> CacheBuilder<K, V, N>
 where
-    K: CacheKey + serde::Serialize + serde::de::DeserializeOwned,
-    V: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
-    N: CacheValue + serde::Serialize + serde::de::DeserializeOwned,
+    K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    N: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
-    build(with_backend(
-        b,
-        backend,
-        CacheBuilder::remote_with_negatives,
-    ))
+    with_backend(b, backend, CacheBuilder::remote_with_negatives)
 }
 
 /// Adds the configured backend `name` to `b` (`attach` adds a remote tier).
 ///
 /// # Panics
-/// When the backend was never configured (see [`build_remote`]).
+/// When the backend was never configured (see [`remote`]).
 #[cfg(feature = "redis")]
 fn with_backend<K, V, N>(
     b: CacheBuilder<K, V, N>,

@@ -8,7 +8,7 @@ use std::hash::Hash;
 
 use super::{CacheKey, CacheValue};
 use crate::Cache;
-use crate::cache::Lookup;
+use crate::cache::{Lookup, Refresh};
 use crate::driver::{Async, Blocking, block_on};
 use crate::entry::{Entry, Loaded};
 
@@ -221,4 +221,67 @@ where
     F: Future<Output = Loaded<V, N, Out>>,
 {
     S::out(cache.load_after_miss::<Async, _, _, _>(key, load).await)
+}
+
+/// A refresh (`stale`) run in the background, for a blocking caller. The refresh functions
+/// carry the key and value bounds, like [`load`], so that generated code names the types.
+pub fn spawn_refresh<K, V, N, E: 'static>(
+    cache: &Cache<K, V, N>,
+    refresh: Refresh<K, V, N>,
+    key: K,
+    load: impl FnOnce() -> Loaded<V, N, E> + Send + 'static,
+) where
+    K: CacheKey,
+    V: CacheValue,
+    N: CacheValue,
+{
+    cache.spawn_refresh(refresh, key, load);
+}
+
+/// A refresh (`stale`) run in the background, for an async caller.
+pub fn spawn_refresh_async<K, V, N, E: Send + 'static, F>(
+    cache: &Cache<K, V, N>,
+    refresh: Refresh<K, V, N>,
+    key: K,
+    load: impl FnOnce() -> F + Send + 'static,
+) where
+    K: CacheKey,
+    V: CacheValue,
+    N: CacheValue,
+    F: Future<Output = Loaded<V, N, E>> + Send + 'static,
+{
+    cache.spawn_refresh_async(refresh, key, load);
+}
+
+/// An early refresh (`early_refresh`) run by a blocking caller: the entry to return.
+pub fn refresh_inline<K, V, N, E>(
+    cache: &Cache<K, V, N>,
+    refresh: Refresh<K, V, N>,
+    key: K,
+    old: Entry<V, N>,
+    load: impl FnOnce() -> Loaded<V, N, E>,
+) -> Entry<V, N>
+where
+    K: CacheKey,
+    V: CacheValue,
+    N: CacheValue,
+{
+    cache.refresh_inline(refresh, key, old, load)
+}
+
+/// An early refresh (`early_refresh`) run by an async caller: the entry to return.
+pub async fn refresh_inline_async<K, V, N, E, F>(
+    cache: &Cache<K, V, N>,
+    refresh: Refresh<K, V, N>,
+    key: K,
+    old: Entry<V, N>,
+    load: impl FnOnce() -> F,
+) -> Entry<V, N>
+where
+    K: CacheKey,
+    V: CacheValue,
+    N: CacheValue,
+    F: Future<Output = Loaded<V, N, E>>,
+{
+    cache.refresh_inline_async(refresh, key, old, load).await
 }
