@@ -3,8 +3,10 @@
 //! A backend asks [`Breaker::admit`] before each operation and hands its outcome to
 //! [`Breaker::record`]. Each kind of fault is counted ([`Faults`]); after [`BREAKER_THRESHOLD`]
 //! consecutive faults the breaker opens for [`BREAKER_COOLDOWN`], during which operations are
-//! refused at no cost (no network), then lets operations through again, so caching resumes by
-//! itself when the server comes back.
+//! refused at no cost (no network). Then it is half-open: one trial operation goes through (the
+//! others are still refused); its success closes the breaker, so caching resumes by itself when
+//! the server comes back, and its failure opens it for another cool-down. A trial that never
+//! reports (a cancelled caller) is replaced by another after a cool-down.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,7 +32,7 @@ use crate::tier::Fault;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const BREAKER_THRESHOLD: u32 = 5;
-/// How long an open breaker skips Redis before trying again.
+/// How long an open breaker skips Redis before it lets one trial operation through.
 ///
 /// ```no_run
 /// use cache_runtime::{BREAKER_COOLDOWN, Cache, RedisBackend};
@@ -87,8 +89,10 @@ struct FaultCounters {
 pub(crate) struct Breaker {
     /// Faults since the last success.
     failures: AtomicU32,
-    /// When an open breaker closes again (clock nanoseconds; in the past: closed).
+    /// When an open breaker becomes half-open (clock nanoseconds).
     open_until: AtomicU64,
+    /// Half-open: no new trial before this (clock nanoseconds).
+    trial_until: AtomicU64,
     clock: Clock,
     faults: FaultCounters,
 }
@@ -99,6 +103,7 @@ impl Breaker {
         Self {
             failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
+            trial_until: AtomicU64::new(0),
             clock: Clock::coarse(),
             faults: FaultCounters::default(),
         }
@@ -122,11 +127,29 @@ impl Breaker {
 
     /// Lets an operation through, or refuses it (and counts it) while the breaker is open.
     pub(crate) fn admit(&self) -> Result<(), Fault> {
-        if self.is_open() {
-            self.faults.short_circuited.fetch_add(1, Ordering::Relaxed);
-            return Err(Fault::Open);
+        if self.failures.load(Ordering::Relaxed) < BREAKER_THRESHOLD {
+            return Ok(()); // closed
         }
-        Ok(())
+        let now = self.clock.now_nanos();
+        if now >= self.open_until.load(Ordering::Relaxed) {
+            // Half-open: the first caller past the cool-down is the trial.
+            let due = self.trial_until.load(Ordering::Relaxed);
+            if now >= due
+                && self
+                    .trial_until
+                    .compare_exchange(
+                        due,
+                        now.saturating_add(cooldown()),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        self.faults.short_circuited.fetch_add(1, Ordering::Relaxed);
+        Err(Fault::Open)
     }
 
     /// Counts an operation's outcome (a success closes the run of faults; a fault may open
@@ -151,14 +174,85 @@ impl Breaker {
                     "cache backend fault"
                 );
                 if n >= BREAKER_THRESHOLD {
-                    let cooldown = u64::try_from(BREAKER_COOLDOWN.as_nanos()).unwrap_or(u64::MAX);
-                    self.open_until.store(
-                        self.clock.now_nanos().saturating_add(cooldown),
-                        Ordering::Relaxed,
-                    );
+                    // Opens (or, after a failed trial, opens again).
+                    let until = self.clock.now_nanos().saturating_add(cooldown());
+                    self.open_until.store(until, Ordering::Relaxed);
+                    self.trial_until.store(until, Ordering::Relaxed);
                 }
             }
         }
         r
+    }
+}
+
+/// [`BREAKER_COOLDOWN`] in nanoseconds.
+fn cooldown() -> u64 {
+    u64::try_from(BREAKER_COOLDOWN.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn breaker(clock: &ManualClock) -> Breaker {
+        let mut b = Breaker::new();
+        b.clock = Clock::manual(clock);
+        b
+    }
+
+    fn open(b: &Breaker) {
+        for _ in 0..BREAKER_THRESHOLD {
+            assert!(b.admit().is_ok());
+            let _ = b.record::<()>(Err(Fault::Timeout));
+        }
+    }
+
+    #[test]
+    fn after_the_cool_down_one_trial_goes_through_and_its_success_closes() {
+        let clock = ManualClock::new();
+        let b = breaker(&clock);
+        open(&b);
+        assert!(b.is_open());
+        assert_eq!(b.admit(), Err(Fault::Open));
+        clock.advance(BREAKER_COOLDOWN);
+        // Half-open: one trial among eight callers, the others refused at no cost.
+        let admitted = (0..8).filter(|_| b.admit().is_ok()).count();
+        assert_eq!(admitted, 1);
+        let _ = b.record::<()>(Ok(()));
+        assert_eq!(
+            (0..8).filter(|_| b.admit().is_ok()).count(),
+            8,
+            "closed again"
+        );
+        assert_eq!(b.faults().short_circuited, 8);
+    }
+
+    #[test]
+    fn a_failed_trial_opens_the_breaker_for_another_cool_down() {
+        let clock = ManualClock::new();
+        let b = breaker(&clock);
+        open(&b);
+        clock.advance(BREAKER_COOLDOWN);
+        assert!(b.admit().is_ok());
+        let _ = b.record::<()>(Err(Fault::Connect));
+        assert!(b.is_open());
+        assert_eq!(b.admit(), Err(Fault::Open));
+        clock.advance(BREAKER_COOLDOWN / 2);
+        assert_eq!(b.admit(), Err(Fault::Open));
+        clock.advance(BREAKER_COOLDOWN / 2);
+        assert!(b.admit().is_ok(), "the next trial");
+    }
+
+    #[test]
+    fn a_trial_that_never_reports_is_replaced_after_a_cool_down() {
+        let clock = ManualClock::new();
+        let b = breaker(&clock);
+        open(&b);
+        clock.advance(BREAKER_COOLDOWN);
+        assert!(b.admit().is_ok()); // its caller is cancelled: no record
+        assert_eq!(b.admit(), Err(Fault::Open));
+        clock.advance(BREAKER_COOLDOWN);
+        assert!(b.admit().is_ok());
     }
 }

@@ -8,7 +8,8 @@
 //! (fail-open). A circuit breaker counts consecutive faults; after
 //! [`BREAKER_THRESHOLD`](crate::BREAKER_THRESHOLD) of them it opens for
 //! [`BREAKER_COOLDOWN`](crate::BREAKER_COOLDOWN), during which operations cost nothing (no network), then
-//! lets operations through again, so caching resumes by itself when Redis comes back. Each kind
+//! lets one trial operation through (half-open): its success closes the breaker, so caching
+//! resumes by itself when Redis comes back, and its failure opens it again. Each kind
 //! of fault is counted ([`RedisBackend::faults`]).
 //!
 //! In four parts: `conn` (the connections: pooled blocking ones, one multiplexed async one),
