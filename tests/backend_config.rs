@@ -128,12 +128,24 @@ fn configure_install_and_use_named_backends() {
         "the value, and the lease released: {leases:?}"
     );
 
-    // A backend that was never configured: a loud error at the first call, with the names.
-    let panic = std::panic::catch_unwind(|| misconfigured(1)).unwrap_err();
-    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(message.contains("misconfigured"), "{message}");
-    assert!(message.contains("`nowhere`"), "{message}");
-    assert!(message.contains("`local`, `shared`"), "{message}");
+    // A backend that was never configured: `verify` names the function and the backend at
+    // startup (the functions register at link time, called or not), and a call fails open to
+    // this process's memory (said once on standard error) instead of panicking.
+    match config::verify() {
+        Err(ConfigError::Missing(uses)) => {
+            assert_eq!(uses.len(), 1, "{uses:?}");
+            assert!(uses[0].0.ends_with("::misconfigured"), "{uses:?}");
+            assert_eq!(uses[0].1, "nowhere");
+        }
+        other => panic!("verify should list the misconfigured function: {other:?}"),
+    }
+    assert_eq!(misconfigured(1), 1);
+    assert_eq!(misconfigured(1), 1);
+    let cache = cache_runtime::registry::caches()
+        .into_iter()
+        .find(|c| c.name.ends_with("::misconfigured"))
+        .expect("the function's cache, in memory");
+    assert_eq!((cache.stats.loads, cache.stats.hits), (1, 1));
 
     // Leave nothing behind.
     cache_runtime::registry::get::<u64, u64>("config-test.shared")

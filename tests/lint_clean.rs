@@ -136,6 +136,13 @@ async fn evict_early(id: u64) -> Result<(), String> {
 #[cache_evict(plain, all)]
 fn clear_plain() {}
 
+/// A function on a named backend: its backend's name is registered at link time (for
+/// `config::verify`), with no `unsafe` of ours (this crate forbids it).
+#[cached(backend = "lint.nowhere", ttl = "1m", name = "lint.on_backend")]
+fn on_backend(x: u64) -> u64 {
+    x + 2
+}
+
 #[test]
 fn all_kinds_run() {
     assert_eq!(swr(3), Some(3));
@@ -162,4 +169,8 @@ fn all_kinds_run() {
     assert_eq!(rt.block_on(s.async_method(7)), Ok(7));
     assert_eq!(rt.block_on(early(2)), Ok(2));
     assert_eq!(rt.block_on(evict_early(2)), Ok(()));
+    // Never configured: in memory only, and `verify` names it.
+    assert_eq!(on_backend(1), 3);
+    let missing = cache_runtime::config::verify().unwrap_err().to_string();
+    assert!(missing.contains("`lint.on_backend` uses `lint.nowhere`"), "{missing}");
 }

@@ -12,9 +12,10 @@
 //! ```
 //!
 //! With no configuration at all, every cache is in-memory: the quickstart needs no set-up.
-//! Installing twice is an error; so is a `#[cached(backend = "...")]` function whose backend was
-//! never configured: its first call panics with the function's name and the configured names
-//! (the one deliberate panic of this crate, for a configuration mistake, never a silent fallback).
+//! Installing twice is an error. A `#[cached(backend = "...")]` function whose backend was never
+//! configured is found by [`verify`] (call it after [`Configure::install`]: every such function
+//! of the program registers its backend's name at link time); if it runs anyway, its first call
+//! says so once (standard error and a `tracing` error) and it caches in this process only.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -194,6 +195,8 @@ pub enum ConfigError {
     },
     /// The environment variable is malformed.
     Env(String),
+    /// Functions name backends that are not configured: `(function, backend)` pairs.
+    Missing(Vec<(String, String)>),
 }
 
 impl fmt::Display for ConfigError {
@@ -203,6 +206,13 @@ impl fmt::Display for ConfigError {
             Self::Duplicate(n) => write!(f, "backend `{n}` is configured twice"),
             Self::Invalid { name, why } => write!(f, "backend `{name}`: {why}"),
             Self::Env(why) => write!(f, "{ENV_VAR}: {why}"),
+            Self::Missing(uses) => {
+                f.write_str("cache backends not configured:")?;
+                for (function, backend) in uses {
+                    write!(f, " `{function}` uses `{backend}`;")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -403,4 +413,46 @@ pub(crate) enum Installed {
         prefix: String,
         l1_ttl: Duration,
     },
+}
+
+/// Checks that every `#[cached(backend = "...")]` function of the program names a backend that
+/// is installed: call it at startup, after [`Configure::install`] (with no configuration, every
+/// named backend is missing). The functions register their backend's name at link time, so the
+/// check covers functions that were never called.
+///
+/// ```
+/// use cache_runtime::{cached, config::{self, ConfigError, Spec}};
+///
+/// #[cached(backend = "reports")]
+/// fn report(year: u32) -> String {
+///     format!("report {year}")
+/// }
+///
+/// config::configure().backend("users", Spec::Memory).install()?;
+/// match config::verify() {
+///     Err(ConfigError::Missing(uses)) => {
+///         assert!(uses.iter().any(|(f, b)| f.ends_with("report") && b == "reports"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// // Run anyway, it caches in this process's memory only (and says so once).
+/// assert_eq!(report(2024), "report 2024");
+/// # Ok::<(), ConfigError>(())
+/// ```
+///
+/// # Errors
+/// [`ConfigError::Missing`] with every `(function, backend)` pair whose backend is not installed.
+pub fn verify() -> Result<(), ConfigError> {
+    let mut missing: Vec<(String, String)> = inventory::iter::<crate::__private::BackendUse>
+        .into_iter()
+        .filter(|u| !crate::registry::backend_installed(u.backend))
+        .map(|u| (u.function.to_owned(), u.backend.to_owned()))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Missing(missing))
+    }
 }

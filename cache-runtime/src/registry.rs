@@ -116,7 +116,13 @@ pub(crate) fn backends_installed() -> bool {
     REGISTRY.backends.get().is_some()
 }
 
-/// The backend named `name`; on failure, the message for the panic of `function`'s first call.
+/// Whether a backend named `name` is installed.
+#[cfg(feature = "redis")]
+pub(crate) fn backend_installed(name: &str) -> bool {
+    REGISTRY.backends.get().is_some_and(|all| all.contains_key(name))
+}
+
+/// The backend named `name`; on failure, the message that `function`'s first call reports.
 #[cfg(feature = "redis")]
 pub(crate) fn backend(name: &str, function: &str) -> Result<&'static Installed, String> {
     let Some(all) = REGISTRY.backends.get() else {

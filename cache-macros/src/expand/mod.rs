@@ -85,9 +85,16 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
             };
             (
                 quote!(#remote(__b #configure, #name)),
-                quote_spanned!(name.span()=>
-                    const _: () = #krate::__private::assert_remote_backends::<()>();
-                ),
+                {
+                    // Registered at link time, for `config::verify`.
+                    let function = settings::name(&g);
+                    quote_spanned!(name.span()=>
+                        const _: () = #krate::__private::assert_remote_backends::<()>();
+                        #krate::__private::inventory::submit! {
+                            #krate::__private::BackendUse { function: #function, backend: #name }
+                        }
+                    )
+                },
             )
         }
     };

@@ -92,7 +92,7 @@ pub(super) fn const_checks(g: &Gen<'_>) -> Vec<TokenStream> {
 }
 
 /// `name = ".."`, or the function's module path and name.
-fn name(g: &Gen<'_>) -> TokenStream {
+pub(super) fn name(g: &Gen<'_>) -> TokenStream {
     match &g.m.settings.name {
         Some(s) => s.to_token_stream(),
         None => {

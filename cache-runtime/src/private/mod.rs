@@ -169,9 +169,9 @@ fn build<K: CacheKey, V: CacheValue, N: CacheValue>(b: CacheBuilder<K, V, N>) ->
 
 /// Adds the remote tier of `backend = "..."` to a function's builder (no negative results).
 ///
-/// # Panics
-/// When the backend was never configured: a configuration mistake, reported at the function's
-/// first call with its name (see [`config`](crate::config)).
+/// A backend that was never configured is a configuration mistake: reported once, on standard
+/// error and as a `tracing` error, and the function caches in this process's memory only (see
+/// [`config::verify`](crate::config::verify), which finds it at startup).
 #[cfg(feature = "redis")]
 #[cold]
 pub fn remote<K, V>(
@@ -187,8 +187,7 @@ where
 
 /// Adds the remote tier of `backend = "..."` to the builder of a function with `negative_ttl`.
 ///
-/// # Panics
-/// As [`remote`].
+/// A backend that was never configured: as [`remote`].
 #[cfg(feature = "redis")]
 #[cold]
 pub fn remote_negative<K, V, N>(b: CacheBuilder<K, V, N>, backend: &str) -> CacheBuilder<K, V, N>
@@ -202,8 +201,7 @@ where
 
 /// Adds the configured backend `name` to `b` (`attach` adds a remote tier).
 ///
-/// # Panics
-/// When the backend was never configured (see [`remote`]).
+/// A backend that was never configured: in memory only, said once (see [`remote`]).
 #[cfg(feature = "redis")]
 fn with_backend<K, V, N>(
     b: CacheBuilder<K, V, N>,
@@ -218,10 +216,33 @@ fn with_backend<K, V, N>(
             prefix,
             l1_ttl,
         }) => attach(b, std::sync::Arc::clone(backend), prefix).l1_ttl(*l1_ttl),
-        #[allow(clippy::panic)]
-        Err(message) => panic!("{message}"),
+        Err(message) => {
+            // A configuration mistake: said once (the cache is built once), loudly, and the
+            // function caches in this process only; `config::verify` finds it at startup.
+            eprintln!("cache-runtime: {message}; it caches in this process's memory only");
+            #[cfg(feature = "tracing")]
+            tracing::error!(function = %function, backend = %name, "cache backend not configured; caching in memory only");
+            b.memory_only()
+        }
     }
 }
+
+/// A `#[cached(backend = "...")]` function, registered at link time so that
+/// [`config::verify`](crate::config::verify) can list every function whose backend is missing.
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+pub struct BackendUse {
+    /// The function's cache name.
+    pub function: &'static str,
+    /// The backend it names.
+    pub backend: &'static str,
+}
+
+#[cfg(feature = "redis")]
+inventory::collect!(BackendUse);
+
+#[cfg(feature = "redis")]
+pub use inventory;
 
 /// Not implemented: `backend = ...` without the `redis` feature.
 #[diagnostic::on_unimplemented(
