@@ -172,5 +172,8 @@ fn all_kinds_run() {
     // Never configured: in memory only, and `verify` names it.
     assert_eq!(on_backend(1), 3);
     let missing = cache_runtime::config::verify().unwrap_err().to_string();
-    assert!(missing.contains("`lint.on_backend` uses `lint.nowhere`"), "{missing}");
+    assert!(
+        missing.contains("`lint.on_backend` uses `lint.nowhere`"),
+        "{missing}"
+    );
 }

@@ -119,7 +119,10 @@ pub(crate) fn backends_installed() -> bool {
 /// Whether a backend named `name` is installed.
 #[cfg(feature = "redis")]
 pub(crate) fn backend_installed(name: &str) -> bool {
-    REGISTRY.backends.get().is_some_and(|all| all.contains_key(name))
+    REGISTRY
+        .backends
+        .get()
+        .is_some_and(|all| all.contains_key(name))
 }
 
 /// The backend named `name`; on failure, the message that `function`'s first call reports.

@@ -83,19 +83,16 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
             } else {
                 quote_spanned!(kspan=> #krate::__private::remote::<#key_ty, #value_ty>)
             };
-            (
-                quote!(#remote(__b #configure, #name)),
-                {
-                    // Registered at link time, for `config::verify`.
-                    let function = settings::name(&g);
-                    quote_spanned!(name.span()=>
-                        const _: () = #krate::__private::assert_remote_backends::<()>();
-                        #krate::__private::inventory::submit! {
-                            #krate::__private::BackendUse { function: #function, backend: #name }
-                        }
-                    )
-                },
-            )
+            (quote!(#remote(__b #configure, #name)), {
+                // Registered at link time, for `config::verify`.
+                let function = settings::name(&g);
+                quote_spanned!(name.span()=>
+                    const _: () = #krate::__private::assert_remote_backends::<()>();
+                    #krate::__private::inventory::submit! {
+                        #krate::__private::BackendUse { function: #function, backend: #name }
+                    }
+                )
+            })
         }
     };
     // The settings reach the cache through a closure-free `fn` (a static's initializer): builder
