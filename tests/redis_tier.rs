@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cache_runtime::{Cache, Clock, ManualClock, RedisBackend};
+use cache_runtime::{BackendError, Cache, Clock, ManualClock, RedisBackend};
 
 const URL: &str = "redis://127.0.0.1:6379/";
 
@@ -467,4 +467,17 @@ fn a_lease_is_released_when_the_load_is_not_cached() {
         .query(&mut con)
         .unwrap();
     assert!(leases.is_empty(), "a lease outlived a panic: {leases:?}");
+}
+
+/// A database number the server does not have would fail every operation, so that the tier is
+/// never used: refused when the backend is checked (as `config` does when it installs one).
+#[test]
+fn a_database_the_server_does_not_have_is_refused() {
+    let backend =
+        RedisBackend::new("redis://127.0.0.1:6379/99", Duration::from_millis(500)).unwrap();
+    let err = backend.check().unwrap_err();
+    assert!(matches!(err, BackendError::Setting(_)), "{err}");
+    assert!(err.to_string().contains("refused"), "{err}");
+    let fine = RedisBackend::new("redis://127.0.0.1:6379/1", Duration::from_millis(500)).unwrap();
+    assert!(fine.check().unwrap());
 }

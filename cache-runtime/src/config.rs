@@ -384,10 +384,19 @@ impl Configure {
                     } else {
                         RedisBackend::new(&r.url, r.timeout)
                     };
-                    let backend = backend.map_err(|e| ConfigError::Invalid {
+                    let invalid = |e: crate::BackendError| ConfigError::Invalid {
                         name: name.clone(),
                         why: e.to_string(),
-                    })?;
+                    };
+                    let backend = backend.map_err(invalid)?;
+                    // What only the server can refuse (a database it does not have) is refused
+                    // now; a server that is down now is used once it answers (fail open).
+                    if !backend.check().map_err(invalid)? {
+                        eprintln!(
+                            "cache-runtime: backend `{name}` cannot be reached now; caching in \
+                             each process's memory until it answers"
+                        );
+                    }
                     Installed::Remote {
                         backend: Arc::new(backend),
                         prefix: r.prefix,

@@ -210,6 +210,44 @@ impl RedisBackend {
         })
     }
 
+    /// Connects once, within the timeout, to check what only the server can say: that it
+    /// accepts the URL's settings (a database number it has, a password). `Ok(false)` when the
+    /// server cannot be reached now, which is no error: the backend fails open until it can.
+    /// [`config`](crate::config) runs it when it installs a backend.
+    ///
+    /// ```
+    /// use cache_runtime::RedisBackend;
+    /// use std::time::Duration;
+    ///
+    /// // Nothing listens on port 1: not reachable now, and not an error.
+    /// let redis = RedisBackend::new("redis://127.0.0.1:1/", Duration::from_millis(50))?;
+    /// assert!(!redis.check()?);
+    /// # Ok::<(), cache_runtime::BackendError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`BackendError::Setting`] when the server refuses the connection (a database number it
+    /// does not have, a wrong password).
+    pub fn check(&self) -> Result<bool, BackendError> {
+        let refused = |e: redis::RedisError| {
+            if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() {
+                Ok(false)
+            } else {
+                Err(BackendError::Setting(format!(
+                    "the server refused the connection: {e}"
+                )))
+            }
+        };
+        let client = self.conns.subscriber();
+        match client.get_connection_with_timeout(self.conns.timeout()) {
+            Ok(mut c) => match redis::cmd("PING").query::<String>(&mut c) {
+                Ok(_) => Ok(true),
+                Err(e) => refused(e),
+            },
+            Err(e) => refused(e),
+        }
+    }
+
     /// Whether this backend is subscribed, right now, to the channel on which processes
     /// announce their writes and invalidations. Listening starts when the first cache is built on
     /// the backend, and takes a round trip to Redis; until it is subscribed (and
