@@ -481,3 +481,62 @@ fn a_database_the_server_does_not_have_is_refused() {
     let fine = RedisBackend::new("redis://127.0.0.1:6379/1", Duration::from_millis(500)).unwrap();
     assert!(fine.check().unwrap());
 }
+
+/// A server that accepts connections and never answers: each call's remote part is bounded by
+/// one operation timeout as a whole (connecting, the read, no write after a failed read), for
+/// sync and async callers: the slowest call within 1.5x the timeout.
+#[test]
+fn against_a_silent_server_a_call_is_bounded_by_one_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and holds every connection, reading and writing nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            match s {
+                Ok(s) => held.push(s),
+                Err(_) => break,
+            }
+        }
+    });
+    let timeout = Duration::from_millis(200);
+    let b = backend_with(&format!("redis://127.0.0.1:{port}/"), timeout);
+    let c: Cache<u64, u64> = Cache::builder()
+        .name("silent")
+        .remote(b.clone(), "silent")
+        .build()
+        .unwrap();
+    let mut times = Vec::new();
+    for k in 0..12 {
+        let start = Instant::now();
+        assert_eq!(c.get_or_insert_with(&k, || k * 2), k * 2);
+        times.push(start.elapsed());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Past the breaker's cool-down, so that the async calls meet the silent server too.
+    std::thread::sleep(cache_runtime::BREAKER_COOLDOWN);
+    for k in 100..112 {
+        let start = Instant::now();
+        let v = rt.block_on(c.get_or_insert_with_async(&k, || async move { k * 2 }));
+        assert_eq!(v, k * 2);
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let (p50, max) = (times[times.len() / 2], times[times.len() - 1]);
+    eprintln!(
+        "silent server, timeout {timeout:?}: p50 {p50:?}, max {max:?} over {} calls",
+        times.len()
+    );
+    assert!(
+        max <= timeout * 3 / 2,
+        "the slowest call took {max:?} against a {timeout:?} timeout"
+    );
+    assert!(
+        b.faults().timeout + b.faults().connect >= 2,
+        "{:?}",
+        b.faults()
+    );
+}

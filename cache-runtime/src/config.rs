@@ -29,7 +29,7 @@ use crate::RedisBackend;
 /// ```
 /// use cache_runtime::config::{Redis, Spec};
 ///
-/// let spec: Spec = Redis::url("redis://cache.internal:6379/").into();
+/// let spec: Spec = Redis::url("redis://127.0.0.1:6379/").into();
 /// assert!(matches!(spec, Spec::Redis(_)));
 /// assert_ne!(spec, Spec::Memory);
 /// ```
@@ -48,7 +48,7 @@ pub enum Spec {
 /// use cache_runtime::config::{Redis, RedisSpec};
 /// use std::time::Duration;
 ///
-/// let url = "redis://cache.internal:6379/";
+/// let url = "redis://127.0.0.1:6379/";
 /// let spec: RedisSpec = Redis::url(url).prefix("shop").timeout(Duration::from_millis(20));
 /// // The defaults: prefix `cache`, 50 ms per operation, 5 s in each process's memory.
 /// let defaults = Redis::url(url).prefix("cache").timeout(Duration::from_millis(50));
@@ -86,7 +86,7 @@ impl Redis {
     ///
     /// // A single server, or the nodes of a Redis Cluster.
     /// let single = Redis::url("redis://127.0.0.1:6379/0");
-    /// let cluster = Redis::url("redis://10.0.0.1:7000/,redis://10.0.0.2:7000/");
+    /// let cluster = Redis::url("redis://127.0.0.1:7000/,redis://127.0.0.1:7001/");
     /// config::configure()
     ///     .backend("sessions", single)
     ///     .backend("catalog", cluster)

@@ -67,6 +67,8 @@ enum Remote<'a, K, V, N> {
     Found(Entry<V, N>),
     /// Load, holding the fleet-wide lease if one was taken.
     Load(Option<LeaseGuard<'a, K, V, N>>),
+    /// The tier did not answer: load, and keep the value in this process only.
+    Unreachable,
 }
 
 impl<K, V, N> Cache<K, V, N>
@@ -150,17 +152,22 @@ where
         load: impl FnOnce() -> F,
     ) -> Loaded<V, N, E> {
         let (key, remote) = self.remote_key(key);
-        let mut lease = None;
+        let (mut lease, mut reachable) = (None, true);
         // A key that does not encode has no remote entry: it is loaded for this process only.
         if let Some((tier, rk)) = &remote {
             match self.ask_remote::<I>(*tier, rk).await {
                 Remote::Found(e) => return self.fill_from_remote(leader, key, e).into(),
                 Remote::Load(held) => lease = held,
+                // A write would wait on it again: the caller's time is bounded by one timeout.
+                Remote::Unreachable => reachable = false,
             }
         }
         let started = self.start_load();
         let out = load().await;
-        let out = match (self.settle(leader, hash, out, started), &remote) {
+        let out = match (
+            self.settle(leader, hash, out, started),
+            remote.as_ref().filter(|_| reachable),
+        ) {
             (Ok((leader, c)), Some((tier, rk))) => {
                 self.store_loaded::<I, _>(leader, || key, (*tier, rk), &c)
                     .await;
@@ -185,8 +192,11 @@ where
         tier: &'a dyn Tier<K, V, N>,
         rk: &'a RemoteKey,
     ) -> Remote<'a, K, V, N> {
-        if let Some(e) = tier::get::<I, K, V, N>(tier, rk).await {
-            return Remote::Found(e);
+        match tier::get::<I, K, V, N>(tier, rk).await {
+            tier::Fetched::Hit(e) => return Remote::Found(e),
+            // Out of reach for this call: load, and spend no more of the caller's time on it.
+            tier::Fetched::Fault => return Remote::Unreachable,
+            tier::Fetched::Miss => {}
         }
         let Some(ttl) = self.core.lease else {
             return Remote::Load(None);

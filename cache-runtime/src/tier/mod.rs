@@ -81,19 +81,33 @@ pub(crate) trait Tier<K, V, N>: Send + Sync {
     fn attach(&self, l1: Weak<dyn LocalL1<K>>);
 }
 
-/// The entry of `key` in the tier, if any. A fault is a miss; a payload that is not this key's
-/// is a miss too, and deleted unless it is another key's.
+/// What the tier had for a key.
+pub(crate) enum Fetched<T> {
+    /// This key's entry.
+    Hit(T),
+    /// None (or a payload that is not this key's).
+    Miss,
+    /// The backend did not answer: for this call, the tier is out of reach.
+    Fault,
+}
+
+/// The entry of `key` in the tier. A payload that is not this key's is a miss, and deleted
+/// unless it is another key's.
 pub(crate) async fn get<I: Io, K, V, N>(
     tier: &dyn Tier<K, V, N>,
     key: &RemoteKey,
-) -> Option<Entry<V, N>> {
-    let bytes = I::get(tier.backend(), &key.data).await.ok()??;
+) -> Fetched<Entry<V, N>> {
+    let bytes = match I::get(tier.backend(), &key.data).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Fetched::Miss,
+        Err(_) => return Fetched::Fault,
+    };
     match tier.decode(key, &bytes) {
-        Decoded::Hit(e) => Some(e),
-        Decoded::Foreign => None,
+        Decoded::Hit(e) => Fetched::Hit(e),
+        Decoded::Foreign => Fetched::Miss,
         Decoded::Corrupt => {
             let _ = I::delete(tier.backend(), &key.data).await;
-            None
+            Fetched::Miss
         }
     }
 }

@@ -3,6 +3,8 @@
 //! Both reconnect once after a connection broke, and map redis-rs errors to [`Fault`]s.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -118,6 +120,8 @@ pub(super) struct Connections {
     timeout: Duration,
     /// Blocking connections for sync callers (no hop to the runtime thread), reused.
     blocking: Mutex<Vec<SyncConn>>,
+    /// A blocking connection is being made for the pool.
+    refilling: AtomicBool,
     /// The async connection (made when first needed, dropped after a fault).
     conn: tokio::sync::Mutex<Option<AsyncConn>>,
 }
@@ -129,6 +133,7 @@ impl Connections {
             target,
             timeout,
             blocking: Mutex::new(Vec::new()),
+            refilling: AtomicBool::new(false),
             conn: tokio::sync::Mutex::new(None),
         }
     }
@@ -154,62 +159,73 @@ impl Connections {
         }
     }
 
-    /// Sends `cmd` on a pooled blocking connection, bounded by the timeout (socket timeouts).
-    pub(super) fn blocking_call<T: redis::FromRedisValue>(
+    /// Sends `cmd` on a pooled blocking connection, bounded by the timeout (socket timeouts);
+    /// `None` when no pooled connection is at hand (or the one taken was broken): the caller
+    /// then runs it on the backend's runtime, and [`refill`](Self::refill) makes one off its
+    /// path. A caller never waits on a connection attempt of its own.
+    pub(super) fn pooled_call<T: redis::FromRedisValue>(
         &self,
         cmd: &redis::Cmd,
-    ) -> Result<T, Fault> {
-        match self.blocking_try(cmd, true) {
-            // A pooled connection that broke (a restarted server): once more on a fresh one.
-            Err(Fault::Error) => self.blocking_try(cmd, false),
-            other => other,
+    ) -> Option<Result<T, Fault>> {
+        let mut con = self
+            .blocking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()?;
+        match cmd.query::<T>(&mut con) {
+            Ok(v) => {
+                self.put_back(con);
+                Some(Ok(v))
+            }
+            // The connection is dropped: it may be broken or mid-reply.
+            Err(e) if e.is_timeout() => Some(Err(Fault::Timeout)),
+            // A pooled connection that broke (a restarted server): the runtime's connection
+            // (reconnected within the bound) answers instead.
+            Err(e) if e.is_io_error() || e.is_connection_dropped() => None,
+            Err(_) => Some(Err(Fault::Reply)),
         }
     }
 
-    fn blocking_try<T: redis::FromRedisValue>(
-        &self,
-        cmd: &redis::Cmd,
-        pooled: bool,
-    ) -> Result<T, Fault> {
-        let pooled = pooled
-            .then(|| {
-                self.blocking
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .pop()
-            })
-            .flatten();
-        let mut con = match pooled {
-            Some(c) => c,
-            None => match &self.target {
-                Target::Single(client) => {
-                    let c = client
-                        .get_connection_with_timeout(self.timeout)
-                        .map_err(|_| Fault::Connect)?;
-                    c.set_read_timeout(Some(self.timeout))
-                        .map_err(|_| Fault::Connect)?;
-                    c.set_write_timeout(Some(self.timeout))
-                        .map_err(|_| Fault::Connect)?;
-                    SyncConn::Single(c)
-                }
-                Target::Cluster { client, .. } => SyncConn::Cluster(Box::new(
-                    client.get_connection().map_err(|_| Fault::Connect)?,
-                )),
-            },
-        };
-        match cmd.query::<T>(&mut con) {
-            Ok(v) => {
-                let mut pool = self.blocking.lock().unwrap_or_else(PoisonError::into_inner);
-                if pool.len() < 16 {
-                    pool.push(con);
-                }
-                Ok(v)
-            }
-            // The connection is dropped: it may be broken or mid-reply.
-            Err(e) if e.is_timeout() => Err(Fault::Timeout),
-            Err(e) if e.is_io_error() || e.is_connection_dropped() => Err(Fault::Error),
-            Err(_) => Err(Fault::Reply),
+    /// Returns a blocking connection to the pool (at most 16 are kept).
+    fn put_back(&self, con: SyncConn) {
+        let mut pool = self.blocking.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < 16 {
+            pool.push(con);
         }
+    }
+
+    /// Makes one blocking connection for the pool, on a blocking thread of `runtime`, unless
+    /// one is being made already (connecting, with its handshake, may take several round trips:
+    /// never on a caller's path).
+    pub(super) fn refill(self: &Arc<Self>, runtime: &tokio::runtime::Handle) {
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let conns = Arc::clone(self);
+        drop(runtime.spawn_blocking(move || {
+            if let Ok(con) = conns.connect_blocking() {
+                conns.put_back(con);
+            }
+            conns.refilling.store(false, Ordering::Release);
+        }));
+    }
+
+    /// A new blocking connection, with the per-operation timeout on its socket.
+    fn connect_blocking(&self) -> Result<SyncConn, Fault> {
+        Ok(match &self.target {
+            Target::Single(client) => {
+                let c = client
+                    .get_connection_with_timeout(self.timeout)
+                    .map_err(|_| Fault::Connect)?;
+                c.set_read_timeout(Some(self.timeout))
+                    .and_then(|()| c.set_write_timeout(Some(self.timeout)))
+                    .map_err(|_| Fault::Connect)?;
+                SyncConn::Single(c)
+            }
+            Target::Cluster { client, .. } => SyncConn::Cluster(Box::new(
+                client.get_connection().map_err(|_| Fault::Connect)?,
+            )),
+        })
     }
 
     /// Runs `op` on a (re)connected async connection, within `timeout`. Runs on the backend's

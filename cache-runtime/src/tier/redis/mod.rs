@@ -152,7 +152,7 @@ impl RedisBackend {
     /// use cache_runtime::{Faults, RedisBackend};
     /// use std::time::Duration;
     ///
-    /// let nodes = ["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/", "redis://10.0.0.3:7000/"];
+    /// let nodes = ["redis://127.0.0.1:7000/", "redis://127.0.0.1:7001/", "redis://127.0.0.1:7002/"];
     /// let cluster = RedisBackend::cluster(&nodes, Duration::from_millis(50))?; // connects lazily
     /// assert_eq!(cluster.faults(), Faults::default());
     /// assert!(RedisBackend::cluster(&[], Duration::from_millis(50)).is_err());
@@ -320,17 +320,24 @@ impl RedisBackend {
     /// (bounded by socket timeouts), or else the whole operation on the backend's runtime.
     fn run<T: redis::FromRedisValue + Send + 'static>(&self, op: Op<T>) -> Result<T, Fault> {
         self.breaker.admit()?;
-        let r = if let Op::Pooled(cmd, _) = &op {
-            self.conns.blocking_call(cmd)
-        } else {
+        let pooled = match &op {
+            Op::Pooled(cmd, _) => self.conns.pooled_call(cmd),
+            Op::OnRuntime { .. } => None,
+        };
+        let r = pooled.unwrap_or_else(|| {
+            if let Op::Pooled(..) = &op {
+                // No pooled connection: one is made off this caller's path, for the next.
+                self.conns.refill(&self.handle);
+            }
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let within = self.spawn(op, move |r| {
                 let _ = tx.send(r);
             });
             // The task answers within its bound; the margin covers scheduling only.
-            rx.recv_timeout(within.saturating_add(Duration::from_millis(100)))
+            let margin = (within / 4).min(Duration::from_millis(100));
+            rx.recv_timeout(within.saturating_add(margin))
                 .unwrap_or(Err(Fault::Timeout))
-        };
+        });
         self.breaker.record(r)
     }
 
