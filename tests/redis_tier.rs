@@ -397,12 +397,18 @@ fn a_slow_server_times_out_and_a_wrong_answer_is_a_miss() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let start = Instant::now();
-    assert_eq!(c.get_or_insert_with(&2, || "two".into()), "two");
+    // Every call during the stall: bounded by one operation timeout (200 ms) as a whole, within
+    // 1.5x, whatever its path (the first ones wait for the timeout, then the breaker opens).
+    let mut slowest = Duration::ZERO;
+    for k in 2..10 {
+        let start = Instant::now();
+        assert_eq!(c.get_or_insert_with(&k, || k.to_string()), k.to_string());
+        slowest = slowest.max(start.elapsed());
+    }
+    eprintln!("during a 2 s stall, timeout 200 ms: slowest call {slowest:?}");
     assert!(
-        start.elapsed() < Duration::from_millis(1500),
-        "bounded by the operation timeout, not the 2 s sleep: {:?}",
-        start.elapsed()
+        slowest <= Duration::from_millis(300),
+        "bounded by the operation timeout, not the 2 s sleep: {slowest:?}"
     );
     assert!(b.faults().timeout >= 1, "{:?}", b.faults());
     sleeper.join().unwrap();
