@@ -27,6 +27,10 @@ pub(super) fn remaining(now: u64, deadline: u64) -> Option<std::time::Duration> 
 /// A cache's remote tier, and a key as the tier names it.
 pub(super) type TierKey<'a, K, V, N> = (&'a dyn Tier<K, V, N>, RemoteKey);
 
+/// How many times a process whose lease wait ended without a value contends for the lease again
+/// before it loads without one.
+const LEASE_ROUNDS: usize = 3;
+
 /// An entry to cache: when it was loaded, its deadline and early window (coarse-clock ns).
 pub(super) struct ToCache<V, N> {
     pub(super) entry: Entry<V, N>,
@@ -201,19 +205,27 @@ where
         let Some(ttl) = self.core.lease else {
             return Remote::Load(None);
         };
-        match tier::lease::<I, K, V, N>(tier, rk, ttl).await {
-            Leased::Held(token) => Remote::Load(Some(LeaseGuard {
-                tier,
-                key: rk,
-                token: Some(token),
-            })),
-            Leased::Unknown => Remote::Load(None),
-            // Another process loads it: wait for its value (bounded), else load.
-            Leased::Busy => match tier::wait_for::<I, K, V, N>(tier, rk, ttl).await {
-                Some(e) => Remote::Found(e),
-                None => Remote::Load(None),
-            },
+        // Another process loads it: wait for its value (bounded by the lease). When the lease
+        // ends without one (its holder died, or failed), contend for a new lease rather than
+        // all load at once; after a few rounds, load.
+        for _ in 0..LEASE_ROUNDS {
+            match tier::lease::<I, K, V, N>(tier, rk, ttl).await {
+                Leased::Held(token) => {
+                    return Remote::Load(Some(LeaseGuard {
+                        tier,
+                        key: rk,
+                        token: Some(token),
+                    }));
+                }
+                Leased::Unknown => return Remote::Load(None),
+                Leased::Busy => {
+                    if let Some(e) = tier::wait_for::<I, K, V, N>(tier, rk, ttl).await {
+                        return Remote::Found(e);
+                    }
+                }
+            }
         }
+        Remote::Load(None)
     }
 
     /// Counts a load starting, and tells when it started (for early refresh).
