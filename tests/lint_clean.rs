@@ -3,6 +3,7 @@
 //! `cargo clippy --workspace --all-targets -- -D warnings`.
 
 #![deny(warnings, clippy::all, clippy::pedantic)]
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

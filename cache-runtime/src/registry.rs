@@ -88,10 +88,26 @@ where
     V: Send + Sync + 'static,
     N: Send + Sync + 'static,
 {
+    let find = || {
+        REGISTRY
+            .sites
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(s, _)| *s == site)
+            .find_map(|(_, c)| c.downcast_ref::<Cache<K, V, N>>().cloned())
+    };
+    if let Some(c) = find() {
+        return c;
+    }
+    // Built outside the lock: building runs the attribute's setting expressions, which may call
+    // other memoized functions for the first time.
+    let built = build();
     let mut all = REGISTRY
         .sites
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
+    // Another thread may have built this site's cache meanwhile: one cache a site.
     if let Some(c) = all
         .iter()
         .filter(|(s, _)| *s == site)
@@ -99,9 +115,8 @@ where
     {
         return c.clone();
     }
-    let c = build();
-    all.push((site, Box::new(c.clone())));
-    c
+    all.push((site, Box::new(built.clone())));
+    built
 }
 
 /// Installs the named backends; `false` when some were installed already.

@@ -75,15 +75,16 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let q_ty = &g.q_ty;
     let get_cache = fn_cache(&g, cache_static);
     let configure = settings::configure(&g);
+    let builder = format_ident!("__cache_builder", span = Span::mixed_site());
     let (configure, backend_check) = match &m.backend {
-        None => (quote!(__b #configure), quote!()),
+        None => (quote!(#builder #configure), quote!()),
         Some(name) => {
             let remote = if m.negative {
                 quote_spanned!(kspan=> #krate::__private::remote_negative::<#key_ty, #value_ty, #neg_ty>)
             } else {
                 quote_spanned!(kspan=> #krate::__private::remote::<#key_ty, #value_ty>)
             };
-            (quote!(#remote(__b #configure, #name)), {
+            (quote!(#remote(#builder #configure, #name)), {
                 // Registered at link time, for `config::verify`.
                 let function = settings::name(&g);
                 quote_spanned!(name.span()=>
@@ -100,7 +101,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let configure_fn = quote! {
         {
             fn __configure(
-                __b: #krate::__private::CacheBuilder<#key_ty, #value_ty, #neg_ty>,
+                #builder: #krate::__private::CacheBuilder<#key_ty, #value_ty, #neg_ty>,
             ) -> #krate::__private::CacheBuilder<#key_ty, #value_ty, #neg_ty> {
                 #configure
             }
@@ -397,6 +398,7 @@ fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenS
     let (value_ty, ret_ty, neg_ty) = (&g.value_ty, &g.ret_ty, &g.neg_ty);
     let const_checks = settings::const_checks(g);
     let configure = settings::configure(g);
+    let builder = format_ident!("__cache_builder", span = Span::mixed_site());
     let bypass_init = bypass_init(g);
     let assert_value = quote_spanned!(ret_ty.span()=>
         #krate::__private::assert_value::<#value_ty>();
@@ -404,9 +406,9 @@ fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenS
     let get = quote_spanned!(expr.span()=>
         #cache_static.get::<_, #value_ty, #neg_ty>(&#key, {
             fn __configure<K>(
-                b: #krate::__private::CacheBuilder<K, #value_ty, #neg_ty>,
+                #builder: #krate::__private::CacheBuilder<K, #value_ty, #neg_ty>,
             ) -> #krate::__private::CacheBuilder<K, #value_ty, #neg_ty> {
-                b #configure
+                #builder #configure
             }
             __configure
         })

@@ -51,11 +51,15 @@ where
         };
         // Give up as little as possible: first the jitter, then the TTLs, then the sizing.
         let mut b = self;
-        b.jitter = None;
-        if b.tier.is_none() || b.validate().is_err() {
+        if b.tier.is_none() {
+            // Settings of a remote tier mean nothing without one.
             b.lease = None;
             b.l1_ttl = None;
         }
+        if b.validate().is_ok() {
+            return (b.build_validated(), Some(error));
+        }
+        b.jitter = None;
         if b.validate().is_err() {
             b.stale = b.stale.filter(|t| ttl_nanos(*t, "stale").is_ok());
             b.early_refresh = None;
@@ -96,12 +100,12 @@ where
                 ));
             }
         }
-        for (setting, d) in [("distributed_lock", self.lease), ("l1_ttl", self.l1_ttl)] {
-            let Some(d) = d else { continue };
-            if self.tier.is_none() {
-                return Err(BuildError::NoRemoteTier { setting });
+        if self.tier.is_none() {
+            for (setting, d) in [("distributed_lock", self.lease), ("l1_ttl", self.l1_ttl)] {
+                if d.is_some() {
+                    return Err(BuildError::NoRemoteTier { setting });
+                }
             }
-            ttl_nanos(d, setting)?;
         }
         Expiry::new(self.jitter_base(), self.negative_ttl, self.jitter, 0).map(|_| ())
     }

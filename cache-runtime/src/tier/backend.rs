@@ -58,13 +58,16 @@ impl std::error::Error for Fault {}
 /// use cache_runtime::tier::Health;
 ///
 /// let h = Health::default();
-/// assert!(!h.breaker_open && !h.listening);
+/// assert!(!h.breaker_open && !h.half_open && !h.listening);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Health {
     /// The circuit breaker is open: operations are skipped at no cost for now.
     pub breaker_open: bool,
+    /// The circuit breaker is half-open: one trial operation is let through, the others are
+    /// still skipped, until the trial succeeds.
+    pub half_open: bool,
     /// Subscribed, right now, to other processes' invalidations.
     pub listening: bool,
 }

@@ -115,6 +115,11 @@ impl Breaker {
     }
 
     /// Faults counted so far.
+    /// Past its cool-down but not yet closed: one trial goes through, the rest are refused.
+    pub(crate) fn is_half_open(&self) -> bool {
+        self.failures.load(Ordering::Relaxed) >= BREAKER_THRESHOLD && !self.is_open()
+    }
+
     pub(crate) fn faults(&self) -> Faults {
         let f = &self.faults;
         Faults {
@@ -216,6 +221,7 @@ mod tests {
         assert!(b.is_open());
         assert_eq!(b.admit(), Err(Fault::Open));
         clock.advance(BREAKER_COOLDOWN);
+        assert!(!b.is_open() && b.is_half_open());
         // Half-open: one trial among eight callers, the others refused at no cost.
         let admitted = (0..8).filter(|_| b.admit().is_ok()).count();
         assert_eq!(admitted, 1);

@@ -469,6 +469,7 @@ impl Backend for RedisBackend {
     fn health(&self) -> Health {
         Health {
             breaker_open: self.is_open(),
+            half_open: self.breaker.is_half_open(),
             listening: self.is_listening(),
         }
     }
