@@ -372,6 +372,7 @@ impl<K, T, F: Deref<Target = Flights<K, T>>> Lead<K, T, F> {
 
     /// Calls the loader, recording a panic that unwinds out of it, so that the waiters, when
     /// this lead is dropped, receive [`Failure::Panicked`] instead of retrying.
+    #[inline(always)]
     pub(crate) fn call<R>(&mut self, load: impl FnOnce() -> R) -> R {
         let mut guard = OnUnwind {
             flag: &mut self.panicked,
@@ -385,6 +386,7 @@ impl<K, T, F: Deref<Target = Flights<K, T>>> Lead<K, T, F> {
     /// Polls the loader's future (pinned by the caller), recording a panic that unwinds out of
     /// a poll like [`call`](Self::call). A future dropped while pending (a cancelled caller)
     /// records nothing: its waiters retry.
+    #[inline(always)]
     pub(crate) fn watch<'w, Fut: Future>(&'w mut self, fut: Pin<&'w mut Fut>) -> Watched<'w, Fut> {
         Watched {
             fut,
@@ -503,6 +505,7 @@ pub(crate) struct Watched<'a, Fut> {
 impl<Fut: Future> Future for Watched<'_, Fut> {
     type Output = Fut::Output;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Fut::Output> {
         let this = self.get_mut();
         let mut guard = OnUnwind {
