@@ -214,3 +214,36 @@ fn a_non_clone_error_leaves_the_waiters_to_retry() {
     assert_eq!(errors, (0..64).collect::<Vec<_>>());
     assert_eq!(NOT_CLONE_RUNS.load(Ordering::SeqCst), 64);
 }
+
+#[test]
+fn a_cache_with_a_remote_tier_shares_the_error_too() {
+    use cache_runtime::Cache;
+    use cache_runtime::tier::MemoryBackend;
+    // The leader's path through the remote tier (ask it, then load) ends the same way.
+    let cache: Cache<u64, u64> = Cache::builder()
+        .name("tests.failing_loads.remote")
+        .remote(Arc::new(MemoryBackend::new()), "herd")
+        .build()
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (c, r) = (cache.clone(), runs.clone());
+    let (out, elapsed) = herd(move |_| {
+        c.try_get_with(&1, || {
+            r.fetch_add(1, Ordering::SeqCst);
+            thread::sleep(LOAD);
+            Err::<u64, _>(NotClone(0))
+        })
+    });
+    let runs = runs.load(Ordering::SeqCst);
+    assert!(
+        out.iter()
+            .all(|r| matches!(r, Ok(Err(e)) if **e == NotClone(0))),
+        "{out:?}"
+    );
+    assert!((1..=2).contains(&runs), "{runs} runs");
+    assert!(
+        elapsed < 2 * LOAD + MARGIN,
+        "callers done after {elapsed:?}"
+    );
+    assert!(!cache.contains_key(&1));
+}
