@@ -76,3 +76,31 @@ impl<V, N, E> From<Entry<V, N>> for Loaded<V, N, E> {
         }
     }
 }
+
+/// How the uncached outcome of a load (`Loaded::Error`) is shared with the callers waiting on
+/// it: copied into a type-erased `Arc` by the leader, and rebuilt by each waiter, which then
+/// returns it without loading. A load without one leaves its waiters to retry.
+#[doc(hidden)]
+pub struct Share<E> {
+    pub(crate) to_shared: fn(&E) -> std::sync::Arc<dyn std::any::Any + Send + Sync>,
+    pub(crate) from_shared: fn(&(dyn std::any::Any + Send + Sync)) -> Option<E>,
+}
+
+impl<E> Clone for Share<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Share<E> {}
+
+impl<E: Clone + Send + Sync + 'static> Share<E> {
+    /// Shares an outcome by cloning it (once into the `Arc`, once per waiter out of it).
+    #[must_use]
+    pub fn cloned() -> Self {
+        Share {
+            to_shared: |e| std::sync::Arc::new(e.clone()),
+            from_shared: |a| a.downcast_ref::<E>().cloned(),
+        }
+    }
+}

@@ -6,13 +6,18 @@
 //! so both kinds of caller can share one load. The shared [`Flight`] that waiters hold is
 //! allocated by the first waiter: a load nobody waits for costs one table entry and no allocation.
 //!
-//! The leader's [`Leader`] guard ends the load in exactly one of two ways:
+//! The leader's [`Leader`] guard ends the load in exactly one of three ways:
 //! - [`Leader::complete`] with a shareable outcome: every waiter receives a clone;
-//! - anything else: an error that is not cached, a panic unwinding through the loader, or an async
-//!   leader whose future was dropped (cancelled). The guard's `Drop` marks the flight
-//!   *abandoned* and wakes every waiter; each retries from the start, so the next one to reach
-//!   the table leads a fresh load while the rest wait on it. No waiter is ever stranded and at no
-//!   moment do two loads of one key run.
+//! - [`Leader::fail`] with a [`Failure`]: an error that is not cached but can be shared, or a
+//!   panic of the loader (recorded when the loader unwinds through [`Lead::call`] or
+//!   [`Lead::watch`], and published when the guard is dropped): every waiter receives the
+//!   failure and does not load;
+//! - anything else: an error that is not cached and cannot be shared, or an async leader whose
+//!   future was dropped (cancelled). The guard's `Drop` marks the flight *abandoned* and wakes
+//!   every waiter; each retries from the start, so the next one to reach the table leads a fresh
+//!   load while the rest wait on it. A cancellation is not a failure of the data source.
+//!
+//! No waiter is ever stranded and at no moment do two loads of one key run.
 //!
 //! The entry leaves the table in the same critical section in which the leader writes the store,
 //! so a caller arriving later finds the value stored, or leads a new load; and an invalidation
@@ -21,6 +26,7 @@
 //!
 //! Locks: a table shard, then (never the reverse) the store's shard or a flight's state.
 
+use std::any::Any;
 use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
@@ -74,7 +80,18 @@ enum State<T> {
         sync_waiters: usize,
     },
     Done(T),
+    Failed(Failure),
     Abandoned,
+}
+
+/// How a load failed, as its waiters receive it.
+#[derive(Clone)]
+pub(crate) enum Failure {
+    /// The loader's error, shared (not cached): the waiters rebuild it, if they can. (A plain
+    /// `std` `Arc`: a payload, not one of the synchronization primitives the model checks.)
+    Error(std::sync::Arc<dyn Any + Send + Sync>),
+    /// The loader panicked.
+    Panicked,
 }
 
 /// What a caller of [`Flights::join`] is.
@@ -89,7 +106,9 @@ pub(crate) enum Join<'a, K, T> {
 pub(crate) enum Waited<T> {
     /// The leader's shared outcome.
     Value(T),
-    /// The leader gave up (error, panic, cancellation): start over.
+    /// The load failed: the leader's error, or its panic.
+    Failed(Failure),
+    /// The leader gave up (an error it does not share, a cancellation): start over.
     Retry,
     /// The leader is this very thread: waiting would deadlock, so load without deduplication.
     Reentrant,
@@ -177,6 +196,7 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
             hash,
             id,
             finished: false,
+            panicked: false,
         }
     }
 
@@ -244,6 +264,7 @@ impl<T: Clone> Flight<T> {
         loop {
             match &*state {
                 State::Done(v) => return Waited::Value(v.clone()),
+                State::Failed(f) => return Waited::Failed(f.clone()),
                 State::Abandoned => return Waited::Retry,
                 State::Pending { .. } => state = wait(&self.cond, state),
             }
@@ -294,6 +315,7 @@ impl<T: Clone> Future for WaitFuture<T> {
         let mut state = lock(&this.flight.state);
         match &mut *state {
             State::Done(v) => Poll::Ready(Waited::Value(v.clone())),
+            State::Failed(f) => Poll::Ready(Waited::Failed(f.clone())),
             State::Abandoned => Poll::Ready(Waited::Retry),
             State::Pending { wakers, .. } => {
                 match this.slot.and_then(|i| wakers.get_mut(i)) {
@@ -313,7 +335,9 @@ impl<T: Clone> Future for WaitFuture<T> {
     }
 }
 
-/// The leader's duty: end the load. Dropping it unfinished abandons the load.
+/// The leader's duty: end the load. Dropping it unfinished abandons the load, or fails it with
+/// [`Failure::Panicked`] when the loader unwound through [`call`](Lead::call) or
+/// [`watch`](Lead::watch).
 ///
 /// `F` reaches the table: a borrow for a caller that loads, or an owning handle for a refresh
 /// that outlives its caller.
@@ -323,6 +347,8 @@ pub(crate) struct Lead<K, T, F: Deref<Target = Flights<K, T>>> {
     /// Our entry's id in its shard.
     id: u64,
     finished: bool,
+    /// The loader unwound (see [`call`](Lead::call)): dropping the lead fails the flight.
+    panicked: bool,
 }
 
 /// A leader that borrows the table.
@@ -340,6 +366,52 @@ impl<K, T, F: Deref<Target = Flights<K, T>>> Lead<K, T, F> {
             hash: self.hash,
             id: self.id,
             finished: false,
+            panicked: self.panicked,
+        }
+    }
+
+    /// Calls the loader, recording a panic that unwinds out of it, so that the waiters, when
+    /// this lead is dropped, receive [`Failure::Panicked`] instead of retrying.
+    #[inline(always)]
+    pub(crate) fn call<R>(&mut self, load: impl FnOnce() -> R) -> R {
+        let mut guard = OnUnwind {
+            flag: &mut self.panicked,
+            armed: true,
+        };
+        let out = load();
+        guard.armed = false;
+        out
+    }
+
+    /// Polls the loader's future (pinned by the caller), recording a panic that unwinds out of
+    /// a poll like [`call`](Self::call). A future dropped while pending (a cancelled caller)
+    /// records nothing: its waiters retry.
+    #[inline(always)]
+    pub(crate) fn watch<'w, Fut: Future>(&'w mut self, fut: Pin<&'w mut Fut>) -> Watched<'w, Fut> {
+        Watched {
+            fut,
+            panicked: &mut self.panicked,
+        }
+    }
+
+    /// Ends the load with `failure`, shared with every waiter (nothing is stored). The waiters
+    /// that joined after an invalidation retry instead (see [`Join::Waiter`]).
+    pub(crate) fn fail(mut self, failure: Failure) {
+        self.finished = true;
+        if let Some(f) = self.take_flight() {
+            f.finish(State::Failed(failure));
+        }
+    }
+
+    /// Takes the load out of the table: its waiters' flight, if it has any.
+    fn take_flight(&self) -> Option<Arc<Flight<T>>> {
+        let mut shard = lock(self.flights.shard(self.hash));
+        match shard
+            .entries
+            .find_entry(self.hash, |e| e.hash == self.hash && e.id == self.id)
+        {
+            Ok(found) => found.remove().0.flight,
+            Err(_) => None,
         }
     }
 
@@ -399,18 +471,49 @@ impl<K, T, F: Deref<Target = Flights<K, T>>> Drop for Lead<K, T, F> {
             return;
         }
         self.finished = true;
-        let flight = {
-            let mut shard = lock(self.flights.shard(self.hash));
-            match shard
-                .entries
-                .find_entry(self.hash, |e| e.hash == self.hash && e.id == self.id)
-            {
-                Ok(found) => found.remove().0.flight,
-                Err(_) => None,
-            }
-        };
-        if let Some(f) = flight {
-            f.finish(State::Abandoned);
+        if let Some(f) = self.take_flight() {
+            f.finish(if self.panicked {
+                State::Failed(Failure::Panicked)
+            } else {
+                State::Abandoned
+            });
         }
+    }
+}
+
+/// Sets its flag when dropped armed, which only an unwind does: it is disarmed on every
+/// normal return.
+struct OnUnwind<'a> {
+    flag: &'a mut bool,
+    armed: bool,
+}
+
+impl Drop for OnUnwind<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            *self.flag = true;
+        }
+    }
+}
+
+/// The loader's future, as [`Lead::watch`] polls it: a panic out of `poll` is recorded.
+pub(crate) struct Watched<'a, Fut> {
+    fut: Pin<&'a mut Fut>,
+    panicked: &'a mut bool,
+}
+
+impl<Fut: Future> Future for Watched<'_, Fut> {
+    type Output = Fut::Output;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Fut::Output> {
+        let this = self.get_mut();
+        let mut guard = OnUnwind {
+            flag: &mut *this.panicked,
+            armed: true,
+        };
+        let out = this.fut.as_mut().poll(cx);
+        guard.armed = false;
+        out
     }
 }

@@ -208,6 +208,13 @@ pub use cache_macros::cache_put;
 /// `jitter = 0.1 | "2s"`, `negative_ttl = "1s"`, `name = "..."` (default: the function's path),
 /// `returns = "result" | "option" | "value"`, `crate = path`. The README has the full table.
 ///
+/// Concurrent calls with one key run the body once and share its result. An outcome that is not
+/// cached (an `Err` or `None` without `negative_ttl`) is shared too when the return type is
+/// `Clone + Send + Sync + 'static`: the callers waiting on a failing call get its error without
+/// running the body again (with a non-`Clone` error they retry, one at a time); the next call
+/// after them runs it anew. If the body panics, the callers waiting on it panic with the message
+/// "the load of this key panicked in another caller".
+///
 /// Methods taking `&self` need a `key`:
 ///
 /// ```

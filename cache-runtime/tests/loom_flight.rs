@@ -28,7 +28,7 @@ mod sync {
 #[path = "../src/flight.rs"]
 mod flight;
 
-use flight::{Flight, Flights, Join, Waited};
+use flight::{Failure, Flight, Flights, Join, Waited};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 
@@ -55,8 +55,19 @@ impl Model {
         *self.store.lock().unwrap()
     }
 
-    /// The cache's sync miss path; `fail_first` makes the first load give up (error or panic).
+    /// The cache's sync miss path; `fail_first` makes the first load give up (an error that is
+    /// not shared, or a cancellation).
     fn get_or_load(&self, fail_first: bool) -> Option<u64> {
+        self.get_or_load_with(if fail_first {
+            First::Abandon
+        } else {
+            First::Load
+        })
+    }
+
+    /// The cache's sync miss path, the first load ending as `first` says. A caller that meets a
+    /// failure (its own, or the leader's it waited on) returns `None`.
+    fn get_or_load_with(&self, first: First) -> Option<u64> {
         loop {
             if let Some(v) = self.stored() {
                 return Some(v);
@@ -68,16 +79,42 @@ impl Model {
                         return Some(v);
                     }
                     let n = self.loads.fetch_add(1, Ordering::SeqCst);
-                    if fail_first && n == 0 {
-                        drop(leader); // abandoned: what an error, a panic or a cancellation does
-                        return None;
+                    match first {
+                        _ if n > 0 => {}
+                        First::Load => {}
+                        First::Abandon => {
+                            drop(leader); // abandoned: an unshared error or a cancellation
+                            return None;
+                        }
+                        First::Fail => {
+                            leader.fail(Failure::Error(std::sync::Arc::new(7_u64)));
+                            return None;
+                        }
+                        First::Panic => {
+                            let mut leader = leader;
+                            // The loader panics: the lead records it and, dropped, fails the flight.
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                leader.call(|| std::panic::resume_unwind(Box::new("loader")))
+                            }));
+                            assert!(r.is_err());
+                            drop(leader);
+                            return None;
+                        }
                     }
                     leader.complete(&42, || *self.store.lock().unwrap() = Some(42));
                     return Some(42);
                 }
                 Join::Waiter(f, stale) => match f.wait() {
                     Waited::Value(v) if !stale => return Some(v),
-                    Waited::Value(_) => {}
+                    Waited::Failed(Failure::Error(e)) if !stale => {
+                        assert_eq!(e.downcast_ref::<u64>(), Some(&7));
+                        return None;
+                    }
+                    Waited::Failed(Failure::Panicked) if !stale => {
+                        assert_eq!(first, First::Panic);
+                        return None;
+                    }
+                    Waited::Value(_) | Waited::Failed(_) => {}
                     Waited::Retry => {}
                     Waited::Reentrant => unreachable!("different threads"),
                 },
@@ -105,12 +142,26 @@ impl Model {
                     Join::Waiter(f, stale) => match Flight::wait_async(f).await {
                         Waited::Value(v) if !stale => return v,
                         Waited::Value(_) => {}
+                        Waited::Failed(_) => unreachable!("the async leader never fails"),
                         Waited::Retry | Waited::Reentrant => {}
                     },
                 }
             }
         })
     }
+}
+
+/// How the first load of a key ends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum First {
+    /// With the value.
+    Load,
+    /// Abandoned: an error that is not shared, or a cancelled leader.
+    Abandon,
+    /// Failed with a shared error.
+    Fail,
+    /// The loader panicked.
+    Panic,
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -211,4 +262,37 @@ fn invalidation_during_a_load_is_not_overwritten() {
         // Whatever the interleaving, the invalidation wins.
         assert_eq!(m.stored(), None);
     });
+}
+
+/// Two callers, the first load failing (`first`): whatever the interleaving, a caller that
+/// waited on the failed load gets its failure and does not load; one that arrived after it
+/// loads anew. So: one load and two failures, or two loads and the value once.
+fn failing_first_load_is_shared(first: First) {
+    model(move || {
+        let m = Model::new();
+        let m2 = m.clone();
+        let t = loom::thread::spawn(move || m2.get_or_load_with(first));
+        let a = m.get_or_load_with(first);
+        let b = t.join().unwrap();
+        let loads = m.loads.load(Ordering::SeqCst);
+        let got: Vec<_> = [a, b].into_iter().flatten().collect();
+        match loads {
+            1 => assert!(got.is_empty(), "a waiter loaded after a failure: {got:?}"),
+            2 => assert_eq!(got, vec![42]),
+            n => panic!("{n} loads"),
+        }
+        assert_eq!(m.flights.len(), 0, "flight left in the table");
+    });
+}
+
+#[test]
+fn failed_leader_hands_its_error_to_the_waiter() {
+    failing_first_load_is_shared(First::Fail);
+}
+
+#[test]
+fn panicking_loader_fails_the_waiter_instead_of_releasing_it() {
+    // The loader's panics are caught in the model; keep the output quiet.
+    std::panic::set_hook(Box::new(|_| {}));
+    failing_first_load_is_shared(First::Panic);
 }

@@ -231,7 +231,8 @@ fn error_then_success_waiters_get_the_produced_value() {
 }
 
 #[test]
-fn panicking_loader_releases_waiters_and_one_of_them_loads() {
+fn panicking_loader_fails_its_waiters_which_do_not_load() {
+    quiet_expected_panics();
     let cache = cache();
     let (started_tx, started_rx) = mpsc::channel::<()>();
     let gate = Arc::new(Mutex::new(()));
@@ -266,15 +267,307 @@ fn panicking_loader_releases_waiters_and_one_of_them_loads() {
     drop(held);
     // The panic reaches the leader's own caller...
     assert!(leader.join().is_err());
-    // ...the waiters are released, and exactly one of them loads.
+    // ...and every waiter: a panic of the load it waited on, with the documented message, and
+    // none of them loads (a failing loader is not run once per waiter).
     for w in waiters {
-        assert_eq!(w.join().unwrap(), 99);
+        let payload = w.join().expect_err("a waiter of a panicked load panics");
+        assert_eq!(panic_message(&*payload), Some(LOAD_PANICKED));
     }
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
-    // Nothing is poisoned: the cache keeps working.
-    assert_eq!(cache.get(&9), Some(99));
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    // Nothing is poisoned, nothing was cached: the next caller loads.
+    assert_eq!(cache.get(&9), None);
+    assert_eq!(cache.get_or_insert_with(&9, || 99), 99);
     assert_eq!(cache.get_or_insert_with(&10, || 100), 100);
     assert_eq!(cache.loads_in_flight(), 0);
+}
+
+/// What a waiter of a panicked load panics with (documented on the loading methods).
+const LOAD_PANICKED: &str = "the load of this key panicked in another caller";
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
+/// A loader that panics.
+fn panicking_load() -> u64 {
+    panic!("loader failed")
+}
+
+/// Keeps the expected panics of the tests below (a loader's, and its waiters') off the output:
+/// printing a thousand of them would take longer than the loads. Others print as usual.
+fn quiet_expected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !matches!(
+                panic_message(info.payload()),
+                Some("loader failed" | LOAD_PANICKED)
+            ) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// How long a failing load takes in the herd tests below, and the slack on top of two of them.
+const LOAD: Duration = Duration::from_millis(50);
+const MARGIN: Duration = Duration::from_millis(200);
+
+/// A cloneable error, as a database client's often is.
+#[derive(Clone, Debug, PartialEq)]
+struct DbDown(&'static str);
+
+#[test]
+fn sixty_four_threads_on_a_failing_key_share_its_error() {
+    let cache = cache();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(64));
+    let start = std::time::Instant::now();
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            let (cache, runs, barrier) = (cache.clone(), runs.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                cache.try_get_with(&7, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    thread::sleep(LOAD);
+                    Err::<u64, _>(DbDown("connection refused"))
+                })
+            })
+        })
+        .collect();
+    let errors: Vec<Arc<DbDown>> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().expect_err("the loader always fails"))
+        .collect();
+    let elapsed = start.elapsed();
+    let runs = runs.load(Ordering::SeqCst);
+    println!("failing key, 64 threads: {runs} loader runs, {elapsed:?}");
+    assert!(errors.iter().all(|e| **e == DbDown("connection refused")));
+    // A caller arriving after the first load failed may lead a second one; no more.
+    assert!((1..=2).contains(&runs), "{runs} loader runs");
+    assert!(
+        elapsed < 2 * LOAD + MARGIN,
+        "callers done after {elapsed:?}"
+    );
+    // Every waiter got the very `Arc` of the load it waited on: one per load.
+    let mut distinct: Vec<&Arc<DbDown>> = Vec::new();
+    for e in &errors {
+        if !distinct.iter().any(|d| Arc::ptr_eq(d, e)) {
+            distinct.push(e);
+        }
+    }
+    assert_eq!(distinct.len(), runs);
+    assert_eq!(cache.stats().loads as usize, runs);
+    assert!(cache.is_empty(), "an error is not cached");
+    assert_eq!(cache.loads_in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_tasks_on_a_failing_key_share_its_error() {
+    let cache = cache();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(tokio::sync::Barrier::new(1_000));
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..1_000)
+        .map(|_| {
+            let (cache, runs, barrier) = (cache.clone(), runs.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                cache
+                    .try_get_with_async(&7, || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(LOAD).await;
+                        Err::<u64, _>(DbDown("connection refused"))
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut errors = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        errors.push(t.await.unwrap().expect_err("the loader always fails"));
+    }
+    let elapsed = start.elapsed();
+    let runs = runs.load(Ordering::SeqCst);
+    println!("failing key, 1,000 tasks: {runs} loader runs, {elapsed:?}");
+    assert!(errors.iter().all(|e| **e == DbDown("connection refused")));
+    assert!((1..=2).contains(&runs), "{runs} loader runs");
+    assert!(
+        elapsed < 2 * LOAD + MARGIN,
+        "callers done after {elapsed:?}"
+    );
+    let first = &errors[0];
+    let same = errors.iter().filter(|e| Arc::ptr_eq(e, first)).count();
+    // With one load, every task holds the same `Arc`; with two, the two split the tasks.
+    assert!(
+        runs == 2 || same == errors.len(),
+        "{same} of {}",
+        errors.len()
+    );
+    assert!(cache.is_empty());
+    assert_eq!(cache.loads_in_flight(), 0);
+}
+
+#[test]
+fn sixty_four_threads_on_a_panicking_key_panic_without_loading_again() {
+    quiet_expected_panics();
+    let cache = cache();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(64));
+    let start = std::time::Instant::now();
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            let (cache, runs, barrier) = (cache.clone(), runs.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                cache.get_or_insert_with(&7, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    thread::sleep(LOAD);
+                    panic!("loader failed");
+                })
+            })
+        })
+        .collect();
+    let mut own = 0;
+    for h in handles {
+        let payload = h.join().expect_err("every caller panics");
+        match panic_message(&*payload) {
+            Some("loader failed") => own += 1,
+            Some(LOAD_PANICKED) => {}
+            other => panic!("unexpected panic {other:?}"),
+        }
+    }
+    let elapsed = start.elapsed();
+    let runs = runs.load(Ordering::SeqCst);
+    println!("panicking key, 64 threads: {runs} loader runs, {elapsed:?}");
+    assert!((1..=2).contains(&runs), "{runs} loader runs");
+    assert_eq!(
+        own, runs,
+        "only the callers that loaded see their loader's panic"
+    );
+    assert!(
+        elapsed < 2 * LOAD + MARGIN,
+        "callers done after {elapsed:?}"
+    );
+    assert!(cache.is_empty());
+    assert_eq!(cache.loads_in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_tasks_on_a_panicking_key_panic_without_loading_again() {
+    quiet_expected_panics();
+    let cache = cache();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(tokio::sync::Barrier::new(1_000));
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..1_000)
+        .map(|_| {
+            let (cache, runs, barrier) = (cache.clone(), runs.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                cache
+                    .get_or_insert_with_async(&7, || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(LOAD).await;
+                        panicking_load()
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut own = 0;
+    for t in tasks {
+        let payload = t.await.expect_err("every task panics").into_panic();
+        match panic_message(&*payload) {
+            Some("loader failed") => own += 1,
+            Some(LOAD_PANICKED) => {}
+            other => panic!("unexpected panic {other:?}"),
+        }
+    }
+    let elapsed = start.elapsed();
+    let runs = runs.load(Ordering::SeqCst);
+    println!("panicking key, 1,000 tasks: {runs} loader runs, {elapsed:?}");
+    assert!((1..=2).contains(&runs), "{runs} loader runs");
+    assert_eq!(own, runs);
+    assert!(
+        elapsed < 2 * LOAD + MARGIN,
+        "callers done after {elapsed:?}"
+    );
+    assert!(cache.is_empty());
+    assert_eq!(cache.loads_in_flight(), 0);
+}
+
+#[test]
+fn get_or_load_shares_an_uncached_negative_result_with_its_waiters() {
+    // No `negative_ttl`: the `Err` is not cached, but the callers waiting on it get a clone.
+    let cache: Cache<u64, u64, DbDown> = Cache::builder().build().unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(64));
+    let start = std::time::Instant::now();
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            let (cache, runs, barrier) = (cache.clone(), runs.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                cache.get_or_load(&7, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    thread::sleep(LOAD);
+                    Err(DbDown("timeout"))
+                })
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), Err(DbDown("timeout")));
+    }
+    let elapsed = start.elapsed();
+    let runs = runs.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&runs), "{runs} loader runs");
+    assert!(
+        elapsed < 2 * LOAD + MARGIN,
+        "callers done after {elapsed:?}"
+    );
+    assert!(cache.is_empty(), "without negative_ttl nothing is cached");
+}
+
+/// An error that cannot be cloned.
+#[derive(Debug, PartialEq)]
+struct NotClone(u32);
+
+#[test]
+fn get_or_try_insert_with_does_not_share_errors_its_waiters_retry() {
+    // The documented behaviour of `get_or_try_insert_with` (any `E`, no bound): the error goes
+    // to the caller whose load met it, and each waiter retries, one load at a time. Every caller
+    // thus runs its own load; `try_get_with` is the sharing form.
+    let cache = cache();
+    let c = Concurrency::new();
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let (cache, c, barrier) = (cache.clone(), c.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                cache.get_or_try_insert_with(&3, || {
+                    c.enter();
+                    thread::sleep(Duration::from_millis(5));
+                    c.exit();
+                    Err::<u64, _>(NotClone(i))
+                })
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        // Each caller gets the error of its own load.
+        assert_eq!(h.join().unwrap(), Err(NotClone(i as u32)));
+    }
+    assert_eq!(c.runs.load(Ordering::SeqCst), 8);
+    assert_eq!(c.max.load(Ordering::SeqCst), 1, "two loads overlapped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

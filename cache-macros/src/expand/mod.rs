@@ -453,11 +453,13 @@ fn load_call(
     let kspan = g.key_ty.span();
     let classify = quote!(#krate::__private::classify::<#shape, #value_ty, #neg_ty, _>);
     let types = types(g);
+    let share = share(g);
     if g.m.func.sig.asyncness.is_some() {
         quote_spanned!(kspan=> #krate::__private::load_async::<#shape, #types, _, _>(
             #shape,
             #cache,
             #key_ref,
+            #share,
             move || async move { #classify(#load().await, #krate::__private::None) },
         )
         .await)
@@ -466,9 +468,23 @@ fn load_call(
             #shape,
             #cache,
             #key_ref,
+            #share,
             move || #classify(#load(), #krate::__private::None),
         ))
     }
+}
+
+/// How an outcome that is not cached (an `Err`, a `None`, a value `unless` rejects) reaches the
+/// callers waiting on its load: shared by cloning when the declared return type is
+/// `Clone + Send + Sync + 'static` (detected for the concrete type by autoref specialization),
+/// else `None` (they retry).
+pub(super) fn share(g: &Gen<'_>) -> TokenStream {
+    let (krate, ret_ty) = (&g.krate, &g.ret_ty);
+    quote_spanned!(Span::mixed_site()=> {
+        #[allow(unused_imports)]
+        use #krate::__private::{ShareCloned as _, ShareNone as _};
+        (&&#krate::__private::Probe::<#ret_ty>::new()).share()
+    })
 }
 
 /// Whether a call skips the cache: inside `uncached`, or (`if = ..`) when its condition is false.

@@ -84,13 +84,14 @@ pub(super) fn body(
     let lookup = quote_spanned!(kspan=>
         #krate::__private::lookup_refresh::<#kvn, #q_ty>(#cache, #lookup_ref)
     );
+    let share = super::share(g);
     let load_call = if is_async {
         quote_spanned!(kspan=>
-            #krate::__private::load_async::<#shape, #types, _, _>(#shape, #cache, #load_ref, #loaded).await
+            #krate::__private::load_async::<#shape, #types, _, _>(#shape, #cache, #load_ref, #share, #loaded).await
         )
     } else {
         quote_spanned!(kspan=>
-            #krate::__private::load::<#shape, #types, _>(#shape, #cache, #load_ref, #loaded)
+            #krate::__private::load::<#shape, #types, _>(#shape, #cache, #load_ref, #share, #loaded)
         )
     };
     quote! {

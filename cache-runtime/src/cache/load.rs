@@ -4,11 +4,12 @@ use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::future::{Future, ready};
 use std::hash::Hash;
+use std::sync::Arc;
 
 use super::Cache;
 use super::refresh::{from_loaded, to_loaded};
 use crate::driver::{Async, Blocking, block_on};
-use crate::entry::{Entry, Loaded};
+use crate::entry::{Entry, Loaded, Share};
 
 /// The value of a hit in a cache without negative results.
 #[inline(always)]
@@ -30,12 +31,12 @@ where
     /// On a miss, `load` runs once however many callers miss `key` at the same time; the
     /// others wait and share its outcome. `Ok` is cached with the TTL. `Err` is a negative
     /// result: with `negative_ttl` set it is cached for that long (and shared with the waiters,
-    /// and counted in `negative_hits` when served); without it, it is returned to this caller
-    /// only, and the waiters retry one at a time (see [`get_or_try_insert_with`]).
+    /// and counted in `negative_hits` when served); without it, it is not cached, but the
+    /// callers waiting on this load still get a clone of it and do not load again (a caller
+    /// arriving later loads anew).
     ///
-    /// A panic in `load` reaches this caller; the waiters are released and one of them loads.
-    ///
-    /// [`get_or_try_insert_with`]: Cache::get_or_try_insert_with
+    /// A panic in `load` reaches this caller; each caller waiting on this load panics with the
+    /// message "the load of this key panicked in another caller" without running its loader.
     ///
     /// ```
     /// use cache_runtime::Cache;
@@ -67,9 +68,11 @@ where
     {
         match self.lookup_counted(key) {
             Some(e) => e.into_result(),
-            None => from_loaded(block_on(
-                self.load_after_miss::<Blocking, _, _, _>(key, || ready(to_loaded(load()))),
-            )),
+            None => from_loaded(block_on(self.load_after_miss::<Blocking, _, _, _>(
+                key,
+                None,
+                || ready(to_loaded(load())),
+            ))),
         }
     }
 
@@ -111,8 +114,10 @@ where
         match self.lookup_counted(key) {
             Some(e) => e.into_result(),
             None => from_loaded(
-                self.load_after_miss::<Async, _, _, _>(key, || async { to_loaded(load().await) })
-                    .await,
+                self.load_after_miss::<Async, _, _, _>(key, None, || async {
+                    to_loaded(load().await)
+                })
+                .await,
             ),
         }
     }
@@ -126,6 +131,10 @@ where
 {
     /// Returns `key`'s value, running `load` on a miss and caching its result
     /// (compute-if-absent). Concurrent misses of `key` run `load` once and share its value.
+    ///
+    /// If `load` panics, the panic reaches this caller, and each caller waiting on this load
+    /// panics with the message "the load of this key panicked in another caller" without
+    /// running `load` (the next caller after them loads anew).
     ///
     /// ```
     /// use cache_runtime::Cache;
@@ -151,9 +160,15 @@ where
     ///
     /// The error goes to this caller alone, and callers waiting on this load then **retry one
     /// at a time**: the next becomes the leader and loads while the rest wait on it. This needs
-    /// no `E: Clone`, never hands a caller an error that its own call did not meet, and still
-    /// never runs two loads of one key at once. To share errors instead (and spare a failing
-    /// backend), cache them: [`get_or_load`](Self::get_or_load) with `negative_ttl`.
+    /// no bound on `E` (with none, the error cannot be handed to anyone else), never hands a
+    /// caller an error that its own call did not meet, and still never runs two loads of one
+    /// key at once; but N callers waiting on a key whose loader keeps failing run N loads, one
+    /// after another. To share the error with the waiters instead (and spare a failing
+    /// backend), use [`try_get_with`](Self::try_get_with) (every waiter gets the same
+    /// `Arc<E>`), or cache it: [`get_or_load`](Self::get_or_load) with `negative_ttl`.
+    ///
+    /// A panic of `load` is shared, whatever `E`: each caller waiting on this load panics with
+    /// the message "the load of this key panicked in another caller" without running `load`.
     ///
     /// ```
     /// use cache_runtime::Cache;
@@ -178,9 +193,11 @@ where
     {
         match self.lookup_counted(key) {
             Some(e) => Ok(hit_value(e)),
-            None => from_tried(block_on(
-                self.load_after_miss::<Blocking, _, _, _>(key, || ready(to_tried(load()))),
-            )),
+            None => from_tried(block_on(self.load_after_miss::<Blocking, _, _, _>(
+                key,
+                None,
+                || ready(to_tried(load())),
+            ))),
         }
     }
 
@@ -245,8 +262,99 @@ where
         match self.lookup_counted(key) {
             Some(e) => Ok(hit_value(e)),
             None => from_tried(
-                self.load_after_miss::<Async, _, _, _>(key, || async { to_tried(load().await) })
-                    .await,
+                self.load_after_miss::<Async, _, _, _>(key, None, || async {
+                    to_tried(load().await)
+                })
+                .await,
+            ),
+        }
+    }
+    /// Compute-if-absent with a fallible loader whose error is shared, not cached (moka's
+    /// `try_get_with`): callers waiting on a load that fails get **the same** `Arc` of its
+    /// error and do not load again, so a failing data source sees one load per key at a time,
+    /// not one per waiting caller. A caller arriving after the failure loads anew: the error
+    /// is never cached.
+    ///
+    /// If `load` panics, the panic reaches this caller, and each caller waiting on this load
+    /// panics with the message "the load of this key panicked in another caller" (what a panic
+    /// of its own loader would have done) without running `load`.
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    /// use std::sync::Arc;
+    ///
+    /// #[derive(Debug)]
+    /// struct DbDown; // no `Clone` needed
+    ///
+    /// let users: Cache<u64, String> = Cache::builder().build()?;
+    /// let failed: Result<String, Arc<DbDown>> = users.try_get_with(&1, || Err(DbDown));
+    /// assert!(failed.is_err());
+    /// assert!(!users.contains_key(&1)); // the error was not cached: the next call loads
+    /// assert_eq!(users.try_get_with(&1, || Ok::<_, DbDown>("ada".to_string())).unwrap(), "ada");
+    /// assert_eq!(users.stats().loads, 2);
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `load`'s error, from this caller's load or from the load it waited on.
+    pub fn try_get_with<Q, E>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        E: Send + Sync + 'static,
+    {
+        match self.lookup_counted(key) {
+            Some(e) => Ok(hit_value(e)),
+            None => from_tried(block_on(self.load_after_miss::<Blocking, _, _, _>(
+                key,
+                Some(Share::cloned()),
+                || ready(to_tried(load().map_err(Arc::new))),
+            ))),
+        }
+    }
+
+    /// The async form of [`try_get_with`](Self::try_get_with). If this future is dropped while
+    /// it loads (a cancellation, not a failure), the waiters are released and one of them loads
+    /// instead.
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    /// use std::sync::Arc;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let names: Cache<u64, String> = Cache::builder().build()?;
+    /// let failed = names.try_get_with_async(&1, || async { Err::<String, _>("timeout") }).await;
+    /// assert_eq!(failed, Err(Arc::new("timeout")));
+    /// let ok = || async { Ok::<_, &str>("ada".to_string()) };
+    /// assert_eq!(names.try_get_with_async(&1, ok).await, Ok("ada".to_string()));
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// `load`'s error, from this caller's load or from the load it waited on.
+    pub async fn try_get_with_async<Q, E, F>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> F,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        E: Send + Sync + 'static,
+        F: Future<Output = Result<V, E>>,
+    {
+        match self.lookup_counted(key) {
+            Some(e) => Ok(hit_value(e)),
+            None => from_tried(
+                self.load_after_miss::<Async, _, _, _>(key, Some(Share::cloned()), || async {
+                    to_tried(load().await.map_err(Arc::new))
+                })
+                .await,
             ),
         }
     }

@@ -5,14 +5,19 @@
 use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::pin;
 
 use super::Cache;
 use crate::driver::Io;
-use crate::entry::{Entry, Loaded, Stored};
-use crate::flight::{Flights, Join, Lead, Leader, Waited};
+use crate::entry::{Entry, Loaded, Share, Stored};
+use crate::flight::{Failure, Flights, Join, Lead, Leader, Waited};
 use crate::stats::Counter;
 use crate::tier::{self, Leased, RemoteKey, Tier};
 use crate::ttl::NEVER;
+
+/// What a caller waiting on a load panics with when the loader panicked in the leader's call:
+/// what a panic of its own loader would have done, without running it again.
+pub(crate) const LOAD_PANICKED: &str = "the load of this key panicked in another caller";
 
 /// The longest XFetch gap, in units of `delta * beta`: `-ln(r)` for the smallest `r` drawn
 /// (2^-53) is 36.7.
@@ -83,10 +88,17 @@ where
 {
     /// The single-flight load of a key whose lookup was counted as a miss: one leader loads
     /// (or finds the value in the remote tier, or waits for another process's load); the
-    /// others wait for its outcome, or, when it is not to be shared, retry one at a time.
+    /// others wait for its outcome.
+    ///
+    /// An outcome that is not cached is shared too when it can be: an uncached negative result
+    /// (`N: Clone`), and an error with `share`; a waiter that joined before a panic of the
+    /// loader panics with [`LOAD_PANICKED`]. Only an error without `share`, an uncached value
+    /// (`ttl_fn` gave it no time) or a cancelled leader leaves the waiters to retry, one at a
+    /// time.
     pub(crate) async fn load_after_miss<I: Io, Q, E, F>(
         &self,
         key: &Q,
+        share: Option<Share<E>>,
         load: impl FnOnce() -> F,
     ) -> Loaded<V, N, E>
     where
@@ -97,7 +109,7 @@ where
         let hash = self.hash(key);
         loop {
             match self.core.flights.join(hash, key, I::BLOCKING) {
-                Join::Leader(leader) => {
+                Join::Leader(mut leader) => {
                     // Another caller may have stored the value between our miss and now.
                     if let Some(e) = self.lookup(key) {
                         leader.complete(&e, || ());
@@ -106,12 +118,13 @@ where
                     if self.core.tier.is_some() {
                         // The remote tier's steps, boxed: a cache without one keeps a small future.
                         let remote =
-                            self.lead_remote::<I, E, F>(leader, hash, key.to_owned(), load);
+                            self.lead_remote::<I, E, F>(leader, hash, key.to_owned(), share, load);
                         return Box::pin(remote).await;
                     }
                     let started = self.start_load();
-                    let out = load().await;
-                    return match self.settle(leader, hash, out, started) {
+                    let fut = leader.call(load);
+                    let out = leader.watch(pin!(fut)).await;
+                    return match self.settle(leader, hash, out, started, share) {
                         Ok((leader, c)) => {
                             self.complete_local(leader, || key.to_owned(), &c);
                             c.entry.into()
@@ -124,7 +137,18 @@ where
                         self.core.meter.stats.incr(Counter::Joined);
                         return e.into();
                     }
-                    Waited::Value(_) | Waited::Retry => {}
+                    Waited::Failed(Failure::Error(shared)) if !stale => {
+                        // A waiter whose type cannot rebuild the error retries.
+                        if let Some(e) = share.and_then(|s| (s.from_shared)(&*shared)) {
+                            self.core.meter.stats.incr(Counter::Joined);
+                            return Loaded::Error(e);
+                        }
+                    }
+                    Waited::Failed(Failure::Panicked) if !stale => {
+                        self.core.meter.stats.incr(Counter::Joined);
+                        panic!("{LOAD_PANICKED}");
+                    }
+                    Waited::Value(_) | Waited::Failed(_) | Waited::Retry => {}
                     Waited::Reentrant => {
                         // The loader asked for its own key: answer uncached rather than deadlock.
                         self.core.meter.stats.incr(Counter::Load);
@@ -150,9 +174,10 @@ where
     /// process's load (under the fleet-wide lease when there is one), stored in both tiers.
     async fn lead_remote<I: Io, E, F: Future<Output = Loaded<V, N, E>>>(
         &self,
-        leader: Leader<'_, K, Entry<V, N>>,
+        mut leader: Leader<'_, K, Entry<V, N>>,
         hash: u64,
         key: K,
+        share: Option<Share<E>>,
         load: impl FnOnce() -> F,
     ) -> Loaded<V, N, E> {
         let (key, remote) = self.remote_key(key);
@@ -167,9 +192,10 @@ where
             }
         }
         let started = self.start_load();
-        let out = load().await;
+        let fut = leader.call(load);
+        let out = leader.watch(pin!(fut)).await;
         let out = match (
-            self.settle(leader, hash, out, started),
+            self.settle(leader, hash, out, started, share),
             remote.as_ref().filter(|_| reachable),
         ) {
             (Ok((leader, c)), Some((tier, rk))) => {
@@ -236,7 +262,7 @@ where
     }
 
     /// What the leader's loader returned: the entry to store, with the leader, or an outcome
-    /// not to cache (the leader is dropped, and the waiters retry, one at a time).
+    /// not to cache (shared with the waiters when it can be, see [`Self::end_uncached`]).
     #[allow(clippy::type_complexity)]
     #[inline]
     fn settle<'l, E>(
@@ -245,6 +271,7 @@ where
         hash: u64,
         out: Loaded<V, N, E>,
         started: u64,
+        share: Option<Share<E>>,
     ) -> Result<(Leader<'l, K, Entry<V, N>>, ToCache<V, N>), Loaded<V, N, E>> {
         match self.cacheable(out, started) {
             Ok(c) => {
@@ -253,9 +280,27 @@ where
             }
             Err(uncached) => {
                 self.trace_load(hash, false);
-                drop(leader);
+                Self::end_uncached(leader, &uncached, share);
                 Err(uncached)
             }
+        }
+    }
+
+    /// Ends a flight whose outcome is not cached: an uncached negative result is handed to the
+    /// waiters as it is (nothing is stored); an error, shared through `share`; anything else
+    /// (an error without `share`, an uncached value) releases them to retry.
+    #[cold]
+    fn end_uncached<E>(
+        leader: Leader<'_, K, Entry<V, N>>,
+        out: &Loaded<V, N, E>,
+        share: Option<Share<E>>,
+    ) {
+        match (out, share) {
+            (Loaded::Negative(n), _) => {
+                leader.complete(&Entry::Negative(n.clone()), || ());
+            }
+            (Loaded::Error(e), Some(share)) => leader.fail(Failure::Error((share.to_shared)(e))),
+            _ => drop(leader),
         }
     }
 

@@ -349,7 +349,7 @@ where
                 e.into_result()
             }
             Lookup::Miss => from_loaded(
-                self.load_after_miss::<I, _, _, _>(&key, || async {
+                self.load_after_miss::<I, _, _, _>(&key, None, || async {
                     to_loaded(load_now(load).await)
                 })
                 .await,

@@ -18,9 +18,10 @@ pub use crate::entry::Loaded;
 use crate::{Cache, Entry};
 
 mod shaped;
+pub use crate::entry::Share;
 pub use shaped::{
-    Shape, classify, load, load_async, lookup_refresh, refresh_inline, refresh_inline_async, shape,
-    shape_hit, spawn_refresh, spawn_refresh_async,
+    Probe, Shape, ShareCloned, ShareNone, classify, load, load_async, lookup_refresh,
+    refresh_inline, refresh_inline_async, shape, shape_hit, spawn_refresh, spawn_refresh_async,
 };
 
 /// The `Ok` and `Err` types of a `Result` (through any alias of it).

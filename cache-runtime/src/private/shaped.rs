@@ -5,12 +5,13 @@ use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::future::{Future, ready};
 use std::hash::Hash;
+use std::marker::PhantomData;
 
 use super::{CacheKey, CacheValue};
 use crate::Cache;
 use crate::cache::{Lookup, Refresh};
 use crate::driver::{Async, Blocking, block_on};
-use crate::entry::{Entry, Loaded};
+use crate::entry::{Entry, Loaded, Share};
 
 /// The value of a hit in a cache without negative results.
 #[inline(always)]
@@ -186,11 +187,13 @@ where
 }
 
 /// The load after a miss of a blocking caller, for shape `S`: `load` gives the outcome to
-/// classify (see [`classify`]).
+/// classify (see [`classify`]); an outcome that is not cached is handed to the callers waiting
+/// on this load through `share` (from [`Probe`]), or, without one, they retry.
 pub fn load<S, K, V, N, Q, Out>(
     _shape: S,
     cache: &Cache<K, V, N>,
     key: &Q,
+    share: Option<Share<Out>>,
     load: impl FnOnce() -> Loaded<V, N, Out>,
 ) -> Out
 where
@@ -200,9 +203,11 @@ where
     N: CacheValue,
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
 {
-    S::out(block_on(
-        cache.load_after_miss::<Blocking, _, _, _>(key, || ready(load())),
-    ))
+    S::out(block_on(cache.load_after_miss::<Blocking, _, _, _>(
+        key,
+        share,
+        || ready(load()),
+    )))
 }
 
 /// The load after a miss of an async caller, for shape `S`.
@@ -210,6 +215,7 @@ pub async fn load_async<S, K, V, N, Q, Out, F>(
     _shape: S,
     cache: &Cache<K, V, N>,
     key: &Q,
+    share: Option<Share<Out>>,
     load: impl FnOnce() -> F,
 ) -> Out
 where
@@ -220,7 +226,11 @@ where
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     F: Future<Output = Loaded<V, N, Out>>,
 {
-    S::out(cache.load_after_miss::<Async, _, _, _>(key, load).await)
+    S::out(
+        cache
+            .load_after_miss::<Async, _, _, _>(key, share, load)
+            .await,
+    )
 }
 
 /// A refresh (`stale`) run in the background, for a blocking caller. The refresh functions
@@ -284,4 +294,49 @@ where
     F: Future<Output = Loaded<V, N, E>>,
 {
     cache.refresh_inline_async(refresh, key, old, load).await
+}
+
+/// Tells generated code, for the concrete type `T` of a function's outcome, how to share an
+/// uncached outcome with the callers waiting on its load: `(&&Probe::<T>::new()).share()` is
+/// `Some` when `T: Clone + Send + Sync + 'static` (autoref specialization: the impl on
+/// `&Probe<T>` is found first when its bounds hold), `None` otherwise (the impl on `Probe<T>`,
+/// one auto-dereference away). For a generic `T` whose bounds do not say `Clone`, `None`.
+pub struct Probe<T>(PhantomData<fn() -> T>);
+
+impl<T> Probe<T> {
+    /// The probe.
+    #[must_use]
+    pub const fn new() -> Self {
+        Probe(PhantomData)
+    }
+}
+
+impl<T> Default for Probe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The specialized case of [`Probe`]: a cloneable outcome is shared.
+pub trait ShareCloned<T> {
+    /// `Some`: share by cloning.
+    fn share(&self) -> Option<Share<T>>;
+}
+
+impl<T: Clone + Send + Sync + 'static> ShareCloned<T> for &Probe<T> {
+    fn share(&self) -> Option<Share<T>> {
+        Some(Share::cloned())
+    }
+}
+
+/// The fallback of [`Probe`]: the outcome is not shared (the waiters retry).
+pub trait ShareNone<T> {
+    /// `None`.
+    fn share(&self) -> Option<Share<T>>;
+}
+
+impl<T> ShareNone<T> for Probe<T> {
+    fn share(&self) -> Option<Share<T>> {
+        None
+    }
 }
