@@ -200,25 +200,10 @@ where
         block_on(self.refresh_here::<Blocking, E, _>((refresh, key, old), || ready(load())))
     }
 
-    /// The async form of [`refresh_inline`](Self::refresh_inline). If this future is dropped,
-    /// the refresh ends and the old entry stays.
-    #[doc(hidden)]
-    pub async fn refresh_inline_async<E, F>(
-        &self,
-        refresh: Refresh<K, V, N>,
-        key: K,
-        old: Entry<V, N>,
-        load: impl FnOnce() -> F,
-    ) -> Entry<V, N>
-    where
-        F: Future<Output = Loaded<V, N, E>>,
-    {
-        self.refresh_here::<Async, E, F>((refresh, key, old), load)
-            .await
-    }
-
-    /// The inline refresh of `key` (whose entry is `old`), for either driver.
-    async fn refresh_here<I: Io, E, F: Future<Output = Loaded<V, N, E>>>(
+    /// The inline refresh of `key` (whose entry is `old`), for either driver: the new entry,
+    /// or, when the outcome is not to be cached, `old` (still fresh) and a counted failed
+    /// refresh. If the async caller's future is dropped, the refresh ends and `old` stays.
+    pub(crate) async fn refresh_here<I: Io, E, F: Future<Output = Loaded<V, N, E>>>(
         &self,
         (refresh, key, old): (Refresh<K, V, N>, K, Entry<V, N>),
         load: impl FnOnce() -> F,

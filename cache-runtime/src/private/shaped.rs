@@ -293,7 +293,9 @@ where
     N: CacheValue,
     F: Future<Output = Loaded<V, N, E>>,
 {
-    cache.refresh_inline_async(refresh, key, old, load).await
+    cache
+        .refresh_here::<crate::driver::Async, E, F>((refresh, key, old), load)
+        .await
 }
 
 /// Tells generated code, for the concrete type `T` of a function's outcome, how to share an
