@@ -546,3 +546,48 @@ fn against_a_silent_server_a_call_is_bounded_by_one_timeout() {
         b.faults()
     );
 }
+
+/// First contact with a server that accepts and never answers cannot hold the invalidation
+/// listener: once a healthy Redis takes the port, the process listens again within seconds.
+#[test]
+fn the_listener_recovers_from_a_silent_first_contact() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    // Accept (and hold, silently) for 300 ms, then give the port up.
+    let silent = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < until {
+            if let Ok((s, _)) = listener.accept() {
+                held.push(s);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        held
+    });
+    let b = backend_with(
+        &format!("redis://127.0.0.1:{port}/"),
+        Duration::from_millis(50),
+    );
+    let c: Cache<u64, u64> = Cache::builder()
+        .name("silent-first")
+        .remote(b.clone(), "silent-first")
+        .build()
+        .unwrap();
+    assert_eq!(c.get_or_insert_with(&1, || 1), 1);
+    let held = silent.join().unwrap();
+    assert!(!b.is_listening());
+    let _server = start_server(port).expect("redis-server must be installed");
+    let start = Instant::now();
+    while !b.is_listening() {
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "still not listening {:?} after a healthy server took the port",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("listening {:?} after the server started", start.elapsed());
+    drop(held);
+}

@@ -12,6 +12,10 @@ use std::time::Duration;
 use super::commands::{self, Op};
 use crate::tier::InvalidationHandler as Handler;
 
+/// The first wait before the listener tries again, and the longest.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
 /// The channel every backend publishes invalidations on and listens to.
 const CHANNEL: &str = "cache-runtime:invalidations";
 
@@ -80,25 +84,60 @@ impl Listener {
     }
 
     /// Listens for invalidations through `subscriber` for as long as the backend's runtime
-    /// lives; reconnects after faults.
-    pub(super) async fn listen(self: Arc<Self>, subscriber: redis::Client) {
+    /// lives. Connecting and subscribing are bounded by `first_contact` (a server that accepts
+    /// and never answers cannot hold the listener), and every failure or lost subscription is
+    /// retried with backoff (100 ms doubling to 5 s), whatever the first contact was. After a
+    /// gap (a lost subscription, or failed attempts), the caches' L1 copies that may have missed
+    /// an invalidation meanwhile are dropped when the subscription is back.
+    pub(super) async fn listen(
+        self: Arc<Self>,
+        subscriber: redis::Client,
+        first_contact: Duration,
+    ) {
         use futures_util::StreamExt;
+        let mut backoff = BACKOFF_MIN;
+        let mut gap = false;
         loop {
-            if let Ok(mut pubsub) = subscriber.get_async_pubsub().await
-                && pubsub.subscribe(CHANNEL).await.is_ok()
-            {
+            let subscribed = tokio::time::timeout(first_contact, async {
+                let mut pubsub = subscriber.get_async_pubsub().await.ok()?;
+                pubsub.subscribe(CHANNEL).await.ok()?;
+                Some(pubsub)
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(pubsub) = subscribed {
                 self.subscribed.store(true, Ordering::Release);
+                if gap {
+                    self.evict_everything();
+                }
+                backoff = BACKOFF_MIN;
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
                     self.dispatch(msg.get_payload_bytes());
                 }
                 self.subscribed.store(false, Ordering::Release);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            gap = true;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
-    /// Hands one message to the caches it names, unless this backend sent it.
+    /// Drops every registered cache's L1 copies (they may have missed invalidations).
+    fn evict_everything(&self) {
+        let handlers: Vec<Arc<Handler>> = self
+            .handlers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|(_, h)| h.upgrade())
+            .collect();
+        for h in handlers {
+            h(None);
+        }
+    }
+
     fn dispatch(&self, msg: &[u8]) {
         let Some((id, rest)) = msg.split_first_chunk::<8>() else {
             return;

@@ -463,7 +463,10 @@ impl Backend for RedisBackend {
         if self.listener.register(namespace, handler) {
             let listener = Arc::clone(&self.listener);
             let subscriber = self.conns.subscriber().clone();
-            self.handle.spawn(listener.listen(subscriber));
+            // First contact within the operation timeout, and at least a second.
+            let first_contact = self.conns.timeout().max(Duration::from_secs(1));
+            self.handle
+                .spawn(listener.listen(subscriber, first_contact));
         }
     }
     fn health(&self) -> Health {
