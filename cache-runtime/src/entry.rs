@@ -104,3 +104,12 @@ impl<E: Clone + Send + Sync + 'static> Share<E> {
         }
     }
 }
+
+/// The value of a hit in a cache without negative results.
+#[inline(always)]
+pub(crate) fn hit_value<V>(e: Entry<V, std::convert::Infallible>) -> V {
+    match e {
+        Entry::Value(v) => v,
+        Entry::Negative(n) => match n {},
+    }
+}

@@ -9,16 +9,7 @@ use std::sync::Arc;
 use super::Cache;
 use super::refresh::{from_loaded, to_loaded};
 use crate::driver::{Async, Blocking, block_on};
-use crate::entry::{Entry, Loaded, Share};
-
-/// The value of a hit in a cache without negative results.
-#[inline(always)]
-fn hit_value<V>(e: Entry<V, Infallible>) -> V {
-    match e {
-        Entry::Value(v) => v,
-        Entry::Negative(n) => match n {},
-    }
-}
+use crate::entry::{Loaded, Share, hit_value};
 
 impl<K, V, N> Cache<K, V, N>
 where

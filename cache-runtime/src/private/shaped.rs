@@ -11,16 +11,7 @@ use super::{CacheKey, CacheValue};
 use crate::Cache;
 use crate::cache::{Lookup, Refresh};
 use crate::driver::{Async, Blocking, block_on};
-use crate::entry::{Entry, Loaded, Share};
-
-/// The value of a hit in a cache without negative results.
-#[inline(always)]
-fn hit_value<V>(e: Entry<V, Infallible>) -> V {
-    match e {
-        Entry::Value(v) => v,
-        Entry::Negative(n) => match n {},
-    }
-}
+use crate::entry::{Entry, Loaded, Share, hit_value};
 
 /// How a function's return value maps to what is cached: one marker per kind of return.
 pub mod shape {
