@@ -39,11 +39,15 @@ pub enum BuildError {
     /// `early_refresh`'s beta is not a positive finite number (at most 1e6), or is set without a
     /// TTL.
     InvalidEarlyRefresh(String),
-    /// A setting of the remote tier (`distributed_lock`, `l1_ttl`) on a cache without one.
+    /// A setting of the remote tier (`distributed_lock`, `l1_ttl`, `max_pending_writes`) on a
+    /// cache without one.
     NoRemoteTier {
-        /// Which setting: `"distributed_lock"` or `"l1_ttl"`.
+        /// Which setting: `"distributed_lock"`, `"l1_ttl"` or `"max_pending_writes"`.
         setting: &'static str,
     },
+    /// `max_pending_writes(0)`: a cache must be able to keep at least one write it could not
+    /// send.
+    InvalidPendingLimit,
 }
 
 impl fmt::Display for BuildError {
@@ -60,6 +64,9 @@ impl fmt::Display for BuildError {
             Self::NoRemoteTier { setting } => write!(
                 f,
                 "`{setting}` needs a remote tier (`CacheBuilder::remote`), and this cache has none"
+            ),
+            Self::InvalidPendingLimit => f.write_str(
+                "`max_pending_writes` must be at least 1 (beyond it the cache uses L1 only)",
             ),
         }
     }

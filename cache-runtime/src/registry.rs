@@ -414,6 +414,24 @@ const METRICS: &[Metric] = &[
         |s| s.refresh_errors,
     ),
     (
+        "cache_remote_write_failures_total",
+        "Writes and invalidations the remote tier did not take at once (then retried).",
+        "counter",
+        |s| s.remote_write_failures,
+    ),
+    (
+        "cache_pending_remote_writes",
+        "Keys whose write or invalidation waits for a retry; not read from the remote tier.",
+        "gauge",
+        |s| s.pending_remote_writes,
+    ),
+    (
+        "cache_l1_only",
+        "1 while the cache does not use its remote tier (its pending writes overflowed).",
+        "gauge",
+        |s| u64::from(s.l1_only),
+    ),
+    (
         "cache_evictions_total",
         "Entries removed to make room.",
         "counter",
@@ -500,6 +518,9 @@ fn sum(a: &CacheStats, b: &CacheStats) -> CacheStats {
         stale_hits: a.stale_hits + b.stale_hits,
         refreshes: a.refreshes + b.refreshes,
         refresh_errors: a.refresh_errors + b.refresh_errors,
+        remote_write_failures: a.remote_write_failures + b.remote_write_failures,
+        pending_remote_writes: a.pending_remote_writes + b.pending_remote_writes,
+        l1_only: a.l1_only || b.l1_only,
         entries: a.entries + b.entries,
     }
 }

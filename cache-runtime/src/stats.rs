@@ -171,6 +171,9 @@ impl Stats {
             stale_hits: get(Counter::StaleHit),
             refreshes: get(Counter::Refresh),
             refresh_errors: get(Counter::RefreshError),
+            remote_write_failures: 0,
+            pending_remote_writes: 0,
+            l1_only: false,
             entries: entries as u64,
         }
     }
@@ -223,6 +226,16 @@ pub struct CacheStats {
     pub refreshes: u64,
     /// Refreshes that failed (an error, a panic, an uncacheable result): the old value was kept.
     pub refresh_errors: u64,
+    /// Writes and invalidations that the remote tier did not take at once (a fault, an open
+    /// breaker): each was kept and retried in the background (see
+    /// [`CacheBuilder::max_pending_writes`](crate::CacheBuilder::max_pending_writes)).
+    pub remote_write_failures: u64,
+    /// Keys whose write or invalidation waits for a retry now. This process does not read them
+    /// from the remote tier meanwhile (it loads them).
+    pub pending_remote_writes: u64,
+    /// The cache is not using its remote tier now: more writes failed than it could keep, or a
+    /// clear failed, and a clear of its remote entries waits for a retry.
+    pub l1_only: bool,
     /// Entries in the cache now, fresh or not yet swept.
     pub entries: u64,
 }

@@ -8,13 +8,13 @@ use std::time::Duration;
 use foldhash::quality::FixedState;
 
 use super::{Cache, CacheBuilder, Core, DEFAULT_CAPACITY, Meter, NEXT_ID};
-use crate::BuildError;
 use crate::entry::{Entry, Stored};
 use crate::flight::Flights;
 use crate::registry::{self, Report};
 use crate::stats::{Counter, Stats};
 use crate::store::{Listener, Store, StoreConfig, WeighFn, Weigher, shard_count};
 use crate::ttl::{Expiry, NEVER, ttl_nanos};
+use crate::{BuildError, Jitter};
 
 impl<K, V, N> CacheBuilder<K, V, N>
 where
@@ -55,6 +55,7 @@ where
             // Settings of a remote tier mean nothing without one.
             b.lease = None;
             b.l1_ttl = None;
+            b.pending_limit = None;
         }
         if b.validate().is_ok() {
             return (b.build_validated(), Some(error));
@@ -101,13 +102,34 @@ where
             }
         }
         if self.tier.is_none() {
-            for (setting, d) in [("distributed_lock", self.lease), ("l1_ttl", self.l1_ttl)] {
-                if d.is_some() {
+            for (setting, set) in [
+                ("distributed_lock", self.lease.is_some()),
+                ("l1_ttl", self.l1_ttl.is_some()),
+                ("max_pending_writes", self.pending_limit.is_some()),
+            ] {
+                if set {
                     return Err(BuildError::NoRemoteTier { setting });
                 }
             }
         }
+        if self.pending_limit == Some(0) {
+            return Err(BuildError::InvalidPendingLimit);
+        }
         Expiry::new(self.jitter_base(), self.negative_ttl, self.jitter, 0).map(|_| ())
+    }
+
+    /// The longest remote TTL an entry of this cache can be written with (`None`: unbounded, or
+    /// set per value by a `ttl_fn`): how long an invalidation that could not be sent matters.
+    fn longest_remote_ttl(&self) -> Option<Duration> {
+        if self.ttl_fn.is_some() {
+            return None;
+        }
+        let longest = self.ttl?.max(self.negative_ttl.unwrap_or_default());
+        Some(match self.jitter {
+            None => longest,
+            Some(Jitter::Fraction(f)) => longest.mul_f64(1.0 + f.clamp(0.0, 1.0)),
+            Some(Jitter::Spread(d)) => longest.saturating_add(d),
+        })
     }
 
     /// The TTL the jitter is relative to: with only a `ttl_fn`, a jitter fraction applies to
@@ -134,6 +156,7 @@ where
 
     /// The construction proper, from validated settings.
     fn assemble(self, id: u64, seed: u64, expiry: Expiry) -> Cache<K, V, N> {
+        let horizon = self.longest_remote_ttl();
         if self.ttl.is_some() || self.negative_ttl.is_some() || self.ttl_fn.is_some() {
             crate::clock::start_ticker();
         }
@@ -183,6 +206,13 @@ where
         });
         let name = self.name.unwrap_or_else(|| format!("cache-{id}"));
         let tier = self.tier.map(|make| make(&name));
+        if let Some(tier) = &tier {
+            tier.pending().configure(
+                self.pending_limit
+                    .unwrap_or(crate::tier::DEFAULT_PENDING_LIMIT),
+                horizon,
+            );
+        }
         let l1_ttl = tier.as_ref().map(|_| {
             let d = self.l1_ttl.unwrap_or(Duration::from_secs(5));
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)

@@ -54,6 +54,7 @@ pub struct CacheBuilder<K, V, N = Infallible> {
     pub(super) tier: Option<TierFactory<K, V, N>>,
     pub(super) l1_ttl: Option<Duration>,
     pub(super) lease: Option<Duration>,
+    pub(super) pending_limit: Option<usize>,
     pub(super) stale: Option<Duration>,
     pub(super) early_refresh: Option<f64>,
     pub(super) ttl_fn: Option<TtlFn<V>>,
@@ -111,6 +112,7 @@ impl<K, V, N> CacheBuilder<K, V, N> {
             tier: None,
             l1_ttl: None,
             lease: None,
+            pending_limit: None,
             stale: None,
             early_refresh: None,
             ttl_fn: None,
@@ -553,6 +555,35 @@ impl<K, V, N> CacheBuilder<K, V, N> {
         self
     }
 
+    /// With a remote tier: how many keys' writes and invalidations that the backend did not take
+    /// (a fault, an open breaker) this cache keeps, to retry them in the background (default
+    /// 10,000). Until one goes through, this process does not read that key from the remote tier
+    /// (it loads instead), so a write that met a fault never brings the old value back. Beyond
+    /// this many, the cache stops using the remote tier (L1 only, shown by
+    /// [`CacheStats::l1_only`](crate::CacheStats::l1_only)) until a clear of its remote entries
+    /// goes through, which covers every key it could not keep.
+    ///
+    /// ```
+    /// # #[cfg(feature = "serde")] {
+    /// use cache_runtime::{Cache, tier::MemoryBackend};
+    /// use std::sync::Arc;
+    ///
+    /// let prices: Cache<String, u64> = Cache::builder()
+    ///     .remote(Arc::new(MemoryBackend::new()), "shop")
+    ///     .max_pending_writes(1_000)
+    ///     .build()?;
+    /// prices.insert("tea".to_string(), 3); // the backend took it: nothing pending
+    /// let s = prices.stats();
+    /// assert_eq!((s.pending_remote_writes, s.remote_write_failures, s.l1_only), (0, 0, false));
+    /// # }
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn max_pending_writes(mut self, keys: usize) -> Self {
+        self.pending_limit = Some(keys);
+        self
+    }
+
     /// The number of independently locked shards (rounded up to a power of two; default: up to
     /// 4 per core, with about 32 entries or more each). Capacity is split evenly between them.
     ///
@@ -580,6 +611,7 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     pub(crate) fn memory_only(mut self) -> Self {
         self.lease = None;
         self.l1_ttl = None;
+        self.pending_limit = None;
         self
     }
 }

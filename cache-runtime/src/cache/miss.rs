@@ -226,6 +226,9 @@ where
             tier::Fetched::Hit(e) => return Remote::Found(e),
             // Out of reach for this call: load, and spend no more of the caller's time on it.
             tier::Fetched::Fault => return Remote::Unreachable,
+            // The tier's copy may be older than this process's last write: load, and write the
+            // result behind that pending write.
+            tier::Fetched::Distrusted => return Remote::Load(None),
             tier::Fetched::Miss => {}
         }
         let Some(ttl) = self.core.lease else {
@@ -319,7 +322,7 @@ where
     {
         tier::put::<I, K, V, N>(tier, rk, &c.entry, remaining(c.now, c.deadline)).await;
         if !self.complete_local(leader, key, c) {
-            tier::delete::<I, K, V, N>(tier, rk).await;
+            tier::write::<I, K, V, N>(tier, rk, None).await;
         }
     }
 

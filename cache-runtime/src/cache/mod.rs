@@ -198,6 +198,9 @@ where
     /// ```
     pub fn reset_stats(&self) {
         self.core.meter.stats.reset();
+        if let Some(tier) = &self.core.tier {
+            tier.pending().reset_failures();
+        }
     }
 
     /// The number of entries held (fresh, or expired but not yet removed).
@@ -321,7 +324,14 @@ where
     N: Clone + Send + Sync + 'static,
 {
     fn stats(&self) -> CacheStats {
-        self.meter.stats.snapshot(self.store.len())
+        let mut s = self.meter.stats.snapshot(self.store.len());
+        if let Some(tier) = &self.tier {
+            let pending = tier.pending();
+            s.remote_write_failures = pending.failures();
+            s.pending_remote_writes = pending.len() as u64;
+            s.l1_only = pending.l1_only();
+        }
+        s
     }
 }
 

@@ -41,7 +41,9 @@ where
     }
 
     /// Writes `entry` (with its remote TTL) or, for `None`, a deletion of `key` through to the
-    /// remote tier, and tells the other processes.
+    /// remote tier, and tells the other processes. One the backend does not take (a fault, an
+    /// open breaker) is retried in the background, and until then this process does not read
+    /// the key from the tier.
     fn write_remote(&self, key: &K, entry: Option<(&Entry<V, N>, Option<Duration>)>) {
         let Some(tier) = self.core.tier.as_deref() else {
             return;
@@ -49,11 +51,10 @@ where
         let Some(rk) = tier.key(key) else {
             return;
         };
-        match entry {
-            Some((e, ttl)) => block_on(tier::put::<Blocking, K, V, N>(tier, &rk, e, ttl)),
-            None => block_on(tier::delete::<Blocking, K, V, N>(tier, &rk)),
+        // A write the backend does not take stays pending, and is broadcast once it went through.
+        if block_on(tier::write::<Blocking, K, V, N>(tier, &rk, entry)) {
+            tier::broadcast(tier, Some(&rk));
         }
-        tier::broadcast(tier, Some(&rk));
     }
 
     /// Stores `value` under `key` with the cache's TTL (write-through), replacing any entry.
@@ -201,7 +202,6 @@ where
         self.core.flights.invalidate_all();
         if let Some(tier) = self.core.tier.as_deref() {
             tier::clear(tier);
-            tier::broadcast(tier, None);
         }
         self.core.store.clear();
     }

@@ -13,6 +13,7 @@
 
 mod backend;
 mod memory;
+mod pending;
 // The circuit breaker is backend-generic; Redis is its only user for now.
 #[cfg(feature = "redis")]
 pub(crate) mod breaker;
@@ -23,11 +24,14 @@ mod typed;
 
 pub use backend::{Backend, BoxFuture, Fault, Health, InvalidationHandler};
 pub use memory::MemoryBackend;
+pub(crate) use pending::{DEFAULT_LIMIT as DEFAULT_PENDING_LIMIT, Pending};
 #[cfg(feature = "serde")]
 pub(crate) use typed::{NoNegatives, Typed, WithNegatives};
 
-use std::sync::Weak;
-use std::time::Duration;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use pending::Write;
 
 use crate::driver::Io;
 use crate::entry::Entry;
@@ -79,6 +83,8 @@ pub(crate) trait Tier<K, V, N>: Send + Sync {
     fn namespace(&self) -> &str;
     /// Lets the tier evict this process's L1 copies when other processes invalidate.
     fn attach(&self, l1: Weak<dyn LocalL1<K>>);
+    /// The writes the backend did not take, retried in the background.
+    fn pending(&self) -> &Arc<Pending>;
 }
 
 /// What the tier had for a key.
@@ -89,6 +95,9 @@ pub(crate) enum Fetched<T> {
     Miss,
     /// The backend did not answer: for this call, the tier is out of reach.
     Fault,
+    /// Not asked: a write of this key that the backend did not take is pending, so its copy
+    /// may be older than this process's (see [`Pending`]).
+    Distrusted,
 }
 
 /// The entry of `key` in the tier. A payload that is not this key's is a miss, and deleted
@@ -97,6 +106,9 @@ pub(crate) async fn get<I: Io, K, V, N>(
     tier: &dyn Tier<K, V, N>,
     key: &RemoteKey,
 ) -> Fetched<Entry<V, N>> {
+    if tier.pending().distrusts(&key.data) {
+        return Fetched::Distrusted;
+    }
     let bytes = match I::get(tier.backend(), &key.data).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Fetched::Miss,
@@ -112,21 +124,73 @@ pub(crate) async fn get<I: Io, K, V, N>(
     }
 }
 
-/// Stores `entry` under `key` for `ttl` (a fault skips the write).
+/// Stores a loaded `entry` under `key` for `ttl`, best effort: a fault skips the write (the
+/// tier had no entry for the key, or one this process distrusts, whose pending write this one
+/// then replaces).
 pub(crate) async fn put<I: Io, K, V, N>(
     tier: &dyn Tier<K, V, N>,
     key: &RemoteKey,
     entry: &Entry<V, N>,
     ttl: Option<Duration>,
 ) {
-    if let Some(bytes) = tier.encode(key, entry) {
-        let _ = I::set(tier.backend(), &key.data, &bytes, ttl).await;
+    let Some(write) = set_of(tier, key, entry, ttl) else {
+        return;
+    };
+    if tier.pending().queue_behind(&key.data, &key.encoded, &write) {
+        return;
+    }
+    if let Write::Set { bytes, .. } = &write {
+        let _ = I::set(tier.backend(), &key.data, bytes, ttl).await;
     }
 }
 
-/// Deletes `key`'s entry (a fault skips it).
-pub(crate) async fn delete<I: Io, K, V, N>(tier: &dyn Tier<K, V, N>, key: &RemoteKey) {
-    let _ = I::delete(tier.backend(), &key.data).await;
+/// Writes `entry` under `key` for `ttl` or, for `None`, deletes `key`'s entry: a write-through or
+/// an invalidation, which must reach the tier. `true` when it did (the caller then tells the
+/// other processes); a fault leaves it pending, to be retried and broadcast (see [`Pending`]).
+pub(crate) async fn write<I: Io, K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    key: &RemoteKey,
+    entry: Option<(&Entry<V, N>, Option<Duration>)>,
+) -> bool {
+    let write = match entry {
+        Some((e, ttl)) => match set_of(tier, key, e, ttl) {
+            Some(w) => w,
+            // An entry that does not encode cannot replace the old one: delete that instead.
+            None => Write::Delete,
+        },
+        None => Write::Delete,
+    };
+    let pending = tier.pending();
+    if pending.queue_behind(&key.data, &key.encoded, &write) {
+        return false;
+    }
+    let sent = match &write {
+        Write::Set { bytes, expires } => {
+            let ttl = expires.map(|e| e.saturating_duration_since(Instant::now()));
+            I::set(tier.backend(), &key.data, bytes, ttl).await
+        }
+        Write::Delete => I::delete(tier.backend(), &key.data).await,
+    };
+    if sent.is_err() {
+        pending.record(&key.data, &key.encoded, write);
+        return false;
+    }
+    true
+}
+
+/// The write of `entry` for `ttl` (`None`: it does not encode).
+fn set_of<K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    key: &RemoteKey,
+    entry: &Entry<V, N>,
+    ttl: Option<Duration>,
+) -> Option<Write> {
+    let bytes = tier.encode(key, entry)?;
+    tier.pending().extend_horizon(ttl);
+    Some(Write::Set {
+        bytes,
+        expires: ttl.and_then(|t| Instant::now().checked_add(t)),
+    })
 }
 
 /// The outcome of trying to take a key's fleet-wide lease.
@@ -183,9 +247,15 @@ pub(crate) fn broadcast<K, V, N>(tier: &dyn Tier<K, V, N>, key: Option<&RemoteKe
         .publish(tier.namespace(), key.map(|k| k.encoded.as_slice()));
 }
 
-/// Removes every entry of this cache from the tier.
+/// Removes every entry of this cache from the tier, and tells the other processes. A fault
+/// leaves the clear pending: the cache uses L1 only until it went through (see [`Pending`]).
 pub(crate) fn clear<K, V, N>(tier: &dyn Tier<K, V, N>) {
-    let _ = tier.backend().clear_prefix(tier.namespace());
+    if tier.backend().clear_prefix(tier.namespace()).is_ok() {
+        tier.pending().cleared();
+        broadcast(tier, None);
+    } else {
+        tier.pending().record_clear();
+    }
 }
 
 /// A random token identifying one lease holder.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Backend, Decoded, InvalidationHandler, LocalL1, RemoteKey, Tier};
+use super::{Backend, Decoded, InvalidationHandler, LocalL1, Pending, RemoteKey, Tier};
 use crate::codec::{
     Codec, CodecError, Decoded as Payload, decode_payload, encode_key, encode_payload,
 };
@@ -28,6 +28,7 @@ pub(crate) struct Typed<C, M> {
     /// Evicts this process's L1 copies on other processes' invalidations (held here; the
     /// backend keeps a weak reference).
     handler: std::sync::OnceLock<Arc<InvalidationHandler>>,
+    pending: Arc<Pending>,
     _codec: PhantomData<fn() -> (C, M)>,
 }
 
@@ -98,9 +99,11 @@ impl<C: Codec, M> Typed<C, M> {
         type_tag: &str,
     ) -> Self {
         let tag = foldhash::quality::FixedState::with_seed(0x7A9).hash_one(type_tag);
+        let namespace = format!("{prefix}:{cache_name}:{:08x}:", tag & 0xFFFF_FFFF);
         Self {
+            pending: Arc::new(Pending::new(Arc::clone(&backend), namespace.clone())),
             backend,
-            namespace: format!("{prefix}:{cache_name}:{:08x}:", tag & 0xFFFF_FFFF),
+            namespace,
             handler: std::sync::OnceLock::new(),
             _codec: PhantomData,
         }
@@ -140,6 +143,10 @@ where
 
     fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    fn pending(&self) -> &Arc<Pending> {
+        &self.pending
     }
 
     fn attach(&self, l1: std::sync::Weak<dyn LocalL1<K>>) {
