@@ -462,7 +462,7 @@ impl Backend for RedisBackend {
         // Listening starts with the first registration and reconnects by itself.
         if self.listener.register(namespace, handler) {
             let listener = Arc::clone(&self.listener);
-            let subscriber = self.conns.subscriber().clone();
+            let subscriber = self.conns.listener_client();
             // First contact within the operation timeout, and at least a second.
             let first_contact = self.conns.timeout().max(Duration::from_secs(1));
             self.handle
