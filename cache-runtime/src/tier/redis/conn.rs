@@ -216,6 +216,18 @@ impl Connections {
         }
     }
 
+    /// Drops every connection made so far (the pooled blocking ones and the async one): the
+    /// next operations connect afresh. For when the listener found its subscription deaf, as
+    /// after a failover behind a stable address: the other connections made to the old server
+    /// would time out, one operation each, before being replaced.
+    pub(super) async fn reset(&self) {
+        self.blocking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        *self.conn.lock().await = None;
+    }
+
     /// Returns a blocking connection to the pool (at most 16 are kept).
     fn put_back(&self, con: SyncConn) {
         let mut pool = self.blocking.lock().unwrap_or_else(PoisonError::into_inner);
