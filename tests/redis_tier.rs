@@ -5,13 +5,15 @@
 //! Needs Redis on 127.0.0.1:6379 (`.ci/run` starts one); the restart test runs its own
 //! `redis-server` on a free port. Each test uses its own key prefix and deletes its keys.
 
+mod support;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_runtime::{BackendError, Cache, Clock, ManualClock, RedisBackend};
+use support::{free_port, start_server};
 
 const URL: &str = "redis://127.0.0.1:6379/";
 
@@ -175,11 +177,7 @@ async fn async_callers_share_through_redis() {
 #[test]
 fn nothing_listening_fails_open_and_the_breaker_makes_it_cheap() {
     // A port that was free a moment ago: nothing listens there.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let backend = backend(&format!("redis://127.0.0.1:{port}/"));
     let c: Cache<u64, u64> = Cache::builder()
         .remote(backend.clone(), "down")
@@ -202,53 +200,9 @@ fn nothing_listening_fails_open_and_the_breaker_makes_it_cheap() {
     );
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(port: u16) -> Option<Server> {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--enable-debug-command",
-            "yes",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let server = Server(child);
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
-    for _ in 0..100 {
-        if let Ok(mut c) = client.get_connection()
-            && redis::cmd("PING").query::<String>(&mut c).is_ok()
-        {
-            return Some(server);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
 #[test]
 fn a_killed_and_restarted_server_never_fails_a_call_and_caching_resumes() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let server = start_server(port).expect("redis-server must be installed (.ci/run installs it)");
     let url = format!("redis://127.0.0.1:{port}/");
     let clock = ManualClock::new();
@@ -349,11 +303,7 @@ fn writes_and_invalidations_evict_other_processes_l1_through_pub_sub() {
 
 #[test]
 fn a_slow_server_times_out_and_a_wrong_answer_is_a_miss() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let _server = start_server(port).expect("redis-server must be installed");
     let url = format!("redis://127.0.0.1:{port}/");
     let b = backend_with(&url, Duration::from_millis(200));
@@ -545,49 +495,4 @@ fn against_a_silent_server_a_call_is_bounded_by_one_timeout() {
         "{:?}",
         b.faults()
     );
-}
-
-/// First contact with a server that accepts and never answers cannot hold the invalidation
-/// listener: once a healthy Redis takes the port, the process listens again within seconds.
-#[test]
-fn the_listener_recovers_from_a_silent_first_contact() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    // Accept (and hold, silently) for 300 ms, then give the port up.
-    let silent = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        let until = Instant::now() + Duration::from_millis(300);
-        while Instant::now() < until {
-            if let Ok((s, _)) = listener.accept() {
-                held.push(s);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        held
-    });
-    let b = backend_with(
-        &format!("redis://127.0.0.1:{port}/"),
-        Duration::from_millis(50),
-    );
-    let c: Cache<u64, u64> = Cache::builder()
-        .name("silent-first")
-        .remote(b.clone(), "silent-first")
-        .build()
-        .unwrap();
-    assert_eq!(c.get_or_insert_with(&1, || 1), 1);
-    let held = silent.join().unwrap();
-    assert!(!b.is_listening());
-    let _server = start_server(port).expect("redis-server must be installed");
-    let start = Instant::now();
-    while !b.is_listening() {
-        assert!(
-            start.elapsed() < Duration::from_secs(8),
-            "still not listening {:?} after a healthy server took the port",
-            start.elapsed()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!("listening {:?} after the server started", start.elapsed());
-    drop(held);
 }

@@ -50,8 +50,10 @@ pub enum Spec {
 ///
 /// let url = "redis://127.0.0.1:6379/";
 /// let spec: RedisSpec = Redis::url(url).prefix("shop").timeout(Duration::from_millis(20));
-/// // The defaults: prefix `cache`, 50 ms per operation, 5 s in each process's memory.
+/// // The defaults: prefix `cache`, 50 ms per operation, 5 s in each process's memory, and the
+/// // listener's heartbeat: a probe every second, deaf after three.
 /// let defaults = Redis::url(url).prefix("cache").timeout(Duration::from_millis(50));
+/// let defaults = defaults.heartbeat(Duration::from_secs(1), Duration::from_secs(3));
 /// assert_eq!(Redis::url(url), defaults.l1_ttl(Duration::from_secs(5)));
 /// assert_ne!(spec, Redis::url(url));
 /// ```
@@ -61,6 +63,8 @@ pub struct RedisSpec {
     prefix: String,
     timeout: Duration,
     l1_ttl: Duration,
+    heartbeat_every: Duration,
+    deaf_after: Duration,
 }
 
 /// Builds [`RedisSpec`]s.
@@ -100,6 +104,8 @@ impl Redis {
             prefix: "cache".into(),
             timeout: Duration::from_millis(50),
             l1_ttl: Duration::from_secs(5),
+            heartbeat_every: Duration::from_secs(1),
+            deaf_after: Duration::from_secs(3),
         }
     }
 }
@@ -141,7 +147,9 @@ impl RedisSpec {
     }
 
     /// How long an entry stays in each process's memory before Redis is asked again (default
-    /// 5 s): the delay after which other processes' writes and invalidations are seen.
+    /// 5 s): the longest that other processes' writes and invalidations go unseen while the
+    /// invalidation listener is down (while it is up, they are seen at once, or, if its
+    /// subscription goes deaf, within the [`heartbeat`](Self::heartbeat)'s deaf-after time).
     ///
     /// ```
     /// use cache_runtime::config::Redis;
@@ -157,6 +165,31 @@ impl RedisSpec {
     #[must_use]
     pub fn l1_ttl(mut self, l1_ttl: Duration) -> Self {
         self.l1_ttl = l1_ttl;
+        self
+    }
+
+    /// How the invalidation listener checks that its subscription delivers (default: a probe
+    /// every second, deaf after three seconds without hearing one back): while the listener is
+    /// up, other processes' writes are seen within about `deaf_after`, even after a failover
+    /// that leaves its old connection open and silent. See
+    /// [`RedisBackend::with_heartbeat`](crate::RedisBackend::with_heartbeat).
+    ///
+    /// ```
+    /// use cache_runtime::config::{self, ConfigError, Redis};
+    /// use std::time::Duration;
+    ///
+    /// let url = "redis://127.0.0.1:6379/";
+    /// let quick = Redis::url(url).heartbeat(Duration::from_millis(250), Duration::from_secs(1));
+    /// assert_ne!(quick, Redis::url(url));
+    /// // A zero interval, or a deaf-after time within one interval, is refused at installation:
+    /// let bad = Redis::url(url).heartbeat(Duration::from_secs(1), Duration::from_millis(500));
+    /// let refused = config::configure().backend("shared", bad).install();
+    /// assert!(matches!(refused, Err(ConfigError::Invalid { .. })));
+    /// ```
+    #[must_use]
+    pub fn heartbeat(mut self, every: Duration, deaf_after: Duration) -> Self {
+        self.heartbeat_every = every;
+        self.deaf_after = deaf_after;
         self
     }
 }
@@ -388,7 +421,9 @@ impl Configure {
                         name: name.clone(),
                         why: e.to_string(),
                     };
-                    let backend = backend.map_err(invalid)?;
+                    let backend = backend
+                        .and_then(|b| b.with_heartbeat(r.heartbeat_every, r.deaf_after))
+                        .map_err(invalid)?;
                     // What only the server can refuse (a database it does not have) is refused
                     // now; a server that is down now is used once it answers (fail open).
                     if !backend.check().map_err(invalid)? {

@@ -10,6 +10,24 @@ use std::time::Duration;
 
 use crate::tier::Fault;
 
+/// Keepalive on the listener's connection: the first probe after 5 s of silence, then one a
+/// second, and the connection is dropped after 3 unanswered ones (where the system lets the
+/// interval and count be set), or after 8 s of unacknowledged data (Linux).
+fn listener_tcp() -> redis::io::tcp::TcpSettings {
+    use redis::io::tcp::socket2::TcpKeepalive;
+    let keepalive = TcpKeepalive::new().with_time(Duration::from_secs(5));
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let keepalive = keepalive
+        .with_interval(Duration::from_secs(1))
+        .with_retries(3);
+    let settings = redis::io::tcp::TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let settings = settings.set_user_timeout(Duration::from_secs(8));
+    settings
+}
+
 /// Where a backend's Redis is.
 pub(super) enum Target {
     Single(redis::Client),
@@ -151,6 +169,18 @@ impl Connections {
         }
     }
 
+    /// A client for the listener's subscription, to the node that `SUBSCRIBE`s: its connection
+    /// has TCP keepalive (and `TCP_USER_TIMEOUT` on Linux), so that a peer gone without a word
+    /// is noticed by the kernel too, not only by the listener's heartbeat, and no Nagle delay.
+    pub(super) fn listener_client(&self) -> redis::Client {
+        let subscriber = self.subscriber();
+        let info = subscriber
+            .get_connection_info()
+            .clone()
+            .set_tcp_settings(listener_tcp());
+        redis::Client::open(info).unwrap_or_else(|_| subscriber.clone())
+    }
+
     /// A cluster's configured nodes (`None` for a single server).
     pub(super) fn cluster_nodes(&self) -> Option<&[redis::Client]> {
         match &self.target {
@@ -184,6 +214,18 @@ impl Connections {
             Err(e) if e.is_io_error() || e.is_connection_dropped() => None,
             Err(_) => Some(Err(Fault::Reply)),
         }
+    }
+
+    /// Drops every connection made so far (the pooled blocking ones and the async one): the
+    /// next operations connect afresh. For when the listener found its subscription deaf, as
+    /// after a failover behind a stable address: the other connections made to the old server
+    /// would time out, one operation each, before being replaced.
+    pub(super) async fn reset(&self) {
+        self.blocking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        *self.conn.lock().await = None;
     }
 
     /// Returns a blocking connection to the pool (at most 16 are kept).

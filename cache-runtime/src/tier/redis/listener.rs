@@ -3,13 +3,17 @@
 //! of their namespace (so that they drop their L1 copies).
 //!
 //! A message is `id (u64 LE) | namespace length (u32 LE) | namespace | 1 key | 0` (`0`: every
-//! key of the namespace); the id lets a backend skip its own messages.
+//! key of the namespace); the id lets a backend skip its own messages. The listener also hears
+//! its own heartbeat probes on the channel (`heartbeat`), which tell a deaf subscription from a
+//! quiet one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use super::commands::{self, Op};
+use super::conn::Connections;
+use super::heartbeat::{self, Beat, Heartbeat, Pulse};
 use crate::tier::InvalidationHandler as Handler;
 
 /// The first wait before the listener tries again, and the longest.
@@ -28,7 +32,7 @@ pub(super) struct Listener {
     /// Listening has started (with the first registration).
     listening: AtomicBool,
     /// Subscribed to the invalidation channel right now (set once the subscription is
-    /// confirmed, cleared when the connection ends).
+    /// confirmed, cleared when the connection ends or the heartbeat finds it deaf).
     subscribed: AtomicBool,
 }
 
@@ -86,15 +90,24 @@ impl Listener {
     /// Listens for invalidations through `subscriber` for as long as the backend's runtime
     /// lives. Connecting and subscribing are bounded by `first_contact` (a server that accepts
     /// and never answers cannot hold the listener), and every failure or lost subscription is
-    /// retried with backoff (100 ms doubling to 5 s), whatever the first contact was. After a
-    /// gap (a lost subscription, or failed attempts), the caches' L1 copies that may have missed
-    /// an invalidation meanwhile are dropped when the subscription is back.
+    /// retried with backoff (100 ms doubling to 5 s, reset once a subscription has delivered a
+    /// probe), whatever the first contact was. While subscribed, the `heartbeat` publishes a
+    /// probe through `conns` (the command connection) every interval; a subscription that does
+    /// not deliver one back in time is deaf, and is dropped and made again, and so are the
+    /// command connections (they may lead to the same dead end). After a gap (a lost
+    /// or deaf subscription, or failed attempts), the caches' L1 copies that may have missed an
+    /// invalidation meanwhile are dropped when the subscription is back.
     pub(super) async fn listen(
         self: Arc<Self>,
         subscriber: redis::Client,
+        conns: Arc<Connections>,
         first_contact: Duration,
+        heartbeat: Heartbeat,
     ) {
         use futures_util::StreamExt;
+        use tokio::time::Instant;
+        // A probe's PUBLISH may take an interval: a slow server is no deaf subscription.
+        let probe_within = heartbeat.every.max(conns.timeout());
         let mut backoff = BACKOFF_MIN;
         let mut gap = false;
         loop {
@@ -111,12 +124,54 @@ impl Listener {
                 if gap {
                     self.evict_everything();
                 }
-                backoff = BACKOFF_MIN;
                 let mut messages = pubsub.into_on_message();
-                while let Some(msg) = messages.next().await {
-                    self.dispatch(msg.get_payload_bytes());
+                let mut pulse = Pulse::start(heartbeat, Instant::now());
+                let mut deaf = false;
+                loop {
+                    match pulse.beat(Instant::now()) {
+                        Beat::Deaf => {
+                            #[cfg(feature = "tracing")]
+                            tracing::warn!(
+                                deaf_after = ?heartbeat.deaf_after,
+                                "cache invalidation listener deaf (no probe heard); resubscribing"
+                            );
+                            deaf = true;
+                            break;
+                        }
+                        Beat::Probe(seq) => {
+                            let (exchange, _) =
+                                commands::publish(CHANNEL, heartbeat::probe(self.id, seq))
+                                    .on_runtime();
+                            let conns = Arc::clone(&conns);
+                            tokio::spawn(async move {
+                                // Unheard, a failed probe counts against the subscription.
+                                let _ = conns.call(probe_within, &exchange).await;
+                            });
+                        }
+                        Beat::Wait => {}
+                    }
+                    match tokio::time::timeout_at(pulse.wake(), messages.next()).await {
+                        Ok(Some(msg)) => {
+                            if self.dispatch(msg.get_payload_bytes()) {
+                                pulse.heard(Instant::now());
+                            }
+                        }
+                        // The connection ended.
+                        Ok(None) => break,
+                        // Time to probe, or to find the subscription deaf.
+                        Err(_) => {}
+                    }
                 }
+                // Dropping the stream closes the connection.
+                drop(messages);
                 self.subscribed.store(false, Ordering::Release);
+                if deaf {
+                    // The command connections may lead to the same dead end.
+                    conns.reset().await;
+                }
+                if pulse.proven() {
+                    backoff = BACKOFF_MIN;
+                }
             }
             gap = true;
             tokio::time::sleep(backoff).await;
@@ -138,25 +193,31 @@ impl Listener {
         }
     }
 
-    fn dispatch(&self, msg: &[u8]) {
+    /// Hands an invalidation from another process to the caches of its namespace; `true` when
+    /// `msg` is one of this listener's own heartbeat probes.
+    fn dispatch(&self, msg: &[u8]) -> bool {
         let Some((id, rest)) = msg.split_first_chunk::<8>() else {
-            return;
+            return false;
         };
-        if u64::from_le_bytes(*id) == self.id {
-            return;
+        let own = u64::from_le_bytes(*id) == self.id;
+        if heartbeat::is_probe(rest) {
+            return own;
+        }
+        if own {
+            return false;
         }
         let Some((len, rest)) = rest.split_first_chunk::<4>() else {
-            return;
+            return false;
         };
         let len = u32::from_le_bytes(*len) as usize;
         if rest.len() < len + 1 {
-            return;
+            return false;
         }
         let (namespace, rest) = rest.split_at(len);
         let key = match rest.split_first() {
             Some((1, key)) => Some(key),
             Some((0, _)) => None,
-            _ => return,
+            _ => return false,
         };
         let handlers: Vec<Arc<Handler>> = self
             .handlers
@@ -169,5 +230,6 @@ impl Listener {
         for h in handlers {
             h(key);
         }
+        false
     }
 }

@@ -12,14 +12,16 @@
 //! resumes by itself when Redis comes back, and its failure opens it again. Each kind
 //! of fault is counted ([`RedisBackend::faults`]).
 //!
-//! In four parts: `conn` (the connections: pooled blocking ones, one multiplexed async one),
+//! In five parts: `conn` (the connections: pooled blocking ones, one multiplexed async one),
 //! `commands` (each operation built once, as an `Op`), `listener` (the invalidation channel),
-//! and here the backend with its two runners, one for blocking callers and one for async
-//! callers, through which every operation of its [`Backend`] implementation goes. The circuit
-//! breaker is shared by backends (`tier::breaker`).
+//! `heartbeat` (how the listener finds a deaf subscription, without IO), and here the backend
+//! with its two runners, one for blocking callers and one for async callers, through which
+//! every operation of its [`Backend`] implementation goes. The circuit breaker is shared by
+//! backends (`tier::breaker`).
 
 mod commands;
 mod conn;
+mod heartbeat;
 mod listener;
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use self::commands::Op;
 use self::conn::{Connections, Target};
+use self::heartbeat::Heartbeat;
 use self::listener::Listener;
 use crate::tier::breaker::{Breaker, Faults};
 use crate::tier::{Backend, BoxFuture, Fault, Health, InvalidationHandler};
@@ -54,6 +57,7 @@ use crate::tier::{Backend, BoxFuture, Fault, Health, InvalidationHandler};
 pub struct RedisBackend {
     conns: Arc<Connections>,
     listener: Arc<Listener>,
+    heartbeat: Heartbeat,
     breaker: Breaker,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
@@ -63,6 +67,8 @@ impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
             .field("timeout", &self.conns.timeout())
+            .field("heartbeat_every", &self.heartbeat.every)
+            .field("deaf_after", &self.heartbeat.deaf_after)
             .field("faults", &self.faults())
             .finish_non_exhaustive()
     }
@@ -106,7 +112,8 @@ pub enum BackendError {
     Url(String),
     /// The backend's runtime thread could not start.
     Runtime(String),
-    /// A setting that would disable the backend: a zero timeout, or port 0.
+    /// A setting that would disable the backend or a part of it: a zero timeout, port 0, or a
+    /// heartbeat that could not tell a deaf subscription from a live one.
     Setting(String),
 }
 
@@ -187,6 +194,46 @@ impl RedisBackend {
         )
     }
 
+    /// Sets how the invalidation listener checks that its subscription still delivers: while
+    /// subscribed, it publishes a probe every `every` (through the command connection) and must
+    /// hear one back within `deaf_after`. Past that, the subscription is deaf (say, a failover
+    /// behind a stable address that black-holes the old connection):
+    /// [`is_listening`](Self::is_listening) turns false, the listener drops the subscription and
+    /// the command connections and subscribes again (with backoff), and when it is back, the L1
+    /// copies of the caches on this backend are dropped (they may have missed invalidations).
+    /// Other processes' writes are thus seen within about `deaf_after` even then, rather than
+    /// within `l1_ttl`. Default: a probe every second, deaf after three seconds. Set it before
+    /// the first cache is built on the backend.
+    ///
+    /// ```
+    /// use cache_runtime::{BackendError, RedisBackend};
+    /// use std::time::Duration;
+    ///
+    /// let redis = RedisBackend::new("redis://127.0.0.1:6379/", Duration::from_millis(50))?
+    ///     .with_heartbeat(Duration::from_millis(500), Duration::from_millis(1_500))?;
+    /// assert!(!redis.is_listening()); // no cache yet: nothing is connected
+    /// // A zero interval, or a deaf-after time within one interval, is refused:
+    /// let url = "redis://127.0.0.1:6379/";
+    /// let zero = RedisBackend::new(url, Duration::from_millis(50))?
+    ///     .with_heartbeat(Duration::ZERO, Duration::from_secs(3));
+    /// assert!(matches!(zero, Err(BackendError::Setting(_))));
+    /// let short = RedisBackend::new(url, Duration::from_millis(50))?
+    ///     .with_heartbeat(Duration::from_secs(1), Duration::from_secs(1));
+    /// assert!(matches!(short, Err(BackendError::Setting(_))));
+    /// # Ok::<(), BackendError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`BackendError::Setting`] for a zero `every`, or a `deaf_after` no longer than `every`.
+    pub fn with_heartbeat(
+        mut self,
+        every: Duration,
+        deaf_after: Duration,
+    ) -> Result<Self, BackendError> {
+        self.heartbeat = Heartbeat::new(every, deaf_after)?;
+        Ok(self)
+    }
+
     fn with_target(target: Target, timeout: Duration) -> Result<Self, BackendError> {
         if timeout.is_zero() {
             // Every operation would time out at once: Redis would never be used.
@@ -204,6 +251,7 @@ impl RedisBackend {
         Ok(Self {
             conns: Arc::new(Connections::new(target, timeout)),
             listener: Arc::new(Listener::new()),
+            heartbeat: Heartbeat::default(),
             breaker: Breaker::new(),
             runtime: Mutex::new(Some(runtime)),
             handle,
@@ -252,7 +300,9 @@ impl RedisBackend {
     /// announce their writes and invalidations. Listening starts when the first cache is built on
     /// the backend, and takes a round trip to Redis; until it is subscribed (and
     /// while it reconnects after a fault), other processes' writes do not evict this process's
-    /// L1 copies, which then live until their `l1_ttl`. A readiness probe can wait for it.
+    /// L1 copies, which then live until their `l1_ttl`. A subscription that stops delivering
+    /// (found by the heartbeat: see [`with_heartbeat`](Self::with_heartbeat)) no longer counts
+    /// as listening. A readiness probe can wait for it.
     ///
     /// ```no_run
     /// use cache_runtime::{Cache, RedisBackend};
@@ -462,11 +512,15 @@ impl Backend for RedisBackend {
         // Listening starts with the first registration and reconnects by itself.
         if self.listener.register(namespace, handler) {
             let listener = Arc::clone(&self.listener);
-            let subscriber = self.conns.subscriber().clone();
+            let subscriber = self.conns.listener_client();
             // First contact within the operation timeout, and at least a second.
             let first_contact = self.conns.timeout().max(Duration::from_secs(1));
-            self.handle
-                .spawn(listener.listen(subscriber, first_contact));
+            self.handle.spawn(listener.listen(
+                subscriber,
+                Arc::clone(&self.conns),
+                first_contact,
+                self.heartbeat,
+            ));
         }
     }
     fn health(&self) -> Health {
