@@ -20,7 +20,7 @@ use crate::tier::{Backend, NoNegatives, Typed, WithNegatives};
 use crate::ttl::Jitter;
 
 /// Configures a [`Cache`]. Every setting is checked by [`build`](Self::build), which returns a
-/// [`BuildError`] rather than panicking.
+/// [`BuildError`](crate::BuildError) rather than panicking.
 ///
 /// ```
 /// use cache_runtime::{Cache, Jitter, Policy};
@@ -449,7 +449,7 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     /// Stale-while-revalidate: for up to `window` past its TTL, an entry is still served to
     /// callers that can refresh it (`#[cached(stale = ..)]`, [`Cache::get_or_refresh`]), while
     /// one refresh per key runs in the background. A failed refresh keeps the stale value (and
-    /// counts in [`CacheStats::refresh_errors`]); past the window the entry is gone.
+    /// counts in [`CacheStats::refresh_errors`](crate::CacheStats::refresh_errors)); past the window the entry is gone.
     ///
     /// ```
     /// use cache_runtime::{Cache, Clock, ManualClock};

@@ -85,7 +85,7 @@ pub(crate) struct Core<K, V, N> {
 /// results of type `N`.
 ///
 /// - **Bounded**: by entry count or by total weight, with a chosen eviction [`Policy`].
-/// - **Expiry**: a TTL per cache (and per entry), with [`Jitter`]; expired entries are never
+/// - **Expiry**: a TTL per cache (and per entry), with [`Jitter`](crate::Jitter); expired entries are never
 ///   returned.
 /// - **Single-flight**: concurrent misses of one key, from threads or async tasks, run one
 ///   load; the others wait for it and share its result.

@@ -222,8 +222,8 @@ where
 
     /// Stale-while-revalidate and early refresh for direct callers: like
     /// [`get_or_load`](Self::get_or_load), but a value within the cache's
-    /// [`stale_while_revalidate`](CacheBuilder::stale_while_revalidate) window (or drawn for an
-    /// [`early_refresh`](CacheBuilder::early_refresh)) is returned at once while `load` refreshes
+    /// [`stale_while_revalidate`](crate::CacheBuilder::stale_while_revalidate) window (or drawn for an
+    /// [`early_refresh`](crate::CacheBuilder::early_refresh)) is returned at once while `load` refreshes
     /// it in the background, at most one refresh per key at a time.
     ///
     /// ```
