@@ -3,10 +3,12 @@
 //! items keep the expansion working when a user shadows the prelude's.
 
 use std::borrow::Borrow;
+use std::cell::Cell;
 #[cfg(feature = "redis")]
 use std::convert::Infallible;
 use std::hash::Hash;
 use std::sync::OnceLock;
+use std::thread::LocalKey;
 
 pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
@@ -17,8 +19,10 @@ pub use crate::cache::Lookup;
 pub use crate::entry::Loaded;
 use crate::{Cache, Entry};
 
+mod call;
 mod shaped;
 pub use crate::entry::Share;
+pub use call::{Call, CallChecked, CallUnchecked, call_of, key_of};
 pub use shaped::{
     Probe, Shape, ShareCloned, ShareNone, classify, load, load_async, lookup_refresh,
     refresh_inline, refresh_inline_async, shape, shape_hit, spawn_refresh, spawn_refresh_async,
@@ -71,38 +75,80 @@ pub const fn assert_key<K: CacheKey>() {}
 /// Checked at the return type's span: a cached value must be clonable and shareable.
 pub const fn assert_value<V: CacheValue>() {}
 
-/// A memoized function's cache, built on first use by [`fn_cache`] from the attribute's
-/// settings (as [`CacheBuilder`] calls).
-pub struct FnCache<K, V, N> {
-    cell: OnceLock<Cache<K, V, N>>,
+/// The key made of an argument taken by value (generated code names `K` at the key's type, so
+/// that a key that is not `Clone` is reported there).
+#[inline]
+pub fn owned_key<K: Clone>(arg: &K) -> K {
+    arg.clone()
+}
+
+/// The key (or part of it) made of an argument taken by reference.
+#[inline]
+pub fn owned_key_of<T: ToOwned + ?Sized>(arg: &T) -> T::Owned {
+    arg.to_owned()
+}
+
+/// Where a memoized function's cache is (a `static` of the generated code): the attribute's
+/// site, and the cache once built, type-erased. No type parameters, so that the static is `Sync`
+/// whatever the key and value types are: a type that lacks `Send` or `Sync` is reported once, by
+/// [`fn_cache`], at the user's type, instead of by the static's type at the attribute.
+pub struct FnSite {
+    cell: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
     /// Where the attribute is (`file:line:column:fingerprint`): the function's cache and its
     /// companions' (`cache_put` / `cache_evict`) share one cache through it.
     site: &'static str,
-    configure: Configure<K, V, N>,
 }
 
-impl<K, V, N> FnCache<K, V, N> {
-    /// A cache to be built on first use, configured by `configure`. No bounds: a bad key or
-    /// value type is reported once, by [`fn_cache`], at the user's type.
+impl FnSite {
+    /// A cache to be built on first use.
     #[must_use]
-    pub const fn new(site: &'static str, configure: Configure<K, V, N>) -> Self {
+    pub const fn new(site: &'static str) -> Self {
         Self {
             cell: OnceLock::new(),
             site,
-            configure,
         }
     }
 }
 
-/// The function's cache, built on the first call. Generated code names the types (at the
+/// A thread's reference to a memoized function's cache (the generated code's `thread_local!`):
+/// after a thread's first call, finding the cache is one thread-local read.
+pub type FnLocal<K, V, N> = Cell<Option<&'static Cache<K, V, N>>>;
+
+pub use std::thread_local;
+
+/// The function's cache: the thread's reference to it, else (a thread's first call) the one
+/// `site` holds, built on the process's first call. Generated code names the types (at the
 /// user's tokens), so that a key or value type that lacks a trait is reported there.
 #[inline]
 pub fn fn_cache<K: CacheKey, V: CacheValue, N: CacheValue>(
-    c: &FnCache<K, V, N>,
-) -> &Cache<K, V, N> {
-    c.cell.get_or_init(|| {
-        crate::registry::site_cache(c.site, || build((c.configure)(CacheBuilder::new())))
-    })
+    local: &'static LocalKey<FnLocal<K, V, N>>,
+    site: &'static FnSite,
+    configure: Configure<K, V, N>,
+) -> &'static Cache<K, V, N> {
+    match local.get() {
+        Some(c) => c,
+        None => first_call(local, site, configure),
+    }
+}
+
+/// A thread's first call: the cache from `site` (built on the process's first call, shared with
+/// the function's companions through the registry), remembered for the thread.
+#[cold]
+fn first_call<K: CacheKey, V: CacheValue, N: CacheValue>(
+    local: &'static LocalKey<FnLocal<K, V, N>>,
+    site: &'static FnSite,
+    configure: Configure<K, V, N>,
+) -> &'static Cache<K, V, N> {
+    let any = site.cell.get_or_init(|| {
+        Box::new(crate::registry::site_cache(site.site, || {
+            build(configure(CacheBuilder::new()))
+        }))
+    });
+    let cache = any
+        .downcast_ref::<Cache<K, V, N>>()
+        .expect("a memoized function's site holds a cache of the function's types");
+    local.set(Some(cache));
+    cache
 }
 
 /// A function's settings, as calls on a builder.
@@ -130,13 +176,12 @@ impl ErasedFnCache {
         }
     }
 
-    /// The cache for keys like `_key`, configured by `configure` (the attribute's settings as
-    /// [`CacheBuilder`] calls). One function always asks with the same types, so this is
-    /// `Some`; `None` (a type that differs from the first call's) makes the call run uncached.
+    /// The cache, configured by `configure` (the attribute's settings as [`CacheBuilder`]
+    /// calls). One function always asks with the same types, so this is `Some`; `None` (types
+    /// that differ from the first call's) makes the call run uncached.
     #[inline]
     pub fn get<K: CacheKey, V: CacheValue, N: CacheValue>(
         &self,
-        _key: &K,
         configure: Configure<K, V, N>,
     ) -> Option<&Cache<K, V, N>> {
         self.cell
