@@ -81,12 +81,20 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let (configure, backend_check) = match &m.backend {
         None => (quote!(#builder #configure), quote!()),
         Some(name) => {
-            let remote = if m.negative {
-                quote_spanned!(kspan=> #krate::__private::remote_negative::<#key_ty, #value_ty, #neg_ty>)
+            // The tier is added through `__private::Call`, which reports nothing of its own:
+            // the checks at the user's tokens report a key or value that cannot be encoded.
+            let method = if m.negative {
+                quote!(remote_negative)
             } else {
-                quote_spanned!(kspan=> #krate::__private::remote::<#key_ty, #value_ty>)
+                quote!(remote)
             };
-            (quote!(#remote(#builder #configure, #name)), {
+            let add = dispatched(
+                &g,
+                &call_types(&g, &shape),
+                &["RemoteChecked", "RemoteNegativeChecked", "RemoteUnchecked"],
+                quote!(#method(#builder, #name)),
+            );
+            (quote!(let #builder = #builder #configure; #add), {
                 // Registered at link time, for `config::verify`.
                 let function = settings::name(&g);
                 quote_spanned!(name.span()=>
@@ -742,7 +750,8 @@ pub(super) fn types(g: &Gen<'_>) -> TokenStream {
 }
 
 /// The statements that check the key and value types at the user's tokens: the key at the
-/// argument's type (or `key_type`), the value (and a cached `Err`) at the return type.
+/// argument's type (or `key_type`), the value (and a cached `Err`) at the return type; with a
+/// backend, that each can be encoded.
 fn asserts(g: &Gen<'_>) -> TokenStream {
     let (krate, key_ty, value_ty, neg_ty, ret_ty) =
         (&g.krate, &g.key_ty, &g.value_ty, &g.neg_ty, &g.ret_ty);
@@ -751,6 +760,17 @@ fn asserts(g: &Gen<'_>) -> TokenStream {
     // A cached negative result (the `Err` type) must be clonable too: checked at the return type.
     if g.m.negative {
         out.extend(quote_spanned!(ret_ty.span()=> #krate::__private::assert_value::<#neg_ty>();));
+    }
+    if g.m.backend.is_some() {
+        out.extend(quote_spanned!(key_ty.span()=> #krate::__private::assert_remote::<#key_ty>();));
+        out.extend(
+            quote_spanned!(ret_ty.span()=> #krate::__private::assert_remote::<#value_ty>();),
+        );
+        if g.m.negative {
+            out.extend(
+                quote_spanned!(ret_ty.span()=> #krate::__private::assert_remote::<#neg_ty>();),
+            );
+        }
     }
     out
 }

@@ -4,8 +4,6 @@
 
 use std::borrow::Borrow;
 use std::cell::Cell;
-#[cfg(feature = "redis")]
-use std::convert::Infallible;
 use std::hash::Hash;
 use std::sync::OnceLock;
 use std::thread::LocalKey;
@@ -20,9 +18,16 @@ pub use crate::entry::Loaded;
 use crate::{Cache, Entry};
 
 mod call;
+mod remote;
 mod shaped;
 pub use crate::entry::Share;
 pub use call::{Call, CallChecked, CallUnchecked, call_of, key_of};
+#[cfg(feature = "redis")]
+pub use remote::BackendUse;
+pub use remote::{
+    RemoteBackendsEnabled, RemoteChecked, RemoteCodec, RemoteNegativeChecked, RemoteUnchecked,
+    assert_remote, assert_remote_backends, inventory,
+};
 pub use shaped::{
     Probe, Shape, ShareCloned, ShareNone, classify, load, load_async, lookup_refresh,
     refresh_inline, refresh_inline_async, shape, shape_hit, spawn_refresh, spawn_refresh_async,
@@ -154,14 +159,6 @@ fn first_call<K: CacheKey, V: CacheValue, N: CacheValue>(
 /// A function's settings, as calls on a builder.
 pub type Configure<K, V, N> = fn(CacheBuilder<K, V, N>) -> CacheBuilder<K, V, N>;
 
-/// Adds a remote tier on a backend, under a prefix.
-#[cfg(feature = "redis")]
-type Attach<K, V, N> = fn(
-    CacheBuilder<K, V, N>,
-    std::sync::Arc<dyn crate::tier::Backend>,
-    &str,
-) -> CacheBuilder<K, V, N>;
-
 /// The cache of a function whose key type only the compiler knows, behind a type-erased cell.
 pub struct ErasedFnCache {
     cell: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
@@ -212,97 +209,6 @@ fn build<K: CacheKey, V: CacheValue, N: CacheValue>(b: CacheBuilder<K, V, N>) ->
     }
     cache
 }
-
-/// Adds the remote tier of `backend = "..."` to a function's builder (no negative results).
-///
-/// A backend that was never configured is a configuration mistake: reported once, on standard
-/// error and as a `tracing` error, and the function caches in this process's memory only (see
-/// [`config::verify`](crate::config::verify), which finds it at startup).
-#[cfg(feature = "redis")]
-#[cold]
-pub fn remote<K, V>(
-    b: CacheBuilder<K, V, Infallible>,
-    backend: &str,
-) -> CacheBuilder<K, V, Infallible>
-where
-    K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-    V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    with_backend(b, backend, CacheBuilder::remote)
-}
-
-/// Adds the remote tier of `backend = "..."` to the builder of a function with `negative_ttl`.
-///
-/// A backend that was never configured: as [`remote`].
-#[cfg(feature = "redis")]
-#[cold]
-pub fn remote_negative<K, V, N>(b: CacheBuilder<K, V, N>, backend: &str) -> CacheBuilder<K, V, N>
-where
-    K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-    V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-    N: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    with_backend(b, backend, CacheBuilder::remote_with_negatives)
-}
-
-/// Adds the configured backend `name` to `b` (`attach` adds a remote tier).
-///
-/// A backend that was never configured: in memory only, said once (see [`remote`]).
-#[cfg(feature = "redis")]
-fn with_backend<K, V, N>(
-    b: CacheBuilder<K, V, N>,
-    name: &str,
-    attach: Attach<K, V, N>,
-) -> CacheBuilder<K, V, N> {
-    let function = b.name.clone().unwrap_or_default();
-    match crate::registry::backend(name, &function) {
-        Ok(crate::config::Installed::Memory) => b.memory_only(),
-        Ok(crate::config::Installed::Remote {
-            backend,
-            prefix,
-            l1_ttl,
-        }) => attach(b, std::sync::Arc::clone(backend), prefix).l1_ttl(*l1_ttl),
-        Err(message) => {
-            // A configuration mistake: said once (the cache is built once), loudly, and the
-            // function caches in this process only; `config::verify` finds it at startup.
-            eprintln!("cache-runtime: {message}; it caches in this process's memory only");
-            #[cfg(feature = "tracing")]
-            tracing::error!(function = %function, backend = %name, "cache backend not configured; caching in memory only");
-            b.memory_only()
-        }
-    }
-}
-
-/// A `#[cached(backend = "...")]` function, registered at link time so that
-/// [`config::verify`](crate::config::verify) can list every function whose backend is missing.
-#[cfg(feature = "redis")]
-#[derive(Debug)]
-pub struct BackendUse {
-    /// The function's cache name.
-    pub function: &'static str,
-    /// The backend it names.
-    pub backend: &'static str,
-}
-
-#[cfg(feature = "redis")]
-inventory::collect!(BackendUse);
-
-#[cfg(feature = "redis")]
-pub use inventory;
-
-/// Not implemented: `backend = ...` without the `redis` feature.
-#[diagnostic::on_unimplemented(
-    message = "`#[cached(backend = ...)]` needs the `redis` feature of `cache-runtime`",
-    label = "this function names a backend",
-    note = "enable it in Cargo.toml: `features = [\"redis\"]` on the `cache-runtime` dependency"
-)]
-pub trait RemoteBackendsEnabled {}
-
-#[cfg(feature = "redis")]
-impl RemoteBackendsEnabled for () {}
-
-/// Checked where a function names a backend.
-pub const fn assert_remote_backends<T: RemoteBackendsEnabled>() {}
 
 /// Whether the call runs inside [`uncached`](crate::uncached).
 #[inline]
