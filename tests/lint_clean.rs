@@ -120,6 +120,24 @@ async fn early(id: u64) -> Result<u64, String> {
     Ok(id)
 }
 
+/// Stale-while-revalidate, async: the refresh runs as a task.
+#[cached(ttl = "1m", stale = "30s")]
+async fn async_swr(id: u64) -> Option<u64> {
+    Some(id)
+}
+
+/// A key whose type the compiler infers (`key = <expr>`, no `key_type`).
+#[cached(key = x / 2 + y)]
+fn inferred_key(x: u64, y: u64) -> u64 {
+    x + y
+}
+
+/// An inferred key, async, `Result` with negative caching.
+#[cached(key = x % 10, negative_ttl = "1s")]
+async fn async_inferred_key(x: u64) -> Result<u64, String> {
+    Ok(x)
+}
+
 /// Write-through.
 #[cache_put(swr, key = id)]
 fn put_swr(id: u64) -> Option<u64> {
@@ -170,6 +188,9 @@ fn all_kinds_run() {
     assert_eq!(rt.block_on(s.async_method(7)), Ok(7));
     assert_eq!(rt.block_on(early(2)), Ok(2));
     assert_eq!(rt.block_on(evict_early(2)), Ok(()));
+    assert_eq!(rt.block_on(async_swr(8)), Some(8));
+    assert_eq!(inferred_key(4, 1), 5);
+    assert_eq!(rt.block_on(async_inferred_key(12)), Ok(12));
     // Never configured: in memory only, and `verify` names it.
     assert_eq!(on_backend(1), 3);
     let missing = cache_runtime::config::verify().unwrap_err().to_string();

@@ -25,6 +25,9 @@ pub(crate) struct Model {
     pub(crate) lease: Option<Dur>,
     /// How an early or stale value is refreshed.
     pub(crate) refresh: Refresh,
+    /// The name `stale` in the attribute: what a background refresh needs of the function (its
+    /// body's closure or future must be `Send + 'static`) is reported there.
+    pub(crate) stale_name: Option<Ident>,
     /// `unless = |v| ..`: results not to cache.
     pub(crate) unless: Option<Expr>,
     /// `if = ..`: calls that skip the cache entirely.

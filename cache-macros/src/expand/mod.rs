@@ -24,6 +24,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let names = Names::new();
     let Names {
         cache_static,
+        cache_local,
         cache,
         bypass,
         key,
@@ -55,11 +56,13 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
             quote!(),
             quote!(&#ident),
             // At the key type: a key that is not `Clone` is reported there, once.
-            quote_spanned!(key_ty.span()=> let #key: #key_ty = ::core::clone::Clone::clone(&#ident);),
+            quote_spanned!(key_ty.span()=>
+                let #key: #key_ty = #krate::__private::owned_key::<#key_ty>(&#ident);
+            ),
             quote!(&#key),
         ),
         plan => {
-            let expr = key_expr(plan);
+            let expr = key_expr(&g, plan);
             (
                 quote!(let #key: #key_ty = #expr;),
                 quote!(&#key),
@@ -73,18 +76,25 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     // every error lands there.
     let kspan = key_ty.span();
     let q_ty = &g.q_ty;
-    let get_cache = fn_cache(&g, cache_static);
     let configure = settings::configure(&g);
     let builder = format_ident!("__cache_builder", span = Span::mixed_site());
     let (configure, backend_check) = match &m.backend {
         None => (quote!(#builder #configure), quote!()),
         Some(name) => {
-            let remote = if m.negative {
-                quote_spanned!(kspan=> #krate::__private::remote_negative::<#key_ty, #value_ty, #neg_ty>)
+            // The tier is added through `__private::Call`, which reports nothing of its own:
+            // the checks at the user's tokens report a key or value that cannot be encoded.
+            let method = if m.negative {
+                quote!(remote_negative)
             } else {
-                quote_spanned!(kspan=> #krate::__private::remote::<#key_ty, #value_ty>)
+                quote!(remote)
             };
-            (quote!(#remote(#builder #configure, #name)), {
+            let add = dispatched(
+                &g,
+                &call_types(&g, &shape),
+                &["RemoteChecked", "RemoteNegativeChecked", "RemoteUnchecked"],
+                quote!(#method(#builder, #name)),
+            );
+            (quote!(let #builder = #builder #configure; #add), {
                 // Registered at link time, for `config::verify`.
                 let function = settings::name(&g);
                 quote_spanned!(name.span()=>
@@ -96,8 +106,8 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
             })
         }
     };
-    // The settings reach the cache through a closure-free `fn` (a static's initializer): builder
-    // calls without bounds, so that the static adds no error of its own.
+    // The settings reach the cache through a closure-free `fn`: builder calls without bounds,
+    // so that it adds no error of its own.
     let configure_fn = quote! {
         {
             fn __configure(
@@ -117,10 +127,17 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     // `if = ..`: a call whose condition is false skips the cache (as `uncached` does).
     let bypass_init = bypass_init(&g);
     let site = settings::site(&g);
+    // The cache's site is a static without type parameters, and each thread keeps a reference
+    // to the cache: no static's type names the key or value types, so that nothing but the
+    // bound checks at the user's tokens can report a type that is not `Send` or `Sync`.
     let static_def = quote! {
-        static #cache_static: #krate::__private::FnCache<#key_ty, #value_ty, #neg_ty> =
-            #krate::__private::FnCache::new(#site, #configure_fn);
+        static #cache_static: #krate::__private::FnSite = #krate::__private::FnSite::new(#site);
+        #krate::__private::thread_local! {
+            static #cache_local: #krate::__private::FnLocal<#key_ty, #value_ty, #neg_ty> =
+                const { #krate::__private::FnLocal::new(#krate::__private::None) };
+        }
     };
+    let get_cache = fn_cache(&g, cache_static, cache_local, &configure_fn);
     let companion = companion(&g, &asserts, &static_def, &get_cache);
 
     let shaped = m.refresh != Refresh::None || m.unless.is_some();
@@ -170,6 +187,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
 /// `mixed_site` hygiene.
 pub(super) struct Names {
     pub(super) cache_static: syn::Ident,
+    pub(super) cache_local: syn::Ident,
     pub(super) cache: syn::Ident,
     pub(super) bypass: syn::Ident,
     pub(super) key: syn::Ident,
@@ -183,6 +201,7 @@ impl Names {
         let span = Span::mixed_site();
         Names {
             cache_static: format_ident!("__CACHE", span = span),
+            cache_local: format_ident!("__CACHE_LOCAL", span = span),
             cache: format_ident!("__cache", span = span),
             bypass: format_ident!("__cache_bypass", span = span),
             key: format_ident!("__cache_key", span = span),
@@ -218,29 +237,40 @@ impl<'a> Gen<'a> {
             None => quote!(::cache_runtime),
         };
         let ret_ty = ret_ty(&m.func);
-        let span = ret_ty.span();
+        // The parts of a `Result` or `Option`, read through `ResultParts` / `OptionParts` (so
+        // that aliases work), and spanned at the part the user wrote where the return type
+        // spells it (`Result<T, E>`: `T` and `E`), else at the whole return type.
+        let (value_at, err_at) = part_spans(&m.func, m.returns);
         let value_ty = match m.returns {
             Returns::Value => ret_ty.clone(),
-            Returns::Result => {
-                quote_spanned!(span=> <#ret_ty as #krate::__private::ResultParts>::Ok)
-            }
-            Returns::Option => {
-                quote_spanned!(span=> <#ret_ty as #krate::__private::OptionParts>::Some)
-            }
+            Returns::Result => spanning(
+                quote!(<#ret_ty as #krate::__private::ResultParts>::),
+                quote!(Ok),
+                value_at,
+            ),
+            Returns::Option => spanning(
+                quote!(<#ret_ty as #krate::__private::OptionParts>::),
+                quote!(Some),
+                value_at,
+            ),
         };
         let neg_ty = match (m.returns, m.negative) {
-            (Returns::Result, true) => {
-                quote_spanned!(ret_ty.span()=> <#ret_ty as #krate::__private::ResultParts>::Err)
-            }
+            (Returns::Result, true) => spanning(
+                quote!(<#ret_ty as #krate::__private::ResultParts>::),
+                quote!(Err),
+                err_at,
+            ),
             (Returns::Option, true) => quote!(()),
             _ => quote!(::core::convert::Infallible),
         };
         let key_ty = key_ty(m);
+        // A key borrowed as `&T` is looked up as `T`, written as the user wrote it: its errors
+        // land where the key type's do (`<T as ToOwned>::Owned`, spanned at `T`).
         let q_ty = match &m.key {
             KeyPlan::Borrowed(Param {
                 ty: Type::Reference(r),
                 ..
-            }) => respan(r.elem.to_token_stream(), key_ty.span()),
+            }) => r.elem.to_token_stream(),
             _ => key_ty.clone(),
         };
         Gen {
@@ -274,28 +304,108 @@ pub(super) fn rewrite(func: &Func, body: TokenStream) -> TokenStream {
     }
 }
 
-/// The owned form of a parameter's type: `&T` becomes `<T as ToOwned>::Owned`.
+/// The owned form of a parameter's type: `&T` becomes `<T as ToOwned>::Owned`, spanned at `T`.
 fn owned_ty(ty: &Type) -> TokenStream {
     match ty {
         Type::Reference(r) => {
             let inner = &r.elem;
-            quote_spanned!(ty.span()=> <#inner as ::std::borrow::ToOwned>::Owned)
+            spanning(
+                quote!(<#inner as ::std::borrow::ToOwned>::),
+                quote!(Owned),
+                ends(inner),
+            )
         }
         _ => ty.to_token_stream(),
     }
 }
 
-/// The owned value of a parameter, for a key.
-fn owned_value(p: &Param) -> TokenStream {
+/// The owned value of a parameter, for a part of a tuple key (whose type is spanned at `span`,
+/// the argument list): a part that cannot be owned is reported there, where the tuple is.
+fn owned_value(krate: &TokenStream, p: &Param, span: Span) -> TokenStream {
     let ident = &p.ident;
-    match p.ty {
-        Type::Reference(_) => quote!(::std::borrow::ToOwned::to_owned(#ident)),
-        _ => quote!(::core::clone::Clone::clone(&#ident)),
+    match &p.ty {
+        Type::Reference(r) => {
+            let inner = respan(r.elem.to_token_stream(), span);
+            quote_spanned!(span=> #krate::__private::owned_key_of::<#inner>(#ident))
+        }
+        ty => {
+            let ty = respan(ty.to_token_stream(), span);
+            quote_spanned!(span=> #krate::__private::owned_key::<#ty>(&#ident))
+        }
     }
 }
 
+/// The spans of the first and last tokens of `tokens`.
+fn ends(tokens: &impl ToTokens) -> (Span, Span) {
+    let mut it = tokens.to_token_stream().into_iter();
+    let first = it.next().map_or_else(Span::call_site, |t| t.span());
+    let last = it.last().map_or(first, |t| t.span());
+    (first, last)
+}
+
+/// A qualified path type, `head` then `last` (`<T as Trait>::` then `Assoc`), whose first
+/// token is at `first` and last at `last`: the compiler spans a type from its first token to
+/// its last, so this one underlines the user's tokens from `first` to `last`.
+fn spanning(head: TokenStream, last: TokenStream, (first, end): (Span, Span)) -> TokenStream {
+    let mut out = respan_first(head, first);
+    out.extend(respan(last, end));
+    out
+}
+
+/// `tokens` with their first token at `span` (the rest as they were).
+fn respan_first(tokens: TokenStream, span: Span) -> TokenStream {
+    let mut it = tokens.into_iter();
+    let mut out = TokenStream::new();
+    if let Some(mut t) = it.next() {
+        t.set_span(span);
+        out.extend([t]);
+    }
+    out.extend(it);
+    out
+}
+
+/// Where the value type (the `Ok` or `Some` type) and the error type (`Err`) are written: the
+/// type argument of a return type spelled `Result<T, E>`, `Result<T>` or `Option<T>`, else
+/// the whole return type. Only the spans come from here: the types are read through the
+/// return type's `ResultParts` / `OptionParts`.
+fn part_spans(func: &Func, returns: Returns) -> ((Span, Span), (Span, Span)) {
+    let ReturnType::Type(_, ret) = &func.sig.output else {
+        let whole = ends(&func.sig.ident);
+        return (whole, whole);
+    };
+    let whole = ends(ret);
+    let args: Vec<&Type> = match &**ret {
+        Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
+            Some(seg)
+                if (returns == Returns::Result && seg.ident == "Result")
+                    || (returns == Returns::Option && seg.ident == "Option") =>
+            {
+                match &seg.arguments {
+                    syn::PathArguments::AngleBracketed(a) => a
+                        .args
+                        .iter()
+                        .filter_map(|a| match a {
+                            syn::GenericArgument::Type(t) => Some(t),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let value = args.first().map_or(whole, ends);
+    let err = match (returns, args.as_slice()) {
+        (Returns::Result, [_, e]) => ends(e),
+        _ => whole,
+    };
+    (value, err)
+}
+
 /// `tokens`, all at `span` (for a type that must report its errors where another does).
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(super) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut t| {
@@ -330,10 +440,11 @@ fn key_ty(m: &Model) -> TokenStream {
 
 /// The key's value (one argument is the argument itself; other keys are computed before the
 /// lookup).
-fn key_expr(plan: &KeyPlan) -> TokenStream {
+fn key_expr(g: &Gen<'_>, plan: &KeyPlan) -> TokenStream {
     match plan {
         KeyPlan::Tuple(ps) => {
-            let vals = ps.iter().map(owned_value);
+            let span = g.m.func.sig.paren_token.span.join();
+            let vals = ps.iter().map(|p| owned_value(&g.krate, p, span));
             quote!((#(#vals,)*))
         }
         KeyPlan::Expr { expr, .. } | KeyPlan::Inferred { expr } => expr.to_token_stream(),
@@ -382,8 +493,8 @@ fn companion(
     }
 }
 
-/// A function whose key type only the compiler knows: the key is evaluated first, and its type
-/// picks the cache out of a type-erased static.
+/// A function whose key type only the compiler knows: the key is evaluated first, checked where
+/// the user wrote it, and its type picks the cache out of a type-erased static.
 fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenStream {
     let (m, krate) = (g.m, &g.krate);
     let Names {
@@ -395,6 +506,7 @@ fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenS
         result,
         ..
     } = &Names::new();
+    let call = format_ident!("__cache_call", span = Span::mixed_site());
     let (value_ty, ret_ty, neg_ty) = (&g.value_ty, &g.ret_ty, &g.neg_ty);
     let const_checks = settings::const_checks(g);
     let configure = settings::configure(g);
@@ -403,19 +515,32 @@ fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenS
     let assert_value = quote_spanned!(ret_ty.span()=>
         #krate::__private::assert_value::<#value_ty>();
     );
-    let get = quote_spanned!(expr.span()=>
-        #cache_static.get::<_, #value_ty, #neg_ty>(&#key, {
+    // The key's type is only known to the compiler: `key_of` checks it at the key expression
+    // (the whole of it: the expression is its argument), and the calls that need its bounds go
+    // through `__private::Call`, which reports nothing of its own.
+    let key_of = respan(quote!(#krate::__private::key_of), expr.span());
+    let key_def = quote!(let #key = #key_of(#expr););
+    let call_def = quote! {
+        let #call = #krate::__private::call_of::<#shape, _, #value_ty, #neg_ty, #ret_ty>(&#key);
+    };
+    let configure_fn = format_ident!("__cache_configure", span = Span::mixed_site());
+    let configure_def = quote! {
+        let #configure_fn = {
             fn __configure<K>(
                 #builder: #krate::__private::CacheBuilder<K, #value_ty, #neg_ty>,
             ) -> #krate::__private::CacheBuilder<K, #value_ty, #neg_ty> {
                 #builder #configure
             }
             __configure
-        })
+        };
+    };
+    let get = dispatched(
+        g,
+        &call,
+        CALL_TRAITS,
+        quote!(erased_cache(&#cache_static, #configure_fn)),
     );
-    // The key's type is only known to the compiler: the lookup and load are spanned at the key
-    // expression, where `get` reports a key type that lacks a trait.
-    let lookup = quote_spanned!(expr.span()=> #krate::__private::lookup(#cache, &#key));
+    let lookup = dispatched(g, &call, CALL_TRAITS, quote!(lookup(#cache, &#key)));
     let (loader_def, call_load) = body_closure(g, load, result);
     let call_cached = load_call(g, shape, &quote!(#cache), &quote!(&#key), load);
     rewrite(
@@ -425,7 +550,9 @@ fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenS
             #(#const_checks)*
             static #cache_static: #krate::__private::ErasedFnCache =
                 #krate::__private::ErasedFnCache::new();
-            let #key = #expr;
+            #key_def
+            #call_def
+            #configure_def
             #loader_def
             match #get {
                 #krate::__private::Some(#cache) if !(#bypass_init) => {
@@ -440,8 +567,46 @@ fn expand_inferred(g: &Gen<'_>, expr: &syn::Expr, shape: &TokenStream) -> TokenS
     )
 }
 
+/// `(&&call).method(..)`: a runtime call through `__private::Call`, which needs the key and
+/// value bounds but reports nothing when they fail (the checks at the user's tokens do), with
+/// the traits that offer it. Its tokens are all at `mixed_site`, and it holds none of the
+/// user's: it cannot fail, and its trait imports reach nothing else.
+pub(super) fn dispatched(
+    g: &Gen<'_>,
+    call: &impl ToTokens,
+    traits: &[&str],
+    method: TokenStream,
+) -> TokenStream {
+    let krate = &g.krate;
+    let traits = traits.iter().map(|t| format_ident!("{}", t));
+    quote_spanned!(Span::mixed_site()=> {
+        #[allow(unused_imports)]
+        use #krate::__private::{#(#traits as _),*};
+        (&&#call).#method
+    })
+}
+
+/// The traits of the calls of [`dispatched`] that go through `__private::call`.
+pub(super) const CALL_TRAITS: &[&str] = &["CallChecked", "CallUnchecked"];
+
+/// The types of the function's calls, for [`dispatched`] calls: `Call::<S, K, V, N, Q, Out>`
+/// (a function with an inferred key type has its own, made from its key).
+pub(super) fn call_types(g: &Gen<'_>, shape: &TokenStream) -> TokenStream {
+    let (krate, key_ty, value_ty, neg_ty, q_ty, ret_ty) = (
+        &g.krate,
+        &g.key_ty,
+        &g.value_ty,
+        &g.neg_ty,
+        &g.q_ty,
+        &g.ret_ty,
+    );
+    quote!(#krate::__private::Call::<#shape, #key_ty, #value_ty, #neg_ty, #q_ty, #ret_ty>::new())
+}
+
 /// The load after a miss: the body's outcome, classified by the function's return shape,
-/// through the runtime's miss path (its blocking or its async front).
+/// through the runtime's miss path (its blocking or its async front). The async front and every
+/// call of a function with an inferred key type are [`dispatched`]: an awaited future's bounds
+/// are proven again where no span of the user's can be given.
 fn load_call(
     g: &Gen<'_>,
     shape: &TokenStream,
@@ -449,29 +614,80 @@ fn load_call(
     key_ref: &TokenStream,
     load: &syn::Ident,
 ) -> TokenStream {
-    let (krate, value_ty, neg_ty) = (&g.krate, &g.value_ty, &g.neg_ty);
+    let krate = &g.krate;
     let kspan = g.key_ty.span();
-    let classify = quote!(#krate::__private::classify::<#shape, #value_ty, #neg_ty, _>);
-    let types = types(g);
+    let none = quote!(#krate::__private::None);
+    let classified = classify(g, shape, &quote!(#load()), &none);
+    let classified_async = classify(g, shape, &quote!(#load().await), &none);
     let share = share(g);
-    if g.m.func.sig.asyncness.is_some() {
-        quote_spanned!(kspan=> #krate::__private::load_async::<#shape, #types, _, _>(
-            #shape,
-            #cache,
-            #key_ref,
-            #share,
-            move || async move { #classify(#load().await, #krate::__private::None) },
-        )
-        .await)
+    let inferred = matches!(g.m.key, KeyPlan::Inferred { .. });
+    let call = if inferred {
+        format_ident!("__cache_call", span = Span::mixed_site()).to_token_stream()
     } else {
+        call_types(g, shape)
+    };
+    if g.m.func.sig.asyncness.is_some() {
+        let load_async = dispatched(
+            g,
+            &call,
+            CALL_TRAITS,
+            quote!(load_async(
+                #shape,
+                #cache,
+                #key_ref,
+                #share,
+                move || async move { #classified_async },
+            )),
+        );
+        quote!(#load_async.await)
+    } else if inferred {
+        dispatched(
+            g,
+            &call,
+            CALL_TRAITS,
+            quote!(load(
+                #shape,
+                #cache,
+                #key_ref,
+                #share,
+                move || #classified,
+            )),
+        )
+    } else {
+        let types = types(g);
         quote_spanned!(kspan=> #krate::__private::load::<#shape, #types, _>(
             #shape,
             #cache,
             #key_ref,
             #share,
-            move || #classify(#load(), #krate::__private::None),
+            move || #classified,
         ))
     }
+}
+
+/// `classify(outcome, unless)`: what to cache of the body's outcome. Spanned at the return
+/// type: a value type that borrows (a hidden lifetime, as in `Cow<str>`), which the cache's
+/// `'static` value cannot be made of, is reported there.
+pub(super) fn classify(
+    g: &Gen<'_>,
+    shape: &TokenStream,
+    outcome: &TokenStream,
+    unless: &TokenStream,
+) -> TokenStream {
+    let (krate, value_ty, neg_ty) = (&g.krate, &g.value_ty, &g.neg_ty);
+    let (first, last) = match &g.m.func.sig.output {
+        ReturnType::Type(_, t) => ends(t),
+        ReturnType::Default => ends(&g.m.func.sig.ident),
+    };
+    let krate = respan(krate.clone(), first);
+    let mut args = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Parenthesis,
+        quote!(#outcome, #unless),
+    );
+    args.set_span(last);
+    quote_spanned!(first=>
+        #krate::__private::classify::<#shape, #value_ty, #neg_ty, _> #args
+    )
 }
 
 /// How an outcome that is not cached (an `Err`, a `None`, a value `unless` rejects) reaches the
@@ -526,36 +742,53 @@ fn body_closure(g: &Gen<'_>, load: &syn::Ident, result: &syn::Ident) -> (TokenSt
     }
 }
 
-/// The key, value, negative and lookup types of the runtime's calls (`K, V, N, Q`), `_` each
-/// for an inferred key: each at the user's tokens, so that a missing trait is reported there.
+/// The key, value, negative and lookup types of the runtime's calls (`K, V, N, Q`), each at
+/// the user's tokens, so that a missing trait is reported there (once: where the checks are).
 pub(super) fn types(g: &Gen<'_>) -> TokenStream {
-    if matches!(g.m.key, KeyPlan::Inferred { .. }) {
-        return quote!(_, _, _, _);
-    }
     let (key_ty, value_ty, neg_ty, q_ty) = (&g.key_ty, &g.value_ty, &g.neg_ty, &g.q_ty);
     quote!(#key_ty, #value_ty, #neg_ty, #q_ty)
 }
 
 /// The statements that check the key and value types at the user's tokens: the key at the
-/// argument's type (or `key_type`), the value (and a cached `Err`) at the return type.
+/// argument's type (or `key_type`), the value (and a cached `Err`) at the return type; with a
+/// backend, that each can be encoded.
 fn asserts(g: &Gen<'_>) -> TokenStream {
     let (krate, key_ty, value_ty, neg_ty, ret_ty) =
         (&g.krate, &g.key_ty, &g.value_ty, &g.neg_ty, &g.ret_ty);
-    let key = quote_spanned!(key_ty.span()=> #krate::__private::assert_key::<#key_ty>(););
-    let value = quote_spanned!(ret_ty.span()=> #krate::__private::assert_value::<#value_ty>(););
+    let mut out = quote_spanned!(key_ty.span()=> #krate::__private::assert_key::<#key_ty>(););
+    out.extend(quote_spanned!(ret_ty.span()=> #krate::__private::assert_value::<#value_ty>();));
     // A cached negative result (the `Err` type) must be clonable too: checked at the return type.
-    let negative = if g.m.negative {
-        quote_spanned!(ret_ty.span()=> #krate::__private::assert_value::<#neg_ty>();)
-    } else {
-        quote!()
-    };
-    quote!(#key #value #negative)
+    if g.m.negative {
+        out.extend(quote_spanned!(ret_ty.span()=> #krate::__private::assert_value::<#neg_ty>();));
+    }
+    if g.m.backend.is_some() {
+        out.extend(quote_spanned!(key_ty.span()=> #krate::__private::assert_remote::<#key_ty>();));
+        out.extend(
+            quote_spanned!(ret_ty.span()=> #krate::__private::assert_remote::<#value_ty>();),
+        );
+        if g.m.negative {
+            out.extend(
+                quote_spanned!(ret_ty.span()=> #krate::__private::assert_remote::<#neg_ty>();),
+            );
+        }
+    }
+    out
 }
 
-/// The function's cache, from its static: the one call that builds it, with its types spelled.
-fn fn_cache(g: &Gen<'_>, cache_static: &syn::Ident) -> TokenStream {
+/// The function's cache, from its statics: the one call that finds it (and builds it on the
+/// process's first call), with its types spelled at the user's tokens.
+fn fn_cache(
+    g: &Gen<'_>,
+    cache_static: &syn::Ident,
+    cache_local: &syn::Ident,
+    configure_fn: &TokenStream,
+) -> TokenStream {
     let (krate, key_ty, value_ty, neg_ty) = (&g.krate, &g.key_ty, &g.value_ty, &g.neg_ty);
     quote_spanned!(key_ty.span()=>
-        #krate::__private::fn_cache::<#key_ty, #value_ty, #neg_ty>(&#cache_static)
+        #krate::__private::fn_cache::<#key_ty, #value_ty, #neg_ty>(
+            &#cache_local,
+            &#cache_static,
+            #configure_fn,
+        )
     )
 }

@@ -45,17 +45,26 @@ pub(super) fn body(
         }),
         None => quote!(#krate::__private::None),
     };
-    let classify = quote!(#krate::__private::classify::<#shape, #value_ty, #neg_ty, _>);
+    let classified = super::classify(g, &shape, &quote!(#load()), &unless);
+    let classified_async = super::classify(g, &shape, &quote!(#load().await), &unless);
     let loaded_def = if is_async {
-        quote!(let #loaded = move || async move { #classify(#load().await, #unless) };)
+        // Located at `stale` for a background refresh, which sends the future to another
+        // thread: one that is not `Send` is reported there (the compiler's notes show what the
+        // body holds across an `.await`).
+        let at = match &m.stale_name {
+            Some(name) if m.refresh == Refresh::Background => span.located_at(name.span()),
+            _ => span,
+        };
+        let future = quote_spanned!(at=> async move { #classified_async });
+        quote!(let #loaded = move || #future;)
     } else {
-        quote!(let #loaded = move || #classify(#load(), #unless);)
+        quote!(let #loaded = move || #classified;)
     };
     // The key a refresh owns.
     let owned_key = match &m.key {
         KeyPlan::Borrowed(p) => {
-            let ident = &p.ident;
-            quote!(::std::borrow::ToOwned::to_owned(#ident))
+            let (ident, q_ty) = (&p.ident, &g.q_ty);
+            quote_spanned!(kspan=> #krate::__private::owned_key_of::<#q_ty>(#ident))
         }
         _ => quote!(#key),
     };
@@ -63,19 +72,36 @@ pub(super) fn body(
     let (key_ty, q_ty) = (&g.key_ty, &g.q_ty);
     let kvn = quote!(#key_ty, #value_ty, #neg_ty);
     let types = super::types(g);
+    // The async calls return futures, whose bounds are proven again where they are awaited:
+    // they go through `__private::Call`, which reports nothing of its own.
+    let call = super::call_types(g, &shape);
+    // A background refresh sends the body's closure (or future) to another thread: one that is
+    // not `Send + 'static` is reported at `stale`, which asks for it (the compiler's notes name
+    // the argument or the value held across an `.await`). The outcome type is spelled at the
+    // return type, where an async function's outcome that is not `Send` is reported.
+    let stale_at = m.stale_name.as_ref().map_or(kspan, syn::Ident::span);
+    let ret_ty = &g.ret_ty;
+    let loaded_arg = format_ident!("__cache_loaded", span = span.located_at(stale_at));
+    let krate_at = super::respan(krate.clone(), stale_at);
     let on_refresh = match (m.refresh, is_async) {
-        (Refresh::Background, false) => quote_spanned! {kspan=>
-            #krate::__private::spawn_refresh::<#kvn, _>(#cache, #refresh, #owned_key, #loaded);
+        (Refresh::Background, false) => quote_spanned! {stale_at=>
+            #krate::__private::spawn_refresh::<#kvn, #ret_ty>(#cache, #refresh, #owned_key, #loaded_arg);
         },
-        (Refresh::Background, true) => quote_spanned! {kspan=>
-            #krate::__private::spawn_refresh_async::<#kvn, _, _>(#cache, #refresh, #owned_key, #loaded);
+        (Refresh::Background, true) => quote_spanned! {stale_at=>
+            #krate_at::__private::spawn_refresh_async::<#kvn, #ret_ty, _>(#cache, #refresh, #owned_key, #loaded_arg);
         },
         (_, false) => quote_spanned! {kspan=>
             let #entry = #krate::__private::refresh_inline::<#kvn, _>(#cache, #refresh, #owned_key, #entry, #loaded);
         },
-        (_, true) => quote_spanned! {kspan=>
-            let #entry = #krate::__private::refresh_inline_async::<#kvn, _, _>(#cache, #refresh, #owned_key, #entry, #loaded).await;
-        },
+        (_, true) => {
+            let refresh_inline = super::dispatched(
+                g,
+                &call,
+                super::CALL_TRAITS,
+                quote!(refresh_inline_async(#cache, #refresh, #owned_key, #entry, #loaded)),
+            );
+            quote!(let #entry = #refresh_inline.await;)
+        }
     };
     let on_refresh = quote! {
         #on_refresh
@@ -86,9 +112,13 @@ pub(super) fn body(
     );
     let share = super::share(g);
     let load_call = if is_async {
-        quote_spanned!(kspan=>
-            #krate::__private::load_async::<#shape, #types, _, _>(#shape, #cache, #load_ref, #share, #loaded).await
-        )
+        let load_async = super::dispatched(
+            g,
+            &call,
+            super::CALL_TRAITS,
+            quote!(load_async(#shape, #cache, #load_ref, #share, #loaded)),
+        );
+        quote!(#load_async.await)
     } else {
         quote_spanned!(kspan=>
             #krate::__private::load::<#shape, #types, _>(#shape, #cache, #load_ref, #share, #loaded)

@@ -105,6 +105,7 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &CachedArgs, func: Func) -> Option<M
         backend,
         lease,
         refresh,
+        stale_name: args.stale.as_ref().map(|a| a.name.clone()),
         unless,
         condition,
         ttl_fn,

@@ -3,10 +3,10 @@
 //! items keep the expansion working when a user shadows the prelude's.
 
 use std::borrow::Borrow;
-#[cfg(feature = "redis")]
-use std::convert::Infallible;
+use std::cell::Cell;
 use std::hash::Hash;
 use std::sync::OnceLock;
+use std::thread::LocalKey;
 
 pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
@@ -17,8 +17,17 @@ pub use crate::cache::Lookup;
 pub use crate::entry::Loaded;
 use crate::{Cache, Entry};
 
+mod call;
+mod remote;
 mod shaped;
 pub use crate::entry::Share;
+pub use call::{Call, CallChecked, CallUnchecked, call_of, key_of};
+#[cfg(feature = "redis")]
+pub use remote::BackendUse;
+pub use remote::{
+    RemoteBackendsEnabled, RemoteChecked, RemoteCodec, RemoteNegativeChecked, RemoteUnchecked,
+    assert_remote, assert_remote_backends, inventory,
+};
 pub use shaped::{
     Probe, Shape, ShareCloned, ShareNone, classify, load, load_async, lookup_refresh,
     refresh_inline, refresh_inline_async, shape, shape_hit, spawn_refresh, spawn_refresh_async,
@@ -71,50 +80,84 @@ pub const fn assert_key<K: CacheKey>() {}
 /// Checked at the return type's span: a cached value must be clonable and shareable.
 pub const fn assert_value<V: CacheValue>() {}
 
-/// A memoized function's cache, built on first use by [`fn_cache`] from the attribute's
-/// settings (as [`CacheBuilder`] calls).
-pub struct FnCache<K, V, N> {
-    cell: OnceLock<Cache<K, V, N>>,
+/// The key made of an argument taken by value (generated code names `K` at the key's type, so
+/// that a key that is not `Clone` is reported there).
+#[inline]
+pub fn owned_key<K: Clone>(arg: &K) -> K {
+    arg.clone()
+}
+
+/// The key (or part of it) made of an argument taken by reference.
+#[inline]
+pub fn owned_key_of<T: ToOwned + ?Sized>(arg: &T) -> T::Owned {
+    arg.to_owned()
+}
+
+/// Where a memoized function's cache is (a `static` of the generated code): the attribute's
+/// site, and the cache once built, type-erased. No type parameters, so that the static is `Sync`
+/// whatever the key and value types are: a type that lacks `Send` or `Sync` is reported once, by
+/// [`fn_cache`], at the user's type, instead of by the static's type at the attribute.
+pub struct FnSite {
+    cell: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
     /// Where the attribute is (`file:line:column:fingerprint`): the function's cache and its
     /// companions' (`cache_put` / `cache_evict`) share one cache through it.
     site: &'static str,
-    configure: Configure<K, V, N>,
 }
 
-impl<K, V, N> FnCache<K, V, N> {
-    /// A cache to be built on first use, configured by `configure`. No bounds: a bad key or
-    /// value type is reported once, by [`fn_cache`], at the user's type.
+impl FnSite {
+    /// A cache to be built on first use.
     #[must_use]
-    pub const fn new(site: &'static str, configure: Configure<K, V, N>) -> Self {
+    pub const fn new(site: &'static str) -> Self {
         Self {
             cell: OnceLock::new(),
             site,
-            configure,
         }
     }
 }
 
-/// The function's cache, built on the first call. Generated code names the types (at the
+/// A thread's reference to a memoized function's cache (the generated code's `thread_local!`):
+/// after a thread's first call, finding the cache is one thread-local read.
+pub type FnLocal<K, V, N> = Cell<Option<&'static Cache<K, V, N>>>;
+
+pub use std::thread_local;
+
+/// The function's cache: the thread's reference to it, else (a thread's first call) the one
+/// `site` holds, built on the process's first call. Generated code names the types (at the
 /// user's tokens), so that a key or value type that lacks a trait is reported there.
 #[inline]
 pub fn fn_cache<K: CacheKey, V: CacheValue, N: CacheValue>(
-    c: &FnCache<K, V, N>,
-) -> &Cache<K, V, N> {
-    c.cell.get_or_init(|| {
-        crate::registry::site_cache(c.site, || build((c.configure)(CacheBuilder::new())))
-    })
+    local: &'static LocalKey<FnLocal<K, V, N>>,
+    site: &'static FnSite,
+    configure: Configure<K, V, N>,
+) -> &'static Cache<K, V, N> {
+    match local.get() {
+        Some(c) => c,
+        None => first_call(local, site, configure),
+    }
+}
+
+/// A thread's first call: the cache from `site` (built on the process's first call, shared with
+/// the function's companions through the registry), remembered for the thread.
+#[cold]
+fn first_call<K: CacheKey, V: CacheValue, N: CacheValue>(
+    local: &'static LocalKey<FnLocal<K, V, N>>,
+    site: &'static FnSite,
+    configure: Configure<K, V, N>,
+) -> &'static Cache<K, V, N> {
+    let any = site.cell.get_or_init(|| {
+        Box::new(crate::registry::site_cache(site.site, || {
+            build(configure(CacheBuilder::new()))
+        }))
+    });
+    let cache = any
+        .downcast_ref::<Cache<K, V, N>>()
+        .expect("a memoized function's site holds a cache of the function's types");
+    local.set(Some(cache));
+    cache
 }
 
 /// A function's settings, as calls on a builder.
 pub type Configure<K, V, N> = fn(CacheBuilder<K, V, N>) -> CacheBuilder<K, V, N>;
-
-/// Adds a remote tier on a backend, under a prefix.
-#[cfg(feature = "redis")]
-type Attach<K, V, N> = fn(
-    CacheBuilder<K, V, N>,
-    std::sync::Arc<dyn crate::tier::Backend>,
-    &str,
-) -> CacheBuilder<K, V, N>;
 
 /// The cache of a function whose key type only the compiler knows, behind a type-erased cell.
 pub struct ErasedFnCache {
@@ -130,13 +173,12 @@ impl ErasedFnCache {
         }
     }
 
-    /// The cache for keys like `_key`, configured by `configure` (the attribute's settings as
-    /// [`CacheBuilder`] calls). One function always asks with the same types, so this is
-    /// `Some`; `None` (a type that differs from the first call's) makes the call run uncached.
+    /// The cache, configured by `configure` (the attribute's settings as [`CacheBuilder`]
+    /// calls). One function always asks with the same types, so this is `Some`; `None` (types
+    /// that differ from the first call's) makes the call run uncached.
     #[inline]
     pub fn get<K: CacheKey, V: CacheValue, N: CacheValue>(
         &self,
-        _key: &K,
         configure: Configure<K, V, N>,
     ) -> Option<&Cache<K, V, N>> {
         self.cell
@@ -167,97 +209,6 @@ fn build<K: CacheKey, V: CacheValue, N: CacheValue>(b: CacheBuilder<K, V, N>) ->
     }
     cache
 }
-
-/// Adds the remote tier of `backend = "..."` to a function's builder (no negative results).
-///
-/// A backend that was never configured is a configuration mistake: reported once, on standard
-/// error and as a `tracing` error, and the function caches in this process's memory only (see
-/// [`config::verify`](crate::config::verify), which finds it at startup).
-#[cfg(feature = "redis")]
-#[cold]
-pub fn remote<K, V>(
-    b: CacheBuilder<K, V, Infallible>,
-    backend: &str,
-) -> CacheBuilder<K, V, Infallible>
-where
-    K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-    V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    with_backend(b, backend, CacheBuilder::remote)
-}
-
-/// Adds the remote tier of `backend = "..."` to the builder of a function with `negative_ttl`.
-///
-/// A backend that was never configured: as [`remote`].
-#[cfg(feature = "redis")]
-#[cold]
-pub fn remote_negative<K, V, N>(b: CacheBuilder<K, V, N>, backend: &str) -> CacheBuilder<K, V, N>
-where
-    K: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-    V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-    N: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    with_backend(b, backend, CacheBuilder::remote_with_negatives)
-}
-
-/// Adds the configured backend `name` to `b` (`attach` adds a remote tier).
-///
-/// A backend that was never configured: in memory only, said once (see [`remote`]).
-#[cfg(feature = "redis")]
-fn with_backend<K, V, N>(
-    b: CacheBuilder<K, V, N>,
-    name: &str,
-    attach: Attach<K, V, N>,
-) -> CacheBuilder<K, V, N> {
-    let function = b.name.clone().unwrap_or_default();
-    match crate::registry::backend(name, &function) {
-        Ok(crate::config::Installed::Memory) => b.memory_only(),
-        Ok(crate::config::Installed::Remote {
-            backend,
-            prefix,
-            l1_ttl,
-        }) => attach(b, std::sync::Arc::clone(backend), prefix).l1_ttl(*l1_ttl),
-        Err(message) => {
-            // A configuration mistake: said once (the cache is built once), loudly, and the
-            // function caches in this process only; `config::verify` finds it at startup.
-            eprintln!("cache-runtime: {message}; it caches in this process's memory only");
-            #[cfg(feature = "tracing")]
-            tracing::error!(function = %function, backend = %name, "cache backend not configured; caching in memory only");
-            b.memory_only()
-        }
-    }
-}
-
-/// A `#[cached(backend = "...")]` function, registered at link time so that
-/// [`config::verify`](crate::config::verify) can list every function whose backend is missing.
-#[cfg(feature = "redis")]
-#[derive(Debug)]
-pub struct BackendUse {
-    /// The function's cache name.
-    pub function: &'static str,
-    /// The backend it names.
-    pub backend: &'static str,
-}
-
-#[cfg(feature = "redis")]
-inventory::collect!(BackendUse);
-
-#[cfg(feature = "redis")]
-pub use inventory;
-
-/// Not implemented: `backend = ...` without the `redis` feature.
-#[diagnostic::on_unimplemented(
-    message = "`#[cached(backend = ...)]` needs the `redis` feature of `cache-runtime`",
-    label = "this function names a backend",
-    note = "enable it in Cargo.toml: `features = [\"redis\"]` on the `cache-runtime` dependency"
-)]
-pub trait RemoteBackendsEnabled {}
-
-#[cfg(feature = "redis")]
-impl RemoteBackendsEnabled for () {}
-
-/// Checked where a function names a backend.
-pub const fn assert_remote_backends<T: RemoteBackendsEnabled>() {}
 
 /// Whether the call runs inside [`uncached`](crate::uncached).
 #[inline]
