@@ -232,8 +232,9 @@ pub use cache_macros::cache_put;
 /// ```
 pub use cache_macros::cached;
 pub use entry::Entry;
+pub use tier::Faults;
 #[cfg(feature = "redis")]
-pub use tier::breaker::{BREAKER_COOLDOWN, BREAKER_THRESHOLD, Faults};
+pub use tier::breaker::{BREAKER_COOLDOWN, BREAKER_THRESHOLD};
 #[cfg(feature = "redis")]
 pub use tier::redis::{BackendError, RedisBackend};
 

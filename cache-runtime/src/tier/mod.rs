@@ -21,7 +21,7 @@ pub(crate) mod redis;
 #[cfg(feature = "serde")]
 mod typed;
 
-pub use backend::{Backend, BoxFuture, Fault, Health, InvalidationHandler};
+pub use backend::{Backend, BoxFuture, Fault, Faults, Health, InvalidationHandler};
 pub use memory::MemoryBackend;
 #[cfg(feature = "serde")]
 pub(crate) use typed::{NoNegatives, Typed, WithNegatives};
