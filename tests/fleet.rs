@@ -1,15 +1,16 @@
-//! Several OS processes sharing one Redis (this test binary's own, from `cache_test_support`):
-//! with `distributed_lock`, N processes x M tasks missing one key run the loader once,
-//! fleet-wide; without it, once per process.
+//! Several OS processes sharing one Redis, or one memcached (this test binary's own, from
+//! `cache_test_support`): with `distributed_lock`, N processes x M tasks missing one key run the
+//! loader once, fleet-wide; without it, once per process.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cache_test_support::redis_url;
+use cache_test_support::{memcached_url, redis_url};
 
-/// Runs `processes` nodes of `tasks` tasks each on one cold key; returns the loader runs.
-fn stampede(processes: usize, tasks: usize, lock: bool) -> u64 {
+/// Runs `processes` nodes of `tasks` tasks each on one cold key, on the server at `url`;
+/// returns the loader runs.
+fn stampede(url: &str, processes: usize, tasks: usize, lock: bool) -> u64 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -18,7 +19,7 @@ fn stampede(processes: usize, tasks: usize, lock: bool) -> u64 {
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_fleet_node"))
                 .args([
-                    redis_url(),
+                    url,
                     prefix.as_str(),
                     "7",
                     &tasks.to_string(),
@@ -51,27 +52,42 @@ fn stampede(processes: usize, tasks: usize, lock: bool) -> u64 {
         let status = child.wait_with_output().unwrap().status;
         assert!(status.success(), "a node failed");
     }
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut con = client.get_connection().unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query(&mut con)
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query(&mut con).unwrap();
+    if url.starts_with("redis://") {
+        let client = redis::Client::open(url).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query(&mut con)
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL").arg(keys).query(&mut con).unwrap();
+        }
     }
     runs
 }
 
 #[test]
 fn eight_processes_of_64_tasks_load_once_with_the_lease_and_once_each_without() {
-    let with_lease = stampede(8, 64, true);
-    let without = stampede(8, 64, false);
+    let with_lease = stampede(redis_url(), 8, 64, true);
+    let without = stampede(redis_url(), 8, 64, false);
     println!(
-        "8 processes x 64 tasks on one cold key: loader runs with the lease {with_lease}, without {without}"
+        "Redis: 8 processes x 64 tasks on one cold key: loader runs with the lease {with_lease}, without {without}"
     );
     assert_eq!(with_lease, 1);
     // Without the lease each process deduplicates its own tasks only.
+    assert!((1..=8).contains(&without), "{without}");
+}
+
+/// The same on memcached: the lease is an `add` (`ms ... ME`), and the waiters poll memcached
+/// with backoff (5 ms doubling to 50 ms) until the holder's value appears.
+#[test]
+fn on_memcached_eight_processes_of_64_tasks_load_once_with_the_lease_and_once_each_without() {
+    let with_lease = stampede(memcached_url(), 8, 64, true);
+    let without = stampede(memcached_url(), 8, 64, false);
+    println!(
+        "memcached: 8 processes x 64 tasks on one cold key: loader runs with the lease {with_lease}, without {without}"
+    );
+    assert_eq!(with_lease, 1);
     assert!((1..=8).contains(&without), "{without}");
 }
 

@@ -25,14 +25,14 @@
 //! ```
 
 use std::any::Any;
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 use std::collections::BTreeMap;
 use std::fmt;
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 use crate::config::Installed;
 
 use crate::tier::{Faults, Health};
@@ -58,14 +58,14 @@ struct Registry {
     /// The cache of each memoized function, by the attribute's site.
     sites: Mutex<Vec<(&'static str, Box<dyn Any + Send + Sync>)>>,
     /// The named backends, installed once.
-    #[cfg(feature = "redis")]
+    #[cfg(feature = "config")]
     backends: OnceLock<BTreeMap<String, Installed>>,
 }
 
 static REGISTRY: Registry = Registry {
     caches: Mutex::new(Vec::new()),
     sites: Mutex::new(Vec::new()),
-    #[cfg(feature = "redis")]
+    #[cfg(feature = "config")]
     backends: OnceLock::new(),
 };
 
@@ -123,19 +123,19 @@ where
 }
 
 /// Installs the named backends; `false` when some were installed already.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub(crate) fn install_backends(backends: BTreeMap<String, Installed>) -> bool {
     REGISTRY.backends.set(backends).is_ok()
 }
 
 /// Whether named backends were installed.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub(crate) fn backends_installed() -> bool {
     REGISTRY.backends.get().is_some()
 }
 
 /// Whether a backend named `name` is installed.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub(crate) fn backend_installed(name: &str) -> bool {
     REGISTRY
         .backends
@@ -144,7 +144,7 @@ pub(crate) fn backend_installed(name: &str) -> bool {
 }
 
 /// The backend named `name`; on failure, the message that `function`'s first call reports.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub(crate) fn backend(name: &str, function: &str) -> Result<&'static Installed, String> {
     let Some(all) = REGISTRY.backends.get() else {
         return Err(format!(

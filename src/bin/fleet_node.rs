@@ -1,7 +1,8 @@
 //! One process of a simulated fleet, for the multi-process tests (`tests/fleet.rs`).
 //!
-//! `fleet_node <redis-url> <prefix> <key> <tasks> <lock:on|off> <load-ms>`: builds a two-level
-//! cache on the Redis at `redis-url` under `prefix`, prints `ready`, waits for a `go` line on its
+//! `fleet_node <url> <prefix> <key> <tasks> <lock:on|off> <load-ms>`: builds a two-level cache on
+//! the Redis (`redis://...`) or memcached (`memcached://...`) at `url` under `prefix`, prints
+//! `ready`, waits for a `go` line on its
 //! standard input (so that every process misses at the same moment), then has `tasks` tasks miss
 //! `key` at once. It ends by printing `ok <runs>`: how many times its loader ran in this process
 //! (the test adds the processes' counts up).
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cache_runtime::{Cache, RedisBackend};
+use cache_runtime::tier::Backend;
+use cache_runtime::{Cache, MemcachedBackend, RedisBackend};
 
 /// `fleet_node watch <redis-url> <prefix>`: reads key 1 of the `profiles` cache (long L1 TTL),
 /// prints it, waits (bounded) until another process's write evicts its L1 copy, then prints the
@@ -58,7 +60,7 @@ fn main() {
         return;
     }
     let [_, url, prefix, key, tasks, lock, load_ms] = args.as_slice() else {
-        eprintln!("usage: fleet_node <redis-url> <prefix> <key> <tasks> <lock:on|off> <load-ms>");
+        eprintln!("usage: fleet_node <url> <prefix> <key> <tasks> <lock:on|off> <load-ms>");
         std::process::exit(2);
     };
     let key: u64 = key.parse().expect("a numeric key");
@@ -66,7 +68,12 @@ fn main() {
     let load_ms: u64 = load_ms.parse().expect("a load time in ms");
     // A generous bound: this node tests de-duplication across processes, not latency, and eight
     // of them start their first calls at once on a small machine.
-    let backend = Arc::new(RedisBackend::new(url, Duration::from_secs(5)).expect("URL"));
+    let timeout = Duration::from_secs(5);
+    let backend: Arc<dyn Backend> = if url.starts_with("memcached://") {
+        Arc::new(MemcachedBackend::new(&[url.as_str()], timeout).expect("URL"))
+    } else {
+        Arc::new(RedisBackend::new(url, timeout).expect("URL"))
+    };
     let mut builder = Cache::<u64, u64>::builder()
         .name("fleet")
         .ttl(Duration::from_secs(60))

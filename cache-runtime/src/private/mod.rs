@@ -3,7 +3,7 @@
 //! items keep the expansion working when a user shadows the prelude's.
 
 use std::borrow::Borrow;
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 use std::convert::Infallible;
 use std::hash::Hash;
 use std::sync::OnceLock;
@@ -109,7 +109,7 @@ pub fn fn_cache<K: CacheKey, V: CacheValue, N: CacheValue>(
 pub type Configure<K, V, N> = fn(CacheBuilder<K, V, N>) -> CacheBuilder<K, V, N>;
 
 /// Adds a remote tier on a backend, under a prefix.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 type Attach<K, V, N> = fn(
     CacheBuilder<K, V, N>,
     std::sync::Arc<dyn crate::tier::Backend>,
@@ -173,7 +173,7 @@ fn build<K: CacheKey, V: CacheValue, N: CacheValue>(b: CacheBuilder<K, V, N>) ->
 /// A backend that was never configured is a configuration mistake: reported once, on standard
 /// error and as a `tracing` error, and the function caches in this process's memory only (see
 /// [`config::verify`](crate::config::verify), which finds it at startup).
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 #[cold]
 pub fn remote<K, V>(
     b: CacheBuilder<K, V, Infallible>,
@@ -189,7 +189,7 @@ where
 /// Adds the remote tier of `backend = "..."` to the builder of a function with `negative_ttl`.
 ///
 /// A backend that was never configured: as [`remote`].
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 #[cold]
 pub fn remote_negative<K, V, N>(b: CacheBuilder<K, V, N>, backend: &str) -> CacheBuilder<K, V, N>
 where
@@ -203,7 +203,7 @@ where
 /// Adds the configured backend `name` to `b` (`attach` adds a remote tier).
 ///
 /// A backend that was never configured: in memory only, said once (see [`remote`]).
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 fn with_backend<K, V, N>(
     b: CacheBuilder<K, V, N>,
     name: &str,
@@ -230,7 +230,7 @@ fn with_backend<K, V, N>(
 
 /// A `#[cached(backend = "...")]` function, registered at link time so that
 /// [`config::verify`](crate::config::verify) can list every function whose backend is missing.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 #[derive(Debug)]
 pub struct BackendUse {
     /// The function's cache name.
@@ -239,21 +239,21 @@ pub struct BackendUse {
     pub backend: &'static str,
 }
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 inventory::collect!(BackendUse);
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub use inventory;
 
-/// Not implemented: `backend = ...` without the `redis` feature.
+/// Not implemented: `backend = ...` without a remote backend's feature.
 #[diagnostic::on_unimplemented(
-    message = "`#[cached(backend = ...)]` needs the `redis` feature of `cache-runtime`",
+    message = "`#[cached(backend = ...)]` needs the `redis` or `memcached` feature of `cache-runtime`",
     label = "this function names a backend",
-    note = "enable it in Cargo.toml: `features = [\"redis\"]` on the `cache-runtime` dependency"
+    note = "enable one in Cargo.toml: `features = [\"redis\"]` (or `\"memcached\"`) on the `cache-runtime` dependency"
 )]
 pub trait RemoteBackendsEnabled {}
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 impl RemoteBackendsEnabled for () {}
 
 /// Checked where a function names a backend.

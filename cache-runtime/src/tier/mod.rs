@@ -13,9 +13,11 @@
 
 mod backend;
 mod memory;
-// The circuit breaker is backend-generic; Redis is its only user for now.
-#[cfg(feature = "redis")]
+// The circuit breaker is backend-generic: Redis and memcached use it.
+#[cfg(any(feature = "redis", feature = "memcached"))]
 pub(crate) mod breaker;
+#[cfg(feature = "memcached")]
+pub(crate) mod memcached;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "serde")]
