@@ -27,8 +27,7 @@ use std::process::ExitCode;
 use cache_suite::catalog::{self, Size};
 use cache_suite::service;
 
-const USAGE: &str =
-    "usage: service [--addr 127.0.0.1:3000] [--backend redis://HOST/] [--db PATH] [--rebuild]";
+const USAGE: &str = "usage: service [--addr 127.0.0.1:3000] [--backend redis://HOST/ | memcached://HOST:PORT] [--db PATH] [--rebuild]";
 
 #[tokio::main]
 async fn main() -> ExitCode {

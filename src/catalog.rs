@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cache_runtime::config::{self, ConfigError, Redis, Spec};
+use cache_runtime::config::{self, ConfigError, Memcached, Redis, Spec};
 use cache_runtime::{CacheStats, cache_evict, cached};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
@@ -431,7 +431,7 @@ pub fn default_db_path(size: Size) -> PathBuf {
     ))
 }
 
-/// The Redis key prefix the examples use for the catalog at `path`: it names the catalog's
+/// The key prefix (in Redis or memcached) the examples use for the catalog at `path`: it names the catalog's
 /// size and build (a random id [`build`] stores), so processes sharing a database share its
 /// cache entries, and entries of another build (an earlier file, another size) are never read.
 ///
@@ -782,14 +782,17 @@ fn change_stock(
 }
 
 /// Installs the catalog's backend ([`CACHE_BACKEND`]) for this process: memory only, or with
-/// `redis_url` a two-level cache on Redis under `prefix` (shared with every process using the
-/// same URL and prefix). Call it once, before the first read.
+/// `url` a two-level cache under `prefix` on Redis (`redis://...`) or memcached
+/// (`memcached://host:port`, several servers separated by commas), shared with every process
+/// using the same URL and prefix. Call it once, before the first read.
 ///
 /// # Errors
-/// [`ConfigError`]: a configuration is already installed, or the URL is malformed.
-pub fn install_backend(redis_url: Option<&str>, prefix: &str) -> Result<(), ConfigError> {
-    let spec: Spec = match redis_url {
+/// [`ConfigError`]: a configuration is already installed, or the URL is malformed (or of
+/// another scheme).
+pub fn install_backend(url: Option<&str>, prefix: &str) -> Result<(), ConfigError> {
+    let spec: Spec = match url {
         None => Spec::Memory,
+        Some(url) if url.starts_with("memcached://") => Memcached::url(url).prefix(prefix).into(),
         Some(url) => Redis::url(url).prefix(prefix).into(),
     };
     config::configure().backend(CACHE_BACKEND, spec).install()

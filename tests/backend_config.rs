@@ -79,7 +79,7 @@ fn configure_install_and_use_named_backends() {
     config::configure()
         .backend(
             "shared",
-            Redis::url("redis://127.0.0.1:6379/")
+            Redis::url(cache_test_support::redis_url())
                 .prefix(prefix.clone())
                 // Generous: the test counts loads, and a timed-out call would load again.
                 .timeout(Duration::from_secs(2))
@@ -97,7 +97,7 @@ fn configure_install_and_use_named_backends() {
     assert_eq!(shared_square(7), 49);
     assert_eq!(shared_square(7), 49);
     assert_eq!(SHARED_RUNS.load(Ordering::SeqCst), 1);
-    let client = redis::Client::open("redis://127.0.0.1:6379/").unwrap();
+    let client = redis::Client::open(cache_test_support::redis_url()).unwrap();
     let mut con = client.get_connection().unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:config-test.shared:*"))

@@ -1,80 +1,93 @@
-//! Several OS processes sharing one Redis: with `distributed_lock`, N processes x M tasks
-//! missing one key run the loader once, fleet-wide; without it, once per process.
+//! Several OS processes sharing one Redis, or one memcached (this test binary's own, from
+//! `cache_test_support`): with `distributed_lock`, N processes x M tasks missing one key run the
+//! loader once, fleet-wide; without it, once per process.
 
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const URL: &str = "redis://127.0.0.1:6379/";
+use cache_test_support::{memcached_url, redis_url};
 
-/// Runs `processes` nodes of `tasks` tasks each on one cold key; returns the loader runs.
-fn stampede(processes: usize, tasks: usize, lock: bool) -> i64 {
+/// Runs `processes` nodes of `tasks` tasks each on one cold key, on the server at `url`;
+/// returns the loader runs.
+fn stampede(url: &str, processes: usize, tasks: usize, lock: bool) -> u64 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let prefix = format!("cache-rs-test:fleet:{}:{nanos}", std::process::id());
-    let client = redis::Client::open(URL).unwrap();
-    let mut con = client.get_connection().unwrap();
-    let children: Vec<_> = (0..processes)
+    let mut children: Vec<_> = (0..processes)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_fleet_node"))
                 .args([
+                    url,
                     prefix.as_str(),
                     "7",
                     &tasks.to_string(),
                     if lock { "on" } else { "off" },
                     "200",
                 ])
+                .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("spawn a fleet node")
         })
         .collect();
-    let start = Instant::now();
-    loop {
-        let ready: Option<i64> = redis::cmd("GET")
-            .arg(format!("{prefix}:ready"))
+    // Every node has built its cache: then they all miss at once.
+    let mut outputs: Vec<_> = children
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
+        .collect();
+    for out in &mut outputs {
+        let line = out.next().expect("a line").expect("stdout");
+        assert_eq!(line, "ready");
+    }
+    for child in &mut children {
+        writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+    let mut runs = 0;
+    for (child, mut out) in children.into_iter().zip(outputs) {
+        let line = out.next().expect("a line").expect("stdout");
+        let n = line.strip_prefix("ok ").expect("`ok <runs>`");
+        runs += n.parse::<u64>().unwrap();
+        let status = child.wait_with_output().unwrap().status;
+        assert!(status.success(), "a node failed");
+    }
+    if url.starts_with("redis://") {
+        let client = redis::Client::open(url).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
             .query(&mut con)
             .unwrap();
-        if ready.unwrap_or(0) >= i64::try_from(processes).unwrap() {
-            break;
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL").arg(keys).query(&mut con).unwrap();
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "nodes did not start"
-        );
-        std::thread::sleep(Duration::from_millis(5));
     }
-    let _: () = redis::cmd("SET")
-        .arg(format!("{prefix}:go"))
-        .arg(1)
-        .query(&mut con)
-        .unwrap();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "a node failed");
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
-    }
-    let runs: i64 = redis::cmd("GET")
-        .arg(format!("{prefix}:runs"))
-        .query(&mut con)
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query(&mut con)
-        .unwrap();
-    let _: () = redis::cmd("DEL").arg(keys).query(&mut con).unwrap();
     runs
 }
 
 #[test]
 fn eight_processes_of_64_tasks_load_once_with_the_lease_and_once_each_without() {
-    let with_lease = stampede(8, 64, true);
-    let without = stampede(8, 64, false);
+    let with_lease = stampede(redis_url(), 8, 64, true);
+    let without = stampede(redis_url(), 8, 64, false);
     println!(
-        "8 processes x 64 tasks on one cold key: loader runs with the lease {with_lease}, without {without}"
+        "Redis: 8 processes x 64 tasks on one cold key: loader runs with the lease {with_lease}, without {without}"
     );
     assert_eq!(with_lease, 1);
     // Without the lease each process deduplicates its own tasks only.
+    assert!((1..=8).contains(&without), "{without}");
+}
+
+/// The same on memcached: the lease is an `add` (`ms ... ME`), and the waiters poll memcached
+/// with backoff (5 ms doubling to 50 ms) until the holder's value appears.
+#[test]
+fn on_memcached_eight_processes_of_64_tasks_load_once_with_the_lease_and_once_each_without() {
+    let with_lease = stampede(memcached_url(), 8, 64, true);
+    let without = stampede(memcached_url(), 8, 64, false);
+    println!(
+        "memcached: 8 processes x 64 tasks on one cold key: loader runs with the lease {with_lease}, without {without}"
+    );
+    assert_eq!(with_lease, 1);
     assert!((1..=8).contains(&without), "{without}");
 }
 
@@ -89,7 +102,7 @@ fn a_write_in_one_process_evicts_another_processes_l1_copy() {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let prefix = format!("cache-rs-test:watch:{}:{nanos}", std::process::id());
-    let backend = Arc::new(RedisBackend::new(URL, Duration::from_secs(5)).unwrap());
+    let backend = Arc::new(RedisBackend::new(redis_url(), Duration::from_secs(5)).unwrap());
     let cache: Cache<u64, String> = Cache::builder()
         .name("profiles")
         .ttl(Duration::from_secs(600))
@@ -98,7 +111,7 @@ fn a_write_in_one_process_evicts_another_processes_l1_copy() {
         .unwrap();
     cache.insert(1, "v1".into());
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleet_node"))
-        .args(["watch", prefix.as_str()])
+        .args(["watch", redis_url(), prefix.as_str()])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn the watcher");

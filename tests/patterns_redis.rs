@@ -43,14 +43,14 @@ async fn put_and_evict_reach_redis() {
     config::configure()
         .backend(
             "shared",
-            Redis::url("redis://127.0.0.1:6379/")
+            Redis::url(cache_test_support::redis_url())
                 .prefix(prefix.clone())
                 .timeout(Duration::from_millis(500))
                 .l1_ttl(Duration::from_secs(30)),
         )
         .install()
         .unwrap();
-    let client = redis::Client::open("redis://127.0.0.1:6379/").unwrap();
+    let client = redis::Client::open(cache_test_support::redis_url()).unwrap();
     let mut con = client.get_connection().unwrap();
     let mut keys = move || -> usize {
         let k: Vec<String> = redis::cmd("KEYS")

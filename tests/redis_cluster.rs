@@ -1,29 +1,21 @@
 //! The Redis tier over a Redis Cluster of three masters that this test starts on free ports
 //! (`redis-server --cluster-enabled yes`, then `redis-cli --cluster create`).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_runtime::{Cache, Clock, ManualClock, RedisBackend};
+use cache_test_support::{Server, free_port};
 
-struct Node(Child, std::path::PathBuf);
+/// A cluster node: its server, and the directory of its `nodes.conf`.
+struct Node(Option<Server>, std::path::PathBuf);
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        drop(self.0.take()); // stopped first: it writes to its directory
         let _ = std::fs::remove_dir_all(&self.1);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_cluster() -> (Vec<Node>, Vec<String>) {
@@ -33,49 +25,24 @@ fn start_cluster() -> (Vec<Node>, Vec<String>) {
         let dir =
             std::env::temp_dir().join(format!("cache-rs-cluster-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
+        let server = Server::redis(
+            port,
+            &[
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
                 "nodes.conf",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
                 "--dir",
                 dir.to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (.ci/run installs it)");
-        nodes.push(Node(child, dir));
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        nodes.push(Node(Some(server), dir));
     }
     let urls: Vec<String> = ports
         .iter()
         .map(|p| format!("redis://127.0.0.1:{p}/"))
         .collect();
-    // Wait for every node to answer.
-    for url in &urls {
-        let client = redis::Client::open(url.as_str()).unwrap();
-        let start = Instant::now();
-        while client
-            .get_connection()
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "node did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
     let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let status = Command::new("redis-cli")
         .args(["--cluster", "create"])

@@ -2,10 +2,9 @@
 //! clients (as between processes), invalidation across them, corrupt payloads, and faults
 //! (nothing listening, a server killed and restarted) that never fail a call.
 //!
-//! Needs Redis on 127.0.0.1:6379 (`.ci/run` starts one); the restart test runs its own
-//! `redis-server` on a free port. Each test uses its own key prefix and deletes its keys.
-
-mod support;
+//! Needs `redis-server` on the `PATH`: this test binary starts its own on a free port
+//! (`cache_test_support::redis_url`), and the restart tests one more each. Each test uses its own
+//! key prefix and deletes its keys.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -13,9 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_runtime::{BackendError, Cache, Clock, ManualClock, RedisBackend};
-use support::{free_port, start_server};
-
-const URL: &str = "redis://127.0.0.1:6379/";
+use cache_test_support::{Server, free_port, redis_url};
 
 fn prefix(test: &str) -> String {
     let nanos = SystemTime::now()
@@ -44,7 +41,7 @@ where
         .ttl(Duration::from_secs(60))
         .l1_ttl(Duration::from_secs(1))
         .clock(Clock::manual(clock))
-        .remote(backend(URL), prefix)
+        .remote(backend(redis_url()), prefix)
         .build()
         .unwrap()
 }
@@ -99,7 +96,7 @@ fn negative_results_are_shared_with_their_own_ttl() {
             .ttl(Duration::from_secs(60))
             .negative_ttl(Duration::from_secs(5))
             .clock(Clock::manual(&clock))
-            .remote_with_negatives(backend(URL), &p)
+            .remote_with_negatives(backend(redis_url()), &p)
             .build()
             .unwrap()
     };
@@ -119,7 +116,7 @@ fn a_corrupt_payload_reads_as_a_miss_and_is_replaced() {
     let a: Cache<u64, Vec<u32>> = node(&p, &clock);
     a.get_or_insert_with(&5, || vec![1, 2, 3]);
     // Overwrite every key of this test's namespace with garbage, from a raw client.
-    let client = redis::Client::open(URL).unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
     let mut con = client.get_connection().unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{p}:*"))
@@ -200,10 +197,14 @@ fn nothing_listening_fails_open_and_the_breaker_makes_it_cheap() {
     );
 }
 
+fn start_server(port: u16) -> Server {
+    Server::redis(port, &[]).unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
 fn a_killed_and_restarted_server_never_fails_a_call_and_caching_resumes() {
     let port = free_port();
-    let server = start_server(port).expect("redis-server must be installed (.ci/run installs it)");
+    let server = start_server(port);
     let url = format!("redis://127.0.0.1:{port}/");
     let clock = ManualClock::new();
     let make = |b: Arc<RedisBackend>| -> Cache<u64, u64> {
@@ -232,7 +233,7 @@ fn a_killed_and_restarted_server_never_fails_a_call_and_caching_resumes() {
     let f = first.faults();
     assert!(f.connect + f.error + f.timeout > 0, "{f:?}");
     // Redis comes back (empty: it keeps nothing on disk).
-    let _server = start_server(port).expect("restart");
+    let _server = start_server(port);
     std::thread::sleep(cache_runtime::BREAKER_COOLDOWN + Duration::from_millis(50));
     let before = loads.load(Ordering::SeqCst);
     clock.advance(Duration::from_millis(2));
@@ -271,7 +272,7 @@ fn writes_and_invalidations_evict_other_processes_l1_through_pub_sub() {
             .build()
             .unwrap()
     };
-    let (backend_a, backend_b) = (backend(URL), backend(URL));
+    let (backend_a, backend_b) = (backend(redis_url()), backend(redis_url()));
     let (a, b) = (make(&backend_a), make(&backend_b));
     assert_eq!(a.get_or_insert_with(&1, || "v1".into()), "v1");
     assert_eq!(b.get_or_insert_with(&1, || unreachable!()), "v1");
@@ -304,7 +305,7 @@ fn writes_and_invalidations_evict_other_processes_l1_through_pub_sub() {
 #[test]
 fn a_slow_server_times_out_and_a_wrong_answer_is_a_miss() {
     let port = free_port();
-    let _server = start_server(port).expect("redis-server must be installed");
+    let _server = start_server(port);
     let url = format!("redis://127.0.0.1:{port}/");
     let b = backend_with(&url, Duration::from_millis(200));
     let c: Cache<u64, String> = Cache::builder()
@@ -396,7 +397,7 @@ fn a_lease_is_released_when_the_load_is_not_cached() {
     let p = prefix("lease-release");
     let c: Cache<u64, u64> = Cache::builder()
         .name("leased")
-        .remote(backend(URL), &p)
+        .remote(backend(redis_url()), &p)
         .distributed_lock(Duration::from_secs(30))
         .build()
         .unwrap();
@@ -404,7 +405,7 @@ fn a_lease_is_released_when_the_load_is_not_cached() {
         c.get_or_try_insert_with(&1, || Err::<u64, _>("down")),
         Err("down")
     );
-    let client = redis::Client::open(URL).unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
     let mut con = client.get_connection().unwrap();
     let leases: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{p}:*:lease"))
@@ -425,16 +426,26 @@ fn a_lease_is_released_when_the_load_is_not_cached() {
     assert!(leases.is_empty(), "a lease outlived a panic: {leases:?}");
 }
 
+/// The shared server's URL with database `db`.
+fn with_db(db: u32) -> String {
+    let url = redis_url();
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let root = match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    };
+    format!("{root}/{db}")
+}
+
 /// A database number the server does not have would fail every operation, so that the tier is
 /// never used: refused when the backend is checked (as `config` does when it installs one).
 #[test]
 fn a_database_the_server_does_not_have_is_refused() {
-    let backend =
-        RedisBackend::new("redis://127.0.0.1:6379/99", Duration::from_millis(500)).unwrap();
+    let backend = RedisBackend::new(&with_db(99), Duration::from_millis(500)).unwrap();
     let err = backend.check().unwrap_err();
     assert!(matches!(err, BackendError::Setting(_)), "{err}");
     assert!(err.to_string().contains("refused"), "{err}");
-    let fine = RedisBackend::new("redis://127.0.0.1:6379/1", Duration::from_millis(500)).unwrap();
+    let fine = RedisBackend::new(&with_db(1), Duration::from_millis(500)).unwrap();
     assert!(fine.check().unwrap());
 }
 

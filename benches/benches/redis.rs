@@ -1,4 +1,6 @@
-//! The two-level cache against raw redis-rs on loopback (needs Redis on 127.0.0.1:6379).
+//! The two-level cache against raw redis-rs on loopback, on a Redis of its own (`redis-server`
+//! from the `PATH`, on a free port, stopped when the bench ends; `CACHE_TEST_REDIS_URL` names
+//! another).
 //!
 //! `cargo bench -p cache-benches --bench redis`: an L1 hit (no network) next to the in-memory
 //! cache's hit, and an L2 hit (L1 miss, Redis GET, decode, L1 fill) next to a raw redis-rs
@@ -13,7 +15,7 @@ use std::time::Duration;
 use cache_runtime::{Cache, RedisBackend};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const URL: &str = "redis://127.0.0.1:6379/";
+use cache_test_support::redis_url;
 
 /// A key prefix of this run's own: two runs against one server (two checkouts, a run while
 /// another is still clearing) never read or clear each other's keys.
@@ -22,7 +24,8 @@ fn prefix(what: &str) -> String {
 }
 
 fn two_level(prefix: &str) -> Cache<u64, String> {
-    let backend = Arc::new(RedisBackend::new(URL, Duration::from_millis(500)).expect("URL"));
+    let backend =
+        Arc::new(RedisBackend::new(redis_url(), Duration::from_millis(500)).expect("URL"));
     Cache::builder()
         .name("bench")
         .ttl(Duration::from_secs(3_600))
@@ -70,7 +73,7 @@ fn l2_hit(c: &mut Criterion) {
         "a 64-byte value, like a small JSON document or a row of text...".into(),
     );
     // The same bytes, under another key, for the raw client.
-    let client = redis::Client::open(URL).expect("URL");
+    let client = redis::Client::open(redis_url()).expect("URL");
     let mut con = client.get_connection().expect("Redis is up");
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:bench:*"))

@@ -40,10 +40,20 @@ pub fn describe() {
             metrics::describe_counter!(*name, *help);
         }
     }
+    metrics::describe_counter!(
+        "cache_remote_faults_total",
+        "Remote tier operations that faulted (the call went on without the tier), by kind."
+    );
+    metrics::describe_gauge!(
+        "cache_remote_breaker_open",
+        "Backends of the cache whose circuit breaker is open now."
+    );
 }
 
 /// Publishes every live cache's statistics now: counters as absolute values, `cache_entries` as
-/// a gauge, each labelled `cache = <name>` (caches sharing a name are summed).
+/// a gauge, each labelled `cache = <name>` (caches sharing a name are summed); for a cache with
+/// a remote tier, its backend's faults (`cache_remote_faults_total`, labelled `kind` too) and
+/// whether its breaker is open (`cache_remote_breaker_open`).
 ///
 /// ```
 /// use cache_runtime::{Cache, export};
@@ -67,6 +77,20 @@ pub fn record() {
                 metrics::counter!(*name, "cache" => cache.clone()).absolute(v);
             }
         }
+    }
+    // A cache with a remote tier: its backend's faults, by kind, and its breaker.
+    for (cache, r) in registry::remote_by_name() {
+        for (kind, n) in [
+            ("connect", r.faults.connect),
+            ("timeout", r.faults.timeout),
+            ("error", r.faults.error),
+            ("short_circuited", r.faults.short_circuited),
+        ] {
+            metrics::counter!("cache_remote_faults_total", "cache" => cache.clone(), "kind" => kind)
+                .absolute(n);
+        }
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("cache_remote_breaker_open", "cache" => cache).set(r.breakers_open as f64);
     }
 }
 

@@ -72,7 +72,8 @@
 //! - [`registry`]: every cache by name;
 //! - with the `redis` feature: `codec` (serde payloads, bincode by default), `RedisBackend`
 //!   (a fail-open Redis or Redis Cluster tier) and `config` (named backends for
-//!   `#[cached(backend = "...")]`).
+//!   `#[cached(backend = "...")]`); with the `memcached` feature, `MemcachedBackend` (a
+//!   fail-open tier on one or several memcached servers) and `config` likewise.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -82,7 +83,7 @@ mod cache;
 mod clock;
 #[cfg(feature = "serde")]
 pub mod codec;
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub mod config;
 mod driver;
 mod entry;
@@ -232,8 +233,11 @@ pub use cache_macros::cache_put;
 /// ```
 pub use cache_macros::cached;
 pub use entry::Entry;
-#[cfg(feature = "redis")]
-pub use tier::breaker::{BREAKER_COOLDOWN, BREAKER_THRESHOLD, Faults};
+pub use tier::Faults;
+#[cfg(any(feature = "redis", feature = "memcached"))]
+pub use tier::breaker::{BREAKER_COOLDOWN, BREAKER_THRESHOLD};
+#[cfg(feature = "memcached")]
+pub use tier::memcached::{MemcachedBackend, MemcachedError};
 #[cfg(feature = "redis")]
 pub use tier::redis::{BackendError, RedisBackend};
 

@@ -25,22 +25,25 @@
 //! ```
 
 use std::any::Any;
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 use std::collections::BTreeMap;
 use std::fmt;
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 use crate::config::Installed;
 
+use crate::tier::{Faults, Health};
 use crate::{Cache, CacheStats};
 
 /// What the registry needs of a cache: its name and statistics.
 pub(crate) trait Report: Send + Sync {
     fn name(&self) -> &str;
     fn stats(&self) -> CacheStats;
+    /// Its remote tier's backend (an identity, shared by the caches on one backend) and health.
+    fn remote(&self) -> Option<(usize, Health)>;
 }
 
 struct Registered {
@@ -55,14 +58,14 @@ struct Registry {
     /// The cache of each memoized function, by the attribute's site.
     sites: Mutex<Vec<(&'static str, Box<dyn Any + Send + Sync>)>>,
     /// The named backends, installed once.
-    #[cfg(feature = "redis")]
+    #[cfg(feature = "config")]
     backends: OnceLock<BTreeMap<String, Installed>>,
 }
 
 static REGISTRY: Registry = Registry {
     caches: Mutex::new(Vec::new()),
     sites: Mutex::new(Vec::new()),
-    #[cfg(feature = "redis")]
+    #[cfg(feature = "config")]
     backends: OnceLock::new(),
 };
 
@@ -120,19 +123,19 @@ where
 }
 
 /// Installs the named backends; `false` when some were installed already.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub(crate) fn install_backends(backends: BTreeMap<String, Installed>) -> bool {
     REGISTRY.backends.set(backends).is_ok()
 }
 
 /// Whether named backends were installed.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub(crate) fn backends_installed() -> bool {
     REGISTRY.backends.get().is_some()
 }
 
 /// Whether a backend named `name` is installed.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub(crate) fn backend_installed(name: &str) -> bool {
     REGISTRY
         .backends
@@ -141,7 +144,7 @@ pub(crate) fn backend_installed(name: &str) -> bool {
 }
 
 /// The backend named `name`; on failure, the message that `function`'s first call reports.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub(crate) fn backend(name: &str, function: &str) -> Result<&'static Installed, String> {
     let Some(all) = REGISTRY.backends.get() else {
         return Err(format!(
@@ -303,6 +306,9 @@ pub struct CacheReport {
     pub name: String,
     /// Its statistics at the moment of the call.
     pub stats: CacheStats,
+    /// With a remote tier: its backend's health, with the faults met so far (by every cache
+    /// on that backend: a fault is the backend's, not one cache's).
+    pub remote: Option<Health>,
 }
 
 /// Every live cache in this process with its statistics, in the order they were built.
@@ -332,6 +338,7 @@ pub fn caches() -> Vec<CacheReport> {
         .map(|c| CacheReport {
             name: c.name().to_owned(),
             stats: c.stats(),
+            remote: c.remote().map(|(_, h)| h),
         })
         .collect()
 }
@@ -488,7 +495,88 @@ pub fn prometheus_text() -> String {
             let _ = writeln!(out, "{metric}{{cache=\"{}\"}} {}", label(name), get(stats));
         }
     }
+    let remote = remote_by_name();
+    if !remote.is_empty() {
+        let _ = writeln!(
+            out,
+            "# HELP cache_remote_faults_total Remote tier operations that faulted (the call went \
+             on without the tier), by kind, on the cache's backend."
+        );
+        let _ = writeln!(out, "# TYPE cache_remote_faults_total counter");
+        for (name, r) in &remote {
+            for (kind, n) in [
+                ("connect", r.faults.connect),
+                ("timeout", r.faults.timeout),
+                ("error", r.faults.error),
+                ("short_circuited", r.faults.short_circuited),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "cache_remote_faults_total{{cache=\"{}\",kind=\"{kind}\"}} {n}",
+                    label(name)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cache_remote_breaker_open Backends of the cache whose circuit breaker is open \
+             now (the remote tier is skipped)."
+        );
+        let _ = writeln!(out, "# TYPE cache_remote_breaker_open gauge");
+        for (name, r) in &remote {
+            let _ = writeln!(
+                out,
+                "cache_remote_breaker_open{{cache=\"{}\"}} {}",
+                label(name),
+                r.breakers_open
+            );
+        }
+    }
     out
+}
+
+/// A cache name's remote backends, as Prometheus reports them.
+#[derive(Default)]
+pub(crate) struct RemoteReport {
+    /// Faults of its distinct backends, added up.
+    pub(crate) faults: Faults,
+    /// How many of its distinct backends have their breaker open.
+    pub(crate) breakers_open: u64,
+}
+
+/// The remote backends of every live cache by cache name, each backend counted once per name
+/// (caches of one name on one backend share its faults), in build order.
+pub(crate) fn remote_by_name() -> Vec<(String, RemoteReport)> {
+    let live: Vec<_> = REGISTRY
+        .caches
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter_map(|r| r.report.upgrade())
+        .collect();
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    let mut by_name: Vec<(String, RemoteReport)> = Vec::new();
+    for c in &live {
+        let Some((backend, health)) = c.remote() else {
+            continue;
+        };
+        let name = c.name().to_owned();
+        if seen.iter().any(|(n, b)| *n == name && *b == backend) {
+            continue;
+        }
+        seen.push((name.clone(), backend));
+        let at = match by_name.iter().position(|(n, _)| *n == name) {
+            Some(i) => i,
+            None => {
+                by_name.push((name, RemoteReport::default()));
+                by_name.len() - 1
+            }
+        };
+        let r = &mut by_name[at].1;
+        r.faults = r.faults.plus(&health.faults);
+        r.breakers_open += u64::from(health.breaker_open);
+    }
+    by_name
 }
 
 /// Every live cache's statistics by name, caches sharing a name summed, in build order.

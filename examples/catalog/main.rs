@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release --example catalog                       # memory backend
 //! cargo run --release --example catalog -- --backend redis://127.0.0.1/
+//! cargo run --release --example catalog -- --backend memcached://127.0.0.1:11211
 //! cargo run --release --example catalog -- --requests 50000 --rebuild
 //! ```
 //!
@@ -35,7 +36,7 @@
 //!   update is a `SELECT` and an `UPDATE` in both runs);
 //! - `hit ratio`: lookups of the two caches answered from this process's memory, from the
 //!   caches' own statistics (`hits / (hits + misses)`); the line below splits the misses into
-//!   loads (a query) and, with Redis, Redis hits (no query).
+//!   loads (a query) and, with Redis or memcached, remote hits (no query).
 //!
 //! # A fleet: two processes sharing results and invalidations through Redis
 //!
@@ -64,6 +65,12 @@
 //! the Redis entry and told every process to drop its memory copy), long before its 5 s L1 TTL,
 //! and ends with how many of its reads differed from the database (0 expected).
 //!
+//! With `--backend memcached://127.0.0.1:11211` (several servers: comma-separated URLs) the
+//! caches are two-level on memcached, and a second run finds the first one's results there just
+//! the same. memcached cannot broadcast invalidations: a `--set-stock` deletes the memcached
+//! entry at once, and a `--watch` in another process sees the new stock within its L1 TTL (1 s
+//! by default with memcached) instead of at once.
+//!
 //! Two benchmarks may also run side by side (their undos still restore the data exactly:
 //! deliveries commute), and share results through Redis, but the per-request check then has
 //! nothing fixed to compare: each one's runs see the other's deliveries come and go. The
@@ -80,9 +87,10 @@ use cache_suite::catalog::{self, Size, StockSummary};
 use workload::{Answer, Counters, Request, RunResult};
 
 const USAGE: &str = "\
-usage: catalog [--requests N] [--backend redis://HOST/] [--rebuild] [--db PATH] [--seed N]
-       catalog --backend redis://HOST/ --watch PRODUCT [--seconds S]
-       catalog --backend redis://HOST/ --set-stock PRODUCT STORE QUANTITY";
+usage: catalog [--requests N] [--backend URL] [--rebuild] [--db PATH] [--seed N]
+       catalog --backend URL --watch PRODUCT [--seconds S]
+       catalog --backend URL --set-stock PRODUCT STORE QUANTITY
+where URL is redis://HOST/ or memcached://HOST:PORT (several memcached servers: comma-separated)";
 
 /// What to do.
 enum Mode {
@@ -160,8 +168,11 @@ fn parse_args() -> Result<Options, String> {
     if let Some(url) = &o.backend
         && !url.starts_with("redis://")
         && !url.starts_with("rediss://")
+        && !url.starts_with("memcached://")
     {
-        return Err(format!("--backend: `{url}` is not a redis:// URL"));
+        return Err(format!(
+            "--backend: `{url}` is neither a redis:// nor a memcached:// URL"
+        ));
     }
     Ok(o)
 }
@@ -199,7 +210,10 @@ fn run(o: &Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Some(url) = &o.backend
         && let Err(e) = ping(url)
     {
-        eprintln!("warning: Redis at {url} does not answer ({e}): the caches run on memory alone");
+        eprintln!(
+            "warning: {} at {url} does not answer ({e}): the caches run on memory alone",
+            remote_name(url)
+        );
     }
     let conn = catalog::open(&path)?;
 
@@ -253,7 +267,10 @@ fn run(o: &Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
         o.seed
     );
     let backend = match &o.backend {
-        Some(url) => format!("redis ({url}, prefix {prefix}) behind memory"),
+        Some(url) => format!(
+            "{} ({url}, prefix {prefix}) behind memory",
+            remote_name(url)
+        ),
         None => "memory".to_string(),
     };
     println!("caches:  catalog.product, catalog.stock on backend `catalog` = {backend}");
@@ -300,7 +317,7 @@ fn run(o: &Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
     viewed.dedup();
     println!(
         "cached     cache lookups: {} = {} hits + {} misses \
-         ({} loaded from the database, {} from Redis)",
+         ({} loaded from the database, {} from the remote tier)",
         thousands(c.hits + c.misses),
         thousands(c.hits),
         thousands(c.misses),
@@ -386,7 +403,7 @@ fn source(before: Counters, after: Counters) -> &'static str {
     if d.loads > 0 {
         "loaded from the database"
     } else if d.remote_hits > 0 {
-        "from Redis: another process loaded it"
+        "from the remote tier (Redis or memcached): another process loaded it"
     } else {
         "from this process's memory"
     }
@@ -460,8 +477,9 @@ fn set_stock(
     );
     let change = catalog::set_stock(conn, product, store, quantity)?;
     println!(
-        "set:    store {store}: {} -> {} units (committed; the stock entry is evicted here, in \
-         Redis, and from every other process's memory)",
+        "set:    store {store}: {} -> {} units (committed; the stock entry is evicted here and in \
+         the remote tier; other processes drop their copies at once with Redis, within their 1 s \
+         L1 TTL with memcached)",
         change.previous, change.quantity
     );
     let before = Counters::now();
@@ -474,8 +492,27 @@ fn set_stock(
     Ok(())
 }
 
-/// Whether Redis answers a `PING` within a second.
-fn ping(url: &str) -> Result<(), redis::RedisError> {
+/// The kind of server `url` names.
+fn remote_name(url: &str) -> &'static str {
+    if url.starts_with("memcached://") {
+        "memcached"
+    } else {
+        "Redis"
+    }
+}
+
+/// Whether the server answers (Redis a `PING`, every memcached server its version) within a
+/// second.
+fn ping(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    if url.starts_with("memcached://") {
+        let urls: Vec<&str> = url.split(',').map(str::trim).collect();
+        let servers = cache_runtime::MemcachedBackend::new(&urls, Duration::from_secs(1))?;
+        return if servers.check()? {
+            Ok(())
+        } else {
+            Err("not reachable".into())
+        };
+    }
     let client = redis::Client::open(url)?;
     let mut con = client.get_connection_with_timeout(Duration::from_secs(1))?;
     redis::cmd("PING").query::<String>(&mut con)?;

@@ -1,21 +1,25 @@
 //! One process of a simulated fleet, for the multi-process tests (`tests/fleet.rs`).
 //!
-//! `fleet_node <prefix> <key> <tasks> <lock:on|off> <load-ms>`: builds a two-level cache on
-//! Redis (127.0.0.1:6379) under `prefix`, waits for the `<prefix>:go` signal, then has `tasks`
-//! tasks miss `key` at once. The loader counts its runs fleet-wide with `INCR <prefix>:runs`.
+//! `fleet_node <url> <prefix> <key> <tasks> <lock:on|off> <load-ms>`: builds a two-level cache on
+//! the Redis (`redis://...`) or memcached (`memcached://...`) at `url` under `prefix`, prints
+//! `ready`, waits for a `go` line on its
+//! standard input (so that every process misses at the same moment), then has `tasks` tasks miss
+//! `key` at once. It ends by printing `ok <runs>`: how many times its loader ran in this process
+//! (the test adds the processes' counts up).
 
+use std::io::{BufRead, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cache_runtime::{Cache, RedisBackend};
+use cache_runtime::tier::Backend;
+use cache_runtime::{Cache, MemcachedBackend, RedisBackend};
 
-const URL: &str = "redis://127.0.0.1:6379/";
-
-/// `fleet_node watch <prefix>`: reads key 1 of the `profiles` cache (long L1 TTL), prints it,
-/// waits (bounded) until another process's write evicts its L1 copy, then prints the new value.
-fn watch(prefix: &str) {
-    use std::io::Write;
-    let backend = Arc::new(RedisBackend::new(URL, Duration::from_secs(5)).expect("URL"));
+/// `fleet_node watch <redis-url> <prefix>`: reads key 1 of the `profiles` cache (long L1 TTL),
+/// prints it, waits (bounded) until another process's write evicts its L1 copy, then prints the
+/// new value.
+fn watch(url: &str, prefix: &str) {
+    let backend = Arc::new(RedisBackend::new(url, Duration::from_secs(5)).expect("URL"));
     let cache: Cache<u64, String> = Cache::builder()
         .name("profiles")
         .ttl(Duration::from_secs(600))
@@ -49,14 +53,14 @@ fn watch(prefix: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, mode, prefix] = args.as_slice()
+    if let [_, mode, url, prefix] = args.as_slice()
         && mode == "watch"
     {
-        watch(prefix);
+        watch(url, prefix);
         return;
     }
-    let [_, prefix, key, tasks, lock, load_ms] = args.as_slice() else {
-        eprintln!("usage: fleet_node <prefix> <key> <tasks> <lock:on|off> <load-ms>");
+    let [_, url, prefix, key, tasks, lock, load_ms] = args.as_slice() else {
+        eprintln!("usage: fleet_node <url> <prefix> <key> <tasks> <lock:on|off> <load-ms>");
         std::process::exit(2);
     };
     let key: u64 = key.parse().expect("a numeric key");
@@ -64,7 +68,12 @@ fn main() {
     let load_ms: u64 = load_ms.parse().expect("a load time in ms");
     // A generous bound: this node tests de-duplication across processes, not latency, and eight
     // of them start their first calls at once on a small machine.
-    let backend = Arc::new(RedisBackend::new(URL, Duration::from_secs(5)).expect("URL"));
+    let timeout = Duration::from_secs(5);
+    let backend: Arc<dyn Backend> = if url.starts_with("memcached://") {
+        Arc::new(MemcachedBackend::new(&[url.as_str()], timeout).expect("URL"))
+    } else {
+        Arc::new(RedisBackend::new(url, timeout).expect("URL"))
+    };
     let mut builder = Cache::<u64, u64>::builder()
         .name("fleet")
         .ttl(Duration::from_secs(60))
@@ -73,23 +82,14 @@ fn main() {
         builder = builder.distributed_lock(Duration::from_secs(5));
     }
     let cache = builder.build().expect("valid settings");
-    let client = redis::Client::open(URL).expect("URL");
-    let mut con = client.get_connection().expect("Redis is up");
-    let _: i64 = redis::cmd("INCR")
-        .arg(format!("{prefix}:ready"))
-        .query(&mut con)
-        .expect("INCR");
-    // Wait for the start signal, so that every process misses at the same moment.
-    for _ in 0..2_000 {
-        let go: Option<String> = redis::cmd("GET")
-            .arg(format!("{prefix}:go"))
-            .query(&mut con)
-            .expect("GET");
-        if go.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    println!("ready");
+    std::io::stdout().flush().expect("stdout");
+    // Wait for the start signal (a closed standard input means the test is gone: stop).
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).unwrap_or(0) == 0 || line.trim() != "go" {
+        std::process::exit(3);
     }
+    let runs = Arc::new(AtomicU64::new(0));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -98,19 +98,11 @@ fn main() {
     rt.block_on(async {
         let handles: Vec<_> = (0..tasks)
             .map(|_| {
-                let (cache, client, prefix) = (cache.clone(), client.clone(), prefix.clone());
+                let (cache, runs) = (cache.clone(), Arc::clone(&runs));
                 tokio::spawn(async move {
                     cache
                         .get_or_insert_with_async(&key, || async move {
-                            let mut con = client
-                                .get_multiplexed_async_connection()
-                                .await
-                                .expect("Redis is up");
-                            let _: i64 = redis::cmd("INCR")
-                                .arg(format!("{prefix}:runs"))
-                                .query_async(&mut con)
-                                .await
-                                .expect("INCR");
+                            runs.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(load_ms)).await;
                             42
                         })
@@ -122,5 +114,5 @@ fn main() {
             assert_eq!(h.await.expect("task"), 42);
         }
     });
-    println!("ok");
+    println!("ok {}", runs.load(Ordering::SeqCst));
 }

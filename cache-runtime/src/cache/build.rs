@@ -16,6 +16,11 @@ use crate::store::{Listener, Store, StoreConfig, WeighFn, Weigher, shard_count};
 use crate::ttl::{Expiry, NEVER, ttl_nanos};
 use crate::{BuildError, Jitter};
 
+/// The default L1 TTL of a cache whose backend broadcasts invalidations.
+const L1_TTL_BROADCAST: Duration = Duration::from_secs(5);
+/// The default L1 TTL of a cache whose backend cannot broadcast invalidations.
+const L1_TTL_NO_BROADCAST: Duration = Duration::from_secs(1);
+
 impl<K, V, N> CacheBuilder<K, V, N>
 where
     K: Hash + Eq + Send + Sync + 'static,
@@ -213,8 +218,15 @@ where
                 horizon,
             );
         }
-        let l1_ttl = tier.as_ref().map(|_| {
-            let d = self.l1_ttl.unwrap_or(Duration::from_secs(5));
+        let l1_ttl = tier.as_ref().map(|t| {
+            // Without a broadcast of invalidations, the L1 TTL is how long another process's
+            // write goes unseen here: short by default.
+            let default = if t.backend().broadcasts() {
+                L1_TTL_BROADCAST
+            } else {
+                L1_TTL_NO_BROADCAST
+            };
+            let d = self.l1_ttl.unwrap_or(default);
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
         });
         let core = Arc::new(Core {

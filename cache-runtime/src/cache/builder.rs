@@ -531,8 +531,10 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     }
 
     /// With a remote tier: how long an entry stays in this process (L1) before it is read from
-    /// the remote tier again (default 5 s, at most the TTL). Other processes' writes and
-    /// invalidations reach this process within this time.
+    /// the remote tier again (at most the TTL). Other processes' writes and invalidations reach
+    /// this process within this time. The default is 5 s on a backend that broadcasts
+    /// invalidations (Redis: they evict the other processes' copies at once), 1 s on one that
+    /// cannot (memcached without an invalidation channel, `MemoryBackend`).
     ///
     /// ```
     /// # #[cfg(feature = "serde")] {
@@ -607,7 +609,7 @@ impl<K, V, N> CacheBuilder<K, V, N> {
 impl<K, V, N> CacheBuilder<K, V, N> {
     /// Drops the settings of a remote tier: for a function whose configured backend is this
     /// process's memory.
-    #[cfg(feature = "redis")]
+    #[cfg(feature = "config")]
     pub(crate) fn memory_only(mut self) -> Self {
         self.lease = None;
         self.l1_ttl = None;

@@ -368,4 +368,11 @@ where
     fn stats(&self) -> CacheStats {
         Core::stats(self)
     }
+
+    fn remote(&self) -> Option<(usize, crate::tier::Health)> {
+        let backend = self.tier.as_ref()?.backend();
+        // The backend's identity: caches that share it report its faults once.
+        let id = std::ptr::from_ref(backend).cast::<()>().addr();
+        Some((id, backend.health()))
+    }
 }

@@ -22,7 +22,7 @@ mod remote;
 mod shaped;
 pub use crate::entry::Share;
 pub use call::{Call, CallChecked, CallUnchecked, call_of, key_of};
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub use remote::BackendUse;
 pub use remote::{
     RemoteBackendsEnabled, RemoteChecked, RemoteCodec, RemoteNegativeChecked, RemoteUnchecked,

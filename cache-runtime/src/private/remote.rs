@@ -4,32 +4,32 @@
 //! The tier is added through [`Call`] (see [`call`](super::call)): when a bound fails, the
 //! inert method is found, and the checks at the user's tokens (`assert_key`, `assert_value`,
 //! [`assert_remote`]) report each missing trait once, instead of the builder's bounds reporting
-//! `Send` and `Sync` a second time. Without the `redis` feature, [`assert_remote_backends`]
+//! `Send` and `Sync` a second time. Without a remote backend's feature (`redis`, `memcached`), [`assert_remote_backends`]
 //! says so, and nothing else is reported.
 
 use std::convert::Infallible;
 
 use super::Call;
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 use super::{CacheKey, CacheValue};
 use crate::CacheBuilder;
 
 /// What a remote tier needs of its keys and values (and cached `Err`s): they are encoded.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be stored in the remote tier of `#[cached(backend = ...)]`",
     label = "a remote tier encodes its keys and values: they must be `Serialize + DeserializeOwned`",
     note = "derive `serde::Serialize` and `serde::Deserialize`, or leave this function's cache in memory"
 )]
 pub trait RemoteCodec: serde::Serialize + serde::de::DeserializeOwned {}
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 impl<T: serde::Serialize + serde::de::DeserializeOwned> RemoteCodec for T {}
 
-/// Without the `redis` feature nothing is encoded ([`assert_remote_backends`] reports that the
+/// Without a remote backend's feature (`redis`, `memcached`) nothing is encoded ([`assert_remote_backends`] reports that the
 /// feature is missing).
-#[cfg(not(feature = "redis"))]
+#[cfg(not(feature = "config"))]
 pub trait RemoteCodec {}
-#[cfg(not(feature = "redis"))]
+#[cfg(not(feature = "config"))]
 impl<T: ?Sized> RemoteCodec for T {}
 
 /// Checked at the key type and the return type of a function with a backend.
@@ -50,7 +50,7 @@ pub trait RemoteChecked<K, V> {
     ) -> CacheBuilder<K, V, Infallible>;
 }
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 impl<S, K, V, Q: ?Sized, Out> RemoteChecked<K, V> for &Call<S, K, V, Infallible, Q, Out>
 where
     K: CacheKey + RemoteCodec,
@@ -73,7 +73,7 @@ pub trait RemoteNegativeChecked<K, V, N> {
     fn remote_negative(&self, b: CacheBuilder<K, V, N>, backend: &str) -> CacheBuilder<K, V, N>;
 }
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 impl<S, K, V, N, Q: ?Sized, Out> RemoteNegativeChecked<K, V, N> for &Call<S, K, V, N, Q, Out>
 where
     K: CacheKey + RemoteCodec,
@@ -86,7 +86,7 @@ where
     }
 }
 
-/// The remote tier, when a bound fails (or without the `redis` feature): nothing is added, and
+/// The remote tier, when a bound fails (or without a remote backend's feature): nothing is added, and
 /// nothing is reported here. Never run: the build fails at the user's tokens.
 pub trait RemoteUnchecked<K, V, N> {
     /// The builder, unchanged.
@@ -103,7 +103,7 @@ pub trait RemoteUnchecked<K, V, N> {
 impl<S, K, V, N, Q: ?Sized, Out> RemoteUnchecked<K, V, N> for Call<S, K, V, N, Q, Out> {}
 
 /// Adds a remote tier on a backend, under a prefix.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 type Attach<K, V, N> = fn(
     CacheBuilder<K, V, N>,
     std::sync::Arc<dyn crate::tier::Backend>,
@@ -113,7 +113,7 @@ type Attach<K, V, N> = fn(
 /// Adds the configured backend `name` to `b` (`attach` adds a remote tier).
 ///
 /// A backend that was never configured: in memory only, said once (see [`RemoteChecked`]).
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 fn with_backend<K, V, N>(
     b: CacheBuilder<K, V, N>,
     name: &str,
@@ -140,7 +140,7 @@ fn with_backend<K, V, N>(
 
 /// A `#[cached(backend = "...")]` function, registered at link time so that
 /// [`config::verify`](crate::config::verify) can list every function whose backend is missing.
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 #[derive(Debug)]
 pub struct BackendUse {
     /// The function's cache name.
@@ -149,36 +149,36 @@ pub struct BackendUse {
     pub backend: &'static str,
 }
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 inventory::collect!(BackendUse);
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 pub use inventory;
 
-/// Without the `redis` feature, a registration is dropped ([`assert_remote_backends`] reports
+/// Without a remote backend's feature (`redis`, `memcached`), a registration is dropped ([`assert_remote_backends`] reports
 /// that the feature is missing, and nothing else is).
-#[cfg(not(feature = "redis"))]
+#[cfg(not(feature = "config"))]
 pub mod inventory {
     pub use crate::__cache_runtime_no_registration as submit;
 }
 
-/// Drops its input: a registration without the `redis` feature (see `__private::inventory`).
-#[cfg(not(feature = "redis"))]
+/// Drops its input: a registration without a remote backend's feature (see `__private::inventory`).
+#[cfg(not(feature = "config"))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __cache_runtime_no_registration {
     ($($tokens:tt)*) => {};
 }
 
-/// Not implemented: `backend = ...` without the `redis` feature.
+/// Not implemented: `backend = ...` without a remote backend's feature.
 #[diagnostic::on_unimplemented(
-    message = "`#[cached(backend = ...)]` needs the `redis` feature of `cache-runtime`",
+    message = "`#[cached(backend = ...)]` needs the `redis` or `memcached` feature of `cache-runtime`",
     label = "this function names a backend",
-    note = "enable it in Cargo.toml: `features = [\"redis\"]` on the `cache-runtime` dependency"
+    note = "enable one in Cargo.toml: `features = [\"redis\"]` (or `\"memcached\"`) on the `cache-runtime` dependency"
 )]
 pub trait RemoteBackendsEnabled {}
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "config")]
 impl RemoteBackendsEnabled for () {}
 
 /// Checked where a function names a backend.

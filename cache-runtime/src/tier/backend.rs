@@ -52,6 +52,44 @@ impl fmt::Display for Fault {
 
 impl std::error::Error for Fault {}
 
+/// Faults met so far, by kind: what the statistics
+/// ([`registry::caches`](crate::registry::caches)) and the Prometheus text
+/// ([`registry::prometheus_text`](crate::registry::prometheus_text)) report of a cache's backend.
+///
+/// ```
+/// use cache_runtime::tier::{Backend, Faults, MemoryBackend};
+///
+/// let f: Faults = MemoryBackend::new().health().faults;
+/// assert_eq!(f, Faults::default()); // an in-process store never faults
+/// assert_eq!(f.connect + f.timeout + f.error + f.short_circuited, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Faults {
+    /// Connections that could not be made.
+    pub connect: u64,
+    /// Operations that took longer than the timeout.
+    pub timeout: u64,
+    /// Operations that the server answered with an error (or with something that is not its
+    /// protocol), or a connection that broke.
+    pub error: u64,
+    /// Operations skipped because the breaker was open.
+    pub short_circuited: u64,
+}
+
+impl Faults {
+    /// Both counts added up (a backend of several servers).
+    #[must_use]
+    pub(crate) fn plus(&self, other: &Self) -> Self {
+        Self {
+            connect: self.connect + other.connect,
+            timeout: self.timeout + other.timeout,
+            error: self.error + other.error,
+            short_circuited: self.short_circuited + other.short_circuited,
+        }
+    }
+}
+
 /// What a backend says of its own state, for diagnostics and readiness probes.
 ///
 /// ```
@@ -59,6 +97,7 @@ impl std::error::Error for Fault {}
 ///
 /// let h = Health::default();
 /// assert!(!h.breaker_open && !h.half_open && !h.listening);
+/// assert_eq!(h.faults.timeout, 0);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -70,6 +109,8 @@ pub struct Health {
     pub half_open: bool,
     /// Subscribed, right now, to other processes' invalidations.
     pub listening: bool,
+    /// Faults met so far (zero for a backend that does not count them).
+    pub faults: Faults,
 }
 
 /// A remote store of bytes shared by a fleet of processes: the plug-in interface of a cache's

@@ -13,10 +13,13 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::tier::Fault;
+// Counted here, defined with the backend trait (a backend's health reports them).
+pub(crate) use crate::tier::Faults;
 
 /// Consecutive faults that open the circuit breaker.
 ///
 /// ```no_run
+/// # #[cfg(feature = "redis")] {
 /// use cache_runtime::{BREAKER_THRESHOLD, Cache, RedisBackend};
 /// use std::{sync::Arc, time::Duration};
 ///
@@ -29,12 +32,15 @@ use crate::tier::Fault;
 ///     assert_eq!(users.get_or_insert_with(&id, || format!("user {id}")), format!("user {id}"));
 /// }
 /// assert!(redis.is_open()); // Redis is skipped now, at no cost
+/// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const BREAKER_THRESHOLD: u32 = 5;
-/// How long an open breaker skips Redis before it lets one trial operation through.
+/// How long an open breaker skips its server (Redis, or one memcached server) before it lets one
+/// trial operation through.
 ///
 /// ```no_run
+/// # #[cfg(feature = "redis")] {
 /// use cache_runtime::{BREAKER_COOLDOWN, Cache, RedisBackend};
 /// use std::{sync::Arc, time::Duration};
 ///
@@ -48,34 +54,10 @@ pub const BREAKER_THRESHOLD: u32 = 5;
 /// assert!(redis.is_open());
 /// std::thread::sleep(BREAKER_COOLDOWN);
 /// assert!(!redis.is_open()); // operations try Redis again
+/// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const BREAKER_COOLDOWN: Duration = Duration::from_millis(500);
-
-/// Faults met so far, by kind.
-///
-/// ```
-/// use cache_runtime::{Faults, RedisBackend};
-/// use std::time::Duration;
-///
-/// let redis = RedisBackend::new("redis://127.0.0.1:6379/", Duration::from_millis(50))?;
-/// let f: Faults = redis.faults();
-/// assert_eq!(f, Faults::default()); // nothing tried yet, nothing failed
-/// assert_eq!(f.connect + f.timeout + f.error + f.short_circuited, 0);
-/// # Ok::<(), cache_runtime::BackendError>(())
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Faults {
-    /// Connections that could not be made.
-    pub connect: u64,
-    /// Operations that took longer than the timeout.
-    pub timeout: u64,
-    /// Operations that Redis answered with an error, or a connection that broke.
-    pub error: u64,
-    /// Operations skipped because the breaker was open.
-    pub short_circuited: u64,
-}
 
 #[derive(Default)]
 struct FaultCounters {

@@ -14,15 +14,17 @@
 mod backend;
 mod memory;
 mod pending;
-// The circuit breaker is backend-generic; Redis is its only user for now.
-#[cfg(feature = "redis")]
+// The circuit breaker is backend-generic: Redis and memcached use it.
+#[cfg(any(feature = "redis", feature = "memcached"))]
 pub(crate) mod breaker;
+#[cfg(feature = "memcached")]
+pub(crate) mod memcached;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "serde")]
 mod typed;
 
-pub use backend::{Backend, BoxFuture, Fault, Health, InvalidationHandler};
+pub use backend::{Backend, BoxFuture, Fault, Faults, Health, InvalidationHandler};
 pub use memory::MemoryBackend;
 pub(crate) use pending::{DEFAULT_LIMIT as DEFAULT_PENDING_LIMIT, Pending};
 #[cfg(feature = "serde")]

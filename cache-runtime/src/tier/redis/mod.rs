@@ -528,6 +528,7 @@ impl Backend for RedisBackend {
             breaker_open: self.is_open(),
             half_open: self.breaker.is_half_open(),
             listening: self.is_listening(),
+            faults: self.faults(),
         }
     }
 }

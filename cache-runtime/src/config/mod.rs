@@ -1,14 +1,24 @@
 //! Startup configuration: named backends, installed once at the start of `main`.
 //!
 //! ```no_run
-//! use cache_runtime::config::{self, Redis};
+//! use cache_runtime::config;
 //! use std::time::Duration;
 //!
-//! config::configure()
-//!     .backend("shared", Redis::url("redis://127.0.0.1/").prefix("myapp").l1_ttl(Duration::from_secs(2)))
-//!     .install()
-//!     .expect("valid cache configuration");
-//! // #[cached(backend = "shared", ...)] functions now share results through Redis.
+//! let mut setup = config::configure();
+//! #[cfg(feature = "redis")]
+//! {
+//!     use cache_runtime::config::Redis;
+//!     let redis = Redis::url("redis://127.0.0.1/").prefix("myapp");
+//!     setup = setup.backend("shared", redis.l1_ttl(Duration::from_secs(2)));
+//! }
+//! #[cfg(feature = "memcached")]
+//! {
+//!     use cache_runtime::config::Memcached;
+//!     setup = setup.backend("sessions", Memcached::url("memcached://127.0.0.1:11211").prefix("myapp"));
+//! }
+//! setup.install().expect("valid cache configuration");
+//! // #[cached(backend = "shared", ...)] functions now share results through Redis, and
+//! // #[cached(backend = "sessions", ...)] ones through memcached.
 //! ```
 //!
 //! With no configuration at all, every cache is in-memory: the quickstart needs no set-up.
@@ -16,22 +26,39 @@
 //! configured is found by [`verify`] (call it after [`Configure::install`]: every such function
 //! of the program registers its backend's name at link time); if it runs anyway, its first call
 //! says so once (standard error and a `tracing` error) and it caches in this process only.
+//!
+//! A backend whose URL is malformed, or whose server refuses what it was given (a Redis database
+//! it lacks, a server that is not memcached), is an error of [`Configure::install`]; a server
+//! that cannot be reached now is a warning, and the caches fail open (in each process's memory)
+//! until it answers. Either way `install` returns within a few operation timeouts.
+
+#[cfg(feature = "memcached")]
+mod memcached;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::RedisBackend;
+#[cfg(feature = "memcached")]
+pub use self::memcached::{L1_TTL_ALONE, L1_TTL_WITH_CHANNEL, Memcached, MemcachedSpec};
+#[cfg(feature = "redis")]
+pub use self::redis::{Redis, RedisSpec};
 
 /// A backend's settings.
 ///
 /// ```
-/// use cache_runtime::config::{Redis, Spec};
+/// use cache_runtime::config::Spec;
 ///
+/// assert_eq!(Spec::Memory, Spec::Memory);
+/// # #[cfg(feature = "redis")] {
+/// use cache_runtime::config::Redis;
 /// let spec: Spec = Redis::url("redis://127.0.0.1:6379/").into();
 /// assert!(matches!(spec, Spec::Redis(_)));
 /// assert_ne!(spec, Spec::Memory);
+/// # }
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -39,165 +66,21 @@ pub enum Spec {
     /// This process's memory only (what every cache uses without configuration).
     Memory,
     /// Redis, as a second tier behind each process's memory.
+    #[cfg(feature = "redis")]
     Redis(RedisSpec),
+    /// memcached (one or several servers), as a second tier behind each process's memory.
+    #[cfg(feature = "memcached")]
+    Memcached(MemcachedSpec),
 }
 
-/// Settings of a Redis backend: start with [`Redis::url`].
-///
-/// ```
-/// use cache_runtime::config::{Redis, RedisSpec};
-/// use std::time::Duration;
-///
-/// let url = "redis://127.0.0.1:6379/";
-/// let spec: RedisSpec = Redis::url(url).prefix("shop").timeout(Duration::from_millis(20));
-/// // The defaults: prefix `cache`, 50 ms per operation, 5 s in each process's memory, and the
-/// // listener's heartbeat: a probe every second, deaf after three.
-/// let defaults = Redis::url(url).prefix("cache").timeout(Duration::from_millis(50));
-/// let defaults = defaults.heartbeat(Duration::from_secs(1), Duration::from_secs(3));
-/// assert_eq!(Redis::url(url), defaults.l1_ttl(Duration::from_secs(5)));
-/// assert_ne!(spec, Redis::url(url));
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct RedisSpec {
-    url: String,
-    prefix: String,
-    timeout: Duration,
-    l1_ttl: Duration,
-    heartbeat_every: Duration,
-    deaf_after: Duration,
-}
-
-/// Builds [`RedisSpec`]s.
-///
-/// ```
-/// use cache_runtime::config::{self, Redis};
-///
-/// config::configure()
-///     .backend("shared", Redis::url("redis://127.0.0.1:6379/").prefix("shop"))
-///     .install()?;
-/// // Nothing is connected until a `#[cached(backend = "shared")]` function is first called.
-/// # Ok::<(), config::ConfigError>(())
-/// ```
-#[derive(Debug)]
-pub struct Redis;
-
-impl Redis {
-    /// Redis at `url` (`redis://host:port/db`), key prefix `cache`, 50 ms per operation, 5 s in
-    /// each process's L1. Several comma-separated URLs name the nodes of a Redis Cluster.
-    ///
-    /// ```
-    /// use cache_runtime::config::{self, Redis};
-    ///
-    /// // A single server, or the nodes of a Redis Cluster.
-    /// let single = Redis::url("redis://127.0.0.1:6379/0");
-    /// let cluster = Redis::url("redis://127.0.0.1:7000/,redis://127.0.0.1:7001/");
-    /// config::configure()
-    ///     .backend("sessions", single)
-    ///     .backend("catalog", cluster)
-    ///     .install()?;
-    /// # Ok::<(), config::ConfigError>(())
-    /// ```
-    #[must_use]
-    pub fn url(url: impl Into<String>) -> RedisSpec {
-        RedisSpec {
-            url: url.into(),
-            prefix: "cache".into(),
-            timeout: Duration::from_millis(50),
-            l1_ttl: Duration::from_secs(5),
-            heartbeat_every: Duration::from_secs(1),
-            deaf_after: Duration::from_secs(3),
-        }
-    }
-}
-
-impl RedisSpec {
-    /// The first part of every key: `<prefix>:<cache name>:<key hash>`.
-    ///
-    /// ```
-    /// use cache_runtime::config::Redis;
-    ///
-    /// let url = "redis://127.0.0.1:6379/";
-    /// let shop = Redis::url(url).prefix("shop"); // keys `shop:<cache name>:<key hash>`
-    /// assert_ne!(shop, Redis::url(url));
-    /// // The default:
-    /// assert_eq!(Redis::url(url).prefix("cache"), Redis::url(url));
-    /// ```
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The bound of each Redis operation (default 50 ms); past it the call goes on uncached.
-    ///
-    /// ```
-    /// use cache_runtime::config::Redis;
-    /// use std::time::Duration;
-    ///
-    /// let url = "redis://127.0.0.1:6379/";
-    /// let near = Redis::url(url).timeout(Duration::from_millis(10)); // Redis in the same rack
-    /// assert_ne!(near, Redis::url(url));
-    /// // The default:
-    /// assert_eq!(Redis::url(url).timeout(Duration::from_millis(50)), Redis::url(url));
-    /// ```
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How long an entry stays in each process's memory before Redis is asked again (default
-    /// 5 s): the longest that other processes' writes and invalidations go unseen while the
-    /// invalidation listener is down (while it is up, they are seen at once, or, if its
-    /// subscription goes deaf, within the [`heartbeat`](Self::heartbeat)'s deaf-after time).
-    ///
-    /// ```
-    /// use cache_runtime::config::Redis;
-    /// use std::time::Duration;
-    ///
-    /// let url = "redis://127.0.0.1:6379/";
-    /// // Other processes' updates are seen within 0.5 s:
-    /// let fresher = Redis::url(url).l1_ttl(Duration::from_millis(500));
-    /// assert_ne!(fresher, Redis::url(url));
-    /// // The default:
-    /// assert_eq!(Redis::url(url).l1_ttl(Duration::from_secs(5)), Redis::url(url));
-    /// ```
-    #[must_use]
-    pub fn l1_ttl(mut self, l1_ttl: Duration) -> Self {
-        self.l1_ttl = l1_ttl;
-        self
-    }
-
-    /// How the invalidation listener checks that its subscription delivers (default: a probe
-    /// every second, deaf after three seconds without hearing one back): while the listener is
-    /// up, other processes' writes are seen within about `deaf_after`, even after a failover
-    /// that leaves its old connection open and silent. See
-    /// [`RedisBackend::with_heartbeat`](crate::RedisBackend::with_heartbeat).
-    ///
-    /// ```
-    /// use cache_runtime::config::{self, ConfigError, Redis};
-    /// use std::time::Duration;
-    ///
-    /// let url = "redis://127.0.0.1:6379/";
-    /// let quick = Redis::url(url).heartbeat(Duration::from_millis(250), Duration::from_secs(1));
-    /// assert_ne!(quick, Redis::url(url));
-    /// // A zero interval, or a deaf-after time within one interval, is refused at installation:
-    /// let bad = Redis::url(url).heartbeat(Duration::from_secs(1), Duration::from_millis(500));
-    /// let refused = config::configure().backend("shared", bad).install();
-    /// assert!(matches!(refused, Err(ConfigError::Invalid { .. })));
-    /// ```
-    #[must_use]
-    pub fn heartbeat(mut self, every: Duration, deaf_after: Duration) -> Self {
-        self.heartbeat_every = every;
-        self.deaf_after = deaf_after;
-        self
-    }
-}
-
-impl From<RedisSpec> for Spec {
-    fn from(r: RedisSpec) -> Self {
-        Spec::Redis(r)
-    }
+/// Says that the backend `name` cannot be reached now (a warning: it fails open).
+fn unreachable_now(name: &str) {
+    eprintln!(
+        "cache-runtime: backend `{name}` cannot be reached now; caching in each process's \
+         memory until it answers"
+    );
+    #[cfg(feature = "tracing")]
+    tracing::warn!(backend = %name, "cache backend cannot be reached now; failing open");
 }
 
 /// Why a configuration was refused.
@@ -253,16 +136,16 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The environment variable read by [`Configure::from_env`]: `name=url` pairs separated by
-/// `;`, where the url is `memory` or `redis://...`, e.g.
-/// `CACHE_RUNTIME_BACKENDS="shared=redis://127.0.0.1:6379/;local=memory"`.
+/// `;`, where the url is `memory`, `redis://...` or `memcached://...` (several servers separated
+/// by commas), e.g. `CACHE_RUNTIME_BACKENDS="shared=redis://127.0.0.1:6379/;local=memory"`.
 ///
 /// ```
 /// use cache_runtime::config::{self, ENV_VAR};
 ///
 /// assert_eq!(ENV_VAR, "CACHE_RUNTIME_BACKENDS");
-/// // What it may hold, as `from_spec_list` reads it:
+/// // What it may hold, as `from_spec_list` reads it (here, memory backends only):
 /// config::configure()
-///     .from_spec_list("shared=redis://127.0.0.1:6379/;local=memory")
+///     .from_spec_list("local=memory;other=memory")
 ///     .install()?;
 /// # Ok::<(), config::ConfigError>(())
 /// ```
@@ -302,10 +185,10 @@ impl Configure {
     /// Adds a backend under `name`, for `#[cached(backend = "name")]`.
     ///
     /// ```
-    /// use cache_runtime::config::{self, ConfigError, Redis, Spec};
+    /// use cache_runtime::config::{self, ConfigError, Spec};
     ///
     /// let config = config::configure()
-    ///     .backend("shared", Redis::url("redis://127.0.0.1:6379/"))
+    ///     .backend("shared", Spec::Memory) // or `Redis::url(...)`, `Memcached::url(...)`
     ///     .backend("local", Spec::Memory)
     ///     .backend("local", Spec::Memory); // a name can be configured once
     /// assert_eq!(config.install(), Err(ConfigError::Duplicate("local".to_string())));
@@ -353,9 +236,19 @@ impl Configure {
     /// use cache_runtime::config::{self, ConfigError};
     ///
     /// let bad = config::configure().from_spec_list("shared=postgres://db/").install();
-    /// assert!(matches!(bad, Err(ConfigError::Env(_)))); // neither `memory` nor `redis://`
+    /// assert!(matches!(bad, Err(ConfigError::Env(_)))); // not `memory`, `redis://`, `memcached://`
     /// config::configure()
-    ///     .from_spec_list("shared=redis://127.0.0.1:6379/; local=memory")
+    ///     .from_spec_list("local=memory; other=memory")
+    ///     .install()?;
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    ///
+    /// With both backends built in:
+    ///
+    /// ```no_run
+    /// # use cache_runtime::config::{self, ConfigError};
+    /// config::configure()
+    ///     .from_spec_list("shared=redis://127.0.0.1:6379/; sessions=memcached://127.0.0.1:11211")
     ///     .install()?;
     /// # Ok::<(), ConfigError>(())
     /// ```
@@ -367,17 +260,12 @@ impl Configure {
                 continue;
             };
             let (name, url) = (name.trim(), url.trim());
-            let spec = if url == "memory" {
-                Spec::Memory
-            } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-                Spec::Redis(Redis::url(url))
-            } else {
-                self.errors.push(ConfigError::Env(format!(
-                    "backend `{name}`: `{url}` is neither `memory` nor a `redis://` URL"
-                )));
-                continue;
-            };
-            self = self.backend(name, spec);
+            match spec_of(url) {
+                Ok(spec) => self = self.backend(name, spec),
+                Err(why) => self
+                    .errors
+                    .push(ConfigError::Env(format!("backend `{name}`: `{url}` {why}"))),
+            }
         }
         self
     }
@@ -385,11 +273,11 @@ impl Configure {
     /// Installs the configuration for the whole process.
     ///
     /// ```
-    /// use cache_runtime::config::{self, ConfigError, Redis};
+    /// use cache_runtime::config::{self, ConfigError, Spec};
     ///
     /// config::configure()
-    ///     .backend("shared", Redis::url("redis://127.0.0.1:6379/"))
-    ///     .install()?; // connects nothing yet
+    ///     .backend("local", Spec::Memory)
+    ///     .install()?; // a remote backend is checked now: one connection, bounded in time
     /// // Once per process:
     /// assert_eq!(config::configure().install(), Err(ConfigError::AlreadyInstalled));
     /// # Ok::<(), ConfigError>(())
@@ -409,35 +297,10 @@ impl Configure {
         for (name, spec) in self.backends {
             let backend = match spec {
                 Spec::Memory => Installed::Memory,
-                Spec::Redis(r) => {
-                    // Several comma-separated URLs: the nodes of a Redis Cluster.
-                    let urls: Vec<&str> = r.url.split(',').map(str::trim).collect();
-                    let backend = if urls.len() > 1 {
-                        RedisBackend::cluster(&urls, r.timeout)
-                    } else {
-                        RedisBackend::new(&r.url, r.timeout)
-                    };
-                    let invalid = |e: crate::BackendError| ConfigError::Invalid {
-                        name: name.clone(),
-                        why: e.to_string(),
-                    };
-                    let backend = backend
-                        .and_then(|b| b.with_heartbeat(r.heartbeat_every, r.deaf_after))
-                        .map_err(invalid)?;
-                    // What only the server can refuse (a database it does not have) is refused
-                    // now; a server that is down now is used once it answers (fail open).
-                    if !backend.check().map_err(invalid)? {
-                        eprintln!(
-                            "cache-runtime: backend `{name}` cannot be reached now; caching in \
-                             each process's memory until it answers"
-                        );
-                    }
-                    Installed::Remote {
-                        backend: Arc::new(backend),
-                        prefix: r.prefix,
-                        l1_ttl: r.l1_ttl,
-                    }
-                }
+                #[cfg(feature = "redis")]
+                Spec::Redis(r) => r.install(&name)?,
+                #[cfg(feature = "memcached")]
+                Spec::Memcached(m) => m.install(&name)?,
             };
             installed.insert(name, backend);
         }
@@ -447,6 +310,30 @@ impl Configure {
             Err(ConfigError::AlreadyInstalled)
         }
     }
+}
+
+/// The backend that `url` names in a spec list (or why none).
+fn spec_of(url: &str) -> Result<Spec, &'static str> {
+    let redis = url.starts_with("redis://") || url.starts_with("rediss://");
+    let memcached = url.starts_with("memcached://");
+    if url == "memory" {
+        return Ok(Spec::Memory);
+    }
+    #[cfg(feature = "redis")]
+    if redis {
+        return Ok(Spec::Redis(Redis::url(url)));
+    }
+    #[cfg(feature = "memcached")]
+    if memcached {
+        return Ok(Spec::Memcached(Memcached::url(url)));
+    }
+    Err(if redis {
+        "needs the `redis` feature of cache-runtime"
+    } else if memcached {
+        "needs the `memcached` feature of cache-runtime"
+    } else {
+        "is neither `memory` nor a `redis://` or `memcached://` URL"
+    })
 }
 
 /// An installed backend.
