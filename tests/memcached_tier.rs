@@ -287,8 +287,9 @@ fn expiries_are_whole_seconds_with_jitter_and_absolute_past_30_days() {
     long.insert(1, 1);
     let key = &entries(&mut raw, &format!("{p}:long:"))[0];
     let ttl = raw.ttl(key).unwrap();
+    // (memcached's clock ticks once a second and may lag ours by one.)
     assert!(
-        (forty_days as i64 - 10..=forty_days as i64).contains(&ttl),
+        (forty_days as i64 - 10..=forty_days as i64 + 1).contains(&ttl),
         "40 days: {ttl} s"
     );
     // A fraction of a second is rounded up, never down to 0 ("never expires").

@@ -51,12 +51,13 @@ impl Generations {
     }
 }
 
-/// An operation on one server: the generations, the server's index, the key.
+/// An operation on one server: the generations, the server's index, the key (shared by the
+/// tries of one operation).
 #[derive(Clone)]
 struct On {
     generations: Arc<Generations>,
     server: usize,
-    key: DataKey,
+    key: Arc<DataKey>,
 }
 
 impl On {
@@ -74,12 +75,12 @@ impl On {
     async fn fetch_generation(&self, c: &mut Client) -> Result<Arc<str>, Error> {
         let gen_key = self.key.generation_key();
         for _ in 0..3 {
-            if let Some(g) = value(c.meta_get(&gen_key, false, None, Some(&["v"])).await?) {
+            if let Some(g) = value(c.meta_get(gen_key, false, None, Some(&["v"])).await?) {
                 return Ok(self.learn(&g));
             }
             let fresh = keys::new_generation();
             match c
-                .meta_set(&gen_key, fresh.as_str(), false, None, Some(&["ME", "T0"]))
+                .meta_set(gen_key, fresh.as_str(), false, None, Some(&["ME", "T0"]))
                 .await
             {
                 Ok(_) => return Ok(self.learn(fresh.as_bytes())),
@@ -116,7 +117,7 @@ impl On {
             }
         }
         match current {
-            Some(g) if token(&g) == *known => Ok(entry),
+            Some(g) if keys::fit(&String::from_utf8_lossy(&g)) == *known => Ok(entry),
             // Another process cleared the namespace: read under its generation.
             Some(g) => {
                 let g = self.learn(&g);
@@ -159,7 +160,7 @@ pub(super) fn get(
     let on = On {
         generations: Arc::clone(generations),
         server,
-        key: DataKey::new(key),
+        key: Arc::new(DataKey::new(key)),
     };
     Arc::new(move |c| {
         let on = on.clone();
@@ -178,7 +179,7 @@ pub(super) fn set(
     let on = On {
         generations: Arc::clone(generations),
         server,
-        key: DataKey::new(key),
+        key: Arc::new(DataKey::new(key)),
     };
     let value: Arc<[u8]> = Arc::from(value);
     Arc::new(move |c| {
@@ -210,7 +211,7 @@ pub(super) fn delete(generations: &Arc<Generations>, server: usize, key: &str) -
     let on = On {
         generations: Arc::clone(generations),
         server,
-        key: DataKey::new(key),
+        key: Arc::new(DataKey::new(key)),
     };
     Arc::new(move |c| {
         let on = on.clone();
@@ -313,7 +314,7 @@ pub(super) fn wait_for(
     let on = On {
         generations: Arc::clone(generations),
         server,
-        key: DataKey::new(key),
+        key: Arc::new(DataKey::new(key)),
     };
     let lease = keys::fit(lease).into_owned();
     Arc::new(move |c| {

@@ -52,6 +52,8 @@ pub(super) struct DataKey {
     /// The namespace: what `clear_prefix` clears.
     pub(super) namespace: String,
     rest: String,
+    /// The memcached key of the namespace's generation.
+    generation_key: String,
 }
 
 impl DataKey {
@@ -61,6 +63,7 @@ impl DataKey {
         Self {
             namespace: key[..at].to_owned(),
             rest: key[at..].to_owned(),
+            generation_key: generation_key(&key[..at]),
         }
     }
 
@@ -70,8 +73,8 @@ impl DataKey {
     }
 
     /// The memcached key of the namespace's generation.
-    pub(super) fn generation_key(&self) -> String {
-        generation_key(&self.namespace)
+    pub(super) fn generation_key(&self) -> &str {
+        &self.generation_key
     }
 }
 
