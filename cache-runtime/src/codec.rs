@@ -20,6 +20,7 @@
 //! # Ok::<(), CodecError>(())
 //! ```
 
+use crate::invalidate::stamps::{Remote, RemoteKind};
 use std::fmt;
 
 use serde::Serialize;
@@ -39,7 +40,8 @@ use serde::de::DeserializeOwned;
 pub const MAX_PAYLOAD: usize = 64 << 20;
 
 const MAGIC: u8 = 0xCA;
-const FORMAT_VERSION: u8 = 1;
+/// 2: the stamps of tags and dependencies follow the key (see [`crate::invalidate`]).
+const FORMAT_VERSION: u8 = 2;
 
 /// Why a value could not be encoded or decoded.
 ///
@@ -198,26 +200,41 @@ pub(crate) fn encode_key<C: Codec, K: Serialize + ?Sized>(key: &K) -> Result<Vec
 }
 
 /// A framed payload: header, key, value.
+#[cfg(test)]
 pub(crate) fn encode_payload<C: Codec, V: Serialize, N: Serialize>(
     key: &[u8],
     entry: &Decoded<&V, &N>,
 ) -> Result<Vec<u8>, CodecError> {
+    encode_stamped::<C, V, N>(key, &[], entry)
+}
+
+/// A framed payload: header, key, the entry's stamps (what it depends on), value.
+pub(crate) fn encode_stamped<C: Codec, V: Serialize, N: Serialize>(
+    key: &[u8],
+    stamps: &[Remote],
+    entry: &Decoded<&V, &N>,
+) -> Result<Vec<u8>, CodecError> {
     let key_len = u32::try_from(key.len()).map_err(|_| CodecError::TooLarge(key.len()))?;
-    let mut out = Vec::with_capacity(8 + key.len() + 32);
+    let mut out = Vec::with_capacity(10 + key.len() + 32);
     out.extend_from_slice(&[MAGIC, FORMAT_VERSION, C::ID]);
+    out.push(match entry {
+        Decoded::Value(_) => KIND_VALUE,
+        Decoded::Negative(_) => KIND_NEGATIVE,
+    });
+    out.extend_from_slice(&key_len.to_le_bytes());
+    out.extend_from_slice(key);
+    let n = u16::try_from(stamps.len()).map_err(|_| CodecError::TooLarge(stamps.len()))?;
+    out.extend_from_slice(&n.to_le_bytes());
+    for r in stamps {
+        let len = u16::try_from(r.key.len()).map_err(|_| CodecError::TooLarge(r.key.len()))?;
+        out.push(r.kind as u8);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(r.key.as_bytes());
+        out.extend_from_slice(&r.token.to_le_bytes());
+    }
     match entry {
-        Decoded::Value(v) => {
-            out.push(KIND_VALUE);
-            out.extend_from_slice(&key_len.to_le_bytes());
-            out.extend_from_slice(key);
-            C::encode(*v, &mut out)?;
-        }
-        Decoded::Negative(n) => {
-            out.push(KIND_NEGATIVE);
-            out.extend_from_slice(&key_len.to_le_bytes());
-            out.extend_from_slice(key);
-            C::encode(*n, &mut out)?;
-        }
+        Decoded::Value(v) => C::encode(*v, &mut out)?,
+        Decoded::Negative(n) => C::encode(*n, &mut out)?,
     }
     if out.len() > MAX_PAYLOAD {
         return Err(CodecError::TooLarge(out.len()));
@@ -225,11 +242,21 @@ pub(crate) fn encode_payload<C: Codec, V: Serialize, N: Serialize>(
     Ok(out)
 }
 
-/// Reads a payload written by [`encode_payload`] for `key` with the same codec.
+/// Reads a payload written by [`encode_stamped`] for `key` with the same codec.
+#[cfg(test)]
 pub(crate) fn decode_payload<C: Codec, V: DeserializeOwned, N: DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<Decoded<V, N>, CodecError> {
+    decode_stamped::<C, V, N>(key, bytes).map(|(d, _)| d)
+}
+
+/// Reads a payload written by [`encode_stamped`] for `key` with the same codec: the entry and
+/// its stamps.
+pub(crate) fn decode_stamped<C: Codec, V: DeserializeOwned, N: DeserializeOwned>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<(Decoded<V, N>, Vec<Remote>), CodecError> {
     if bytes.len() > MAX_PAYLOAD {
         return Err(CodecError::TooLarge(bytes.len()));
     }
@@ -250,15 +277,49 @@ pub(crate) fn decode_payload<C: Codec, V: DeserializeOwned, N: DeserializeOwned>
     if rest.len() < key_len {
         return Err(CodecError::Header("cut short inside the key"));
     }
-    let (stored_key, value) = rest.split_at(key_len);
+    let (stored_key, rest) = rest.split_at(key_len);
     if stored_key != key {
         return Err(CodecError::KeyMismatch);
     }
-    match kind {
-        KIND_VALUE => C::decode(value).map(Decoded::Value),
-        KIND_NEGATIVE => C::decode(value).map(Decoded::Negative),
-        _ => Err(CodecError::Header("unknown entry kind")),
+    let (stamps, value) = read_stamps(rest)?;
+    let entry = match kind {
+        KIND_VALUE => C::decode(value).map(Decoded::Value)?,
+        KIND_NEGATIVE => C::decode(value).map(Decoded::Negative)?,
+        _ => return Err(CodecError::Header("unknown entry kind")),
+    };
+    Ok((entry, stamps))
+}
+
+/// The stamps section of a payload, and what follows it.
+fn read_stamps(bytes: &[u8]) -> Result<(Vec<Remote>, &[u8]), CodecError> {
+    const CUT: CodecError = CodecError::Header("cut short inside the stamps");
+    let (n, mut rest) = bytes.split_first_chunk::<2>().ok_or(CUT)?;
+    let n = usize::from(u16::from_le_bytes(*n));
+    // Each stamp takes 11 bytes at least: a count beyond that is corruption, not an allocation.
+    let mut stamps = Vec::with_capacity(n.min(rest.len() / 11));
+    for _ in 0..n {
+        let (&kind, r) = rest.split_first().ok_or(CUT)?;
+        let (len, r) = r.split_first_chunk::<2>().ok_or(CUT)?;
+        let len = usize::from(u16::from_le_bytes(*len));
+        if r.len() < len {
+            return Err(CUT);
+        }
+        let (key, r) = r.split_at(len);
+        let (token, r) = r.split_first_chunk::<8>().ok_or(CUT)?;
+        let kind = match kind {
+            0 => RemoteKind::Local,
+            1 => RemoteKind::Global,
+            _ => return Err(CodecError::Header("unknown stamp kind")),
+        };
+        let key = String::from_utf8(key.to_vec()).map_err(|_| CUT)?;
+        stamps.push(Remote {
+            kind,
+            key,
+            token: u64::from_le_bytes(*token),
+        });
+        rest = r;
     }
+    Ok((stamps, rest))
 }
 
 #[cfg(test)]
@@ -323,12 +384,36 @@ mod tests {
     }
 
     #[test]
+    fn stamps_round_trip_and_bad_ones_are_errors() {
+        let k = encode_key::<Bincode, _>("page:1").unwrap();
+        let stamps = vec![
+            Remote {
+                kind: RemoteKind::Local,
+                key: "app:pages:1:tag:catalog".into(),
+                token: 42,
+            },
+            Remote {
+                kind: RemoteKind::Global,
+                key: "app:tag:catalog".into(),
+                token: 0,
+            },
+        ];
+        let p = encode_stamped::<Bincode, u32, ()>(&k, &stamps, &Decoded::Value(&7)).unwrap();
+        let (d, back) = decode_stamped::<Bincode, u32, ()>(&k, &p).unwrap();
+        assert_eq!((d, back), (Decoded::Value(7), stamps));
+        for cut in 0..p.len() {
+            assert!(decode_stamped::<Bincode, u32, ()>(&k, &p[..cut]).is_err());
+        }
+    }
+
+    #[test]
     fn hostile_lengths_do_not_allocate_without_bound() {
         let k = encode_key::<Bincode, _>("k").unwrap();
         // A header, then a Vec claiming about 2^60 elements.
         let mut p = vec![MAGIC, FORMAT_VERSION, Bincode::ID, KIND_VALUE];
         p.extend_from_slice(&u32::try_from(k.len()).unwrap().to_le_bytes());
         p.extend_from_slice(&k);
+        p.extend_from_slice(&0u16.to_le_bytes()); // no stamps
         p.push(0xFD); // bincode varint: a u64 follows
         p.extend_from_slice(&(1u64 << 60).to_le_bytes());
         let r = decode_payload::<Bincode, Vec<u64>, ()>(&k, &p);

@@ -53,6 +53,9 @@ pub(crate) struct Stored<V, N> {
     /// With early refresh: how long before `expires_at` a hit starts drawing whether to refresh
     /// (the longest XFetch gap the entry's load time allows; 0 = never early).
     pub(crate) early: u64,
+    /// What the entry was computed from (its tags, the entries its loader read): it is stale
+    /// once one of them was invalidated. `None` for most entries: nothing to check.
+    pub(crate) stamps: Option<std::sync::Arc<crate::invalidate::stamps::Stamps>>,
 }
 
 /// A loader's outcome: cached as a value, cached as a negative result (if `negative_ttl` is set),

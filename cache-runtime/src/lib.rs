@@ -91,6 +91,7 @@ mod error;
 #[cfg(feature = "metrics")]
 pub mod export;
 mod flight;
+pub mod invalidate;
 pub mod refresh;
 pub mod registry;
 mod stats;
@@ -102,6 +103,7 @@ pub mod warm;
 
 pub use bypass::{Uncached, uncached, uncached_async};
 pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY};
+pub use invalidate::{invalidate_tag, tag};
 /// Invalidation on write: after the function returns successfully (`Ok`, `Some`, or any value),
 /// removes `key` (or, with `all`, every entry) from the named `#[cached]` function's cache, so
 /// that the next read queries again. An `Err` or `None` evicts nothing.

@@ -10,6 +10,7 @@ use foldhash::quality::FixedState;
 use super::{Cache, CacheBuilder, Core, DEFAULT_CAPACITY, Meter, NEXT_ID};
 use crate::entry::{Entry, Stored};
 use crate::flight::Flights;
+use crate::invalidate::Scope;
 use crate::registry::{self, Report};
 use crate::stats::{Counter, Stats};
 use crate::store::{Listener, Store, StoreConfig, WeighFn, Weigher, shard_count};
@@ -210,7 +211,7 @@ where
             listener,
         });
         let name = self.name.unwrap_or_else(|| format!("cache-{id}"));
-        let tier = self.tier.map(|make| make(&name));
+        let tier = self.tier.map(|make| make(&name, self.version));
         if let Some(tier) = &tier {
             tier.pending().configure(
                 self.pending_limit
@@ -229,7 +230,20 @@ where
             let d = self.l1_ttl.unwrap_or(default);
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
         });
+        let scope = Arc::new(match &tier {
+            Some(t) => {
+                crate::invalidate::remote::listen(t.shared_backend());
+                Scope::new(
+                    t.namespace().to_owned(),
+                    Some((t.prefix(), Arc::clone(t.shared_backend()))),
+                )
+            }
+            None => Scope::local(&format!("{name}#{id}:")),
+        });
+        crate::invalidate::register(&scope);
         let core = Arc::new(Core {
+            scope,
+            depends: self.depends,
             store,
             flights: Flights::new(shard_count(None, 4096)),
             expiry,

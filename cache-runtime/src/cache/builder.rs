@@ -58,11 +58,14 @@ pub struct CacheBuilder<K, V, N = Infallible> {
     pub(super) stale: Option<Duration>,
     pub(super) early_refresh: Option<f64>,
     pub(super) ttl_fn: Option<TtlFn<V>>,
+    pub(super) version: Option<u32>,
+    pub(super) depends: bool,
     pub(super) _types: PhantomData<fn() -> N>,
 }
 
-/// Makes a cache's remote tier from its name.
-pub(super) type TierFactory<K, V, N> = Box<dyn FnOnce(&str) -> Arc<dyn Tier<K, V, N>> + Send>;
+/// Makes a cache's remote tier from its name and version.
+pub(super) type TierFactory<K, V, N> =
+    Box<dyn FnOnce(&str, Option<u32>) -> Arc<dyn Tier<K, V, N>> + Send>;
 
 impl<K, V, N> fmt::Debug for CacheBuilder<K, V, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -116,6 +119,8 @@ impl<K, V, N> CacheBuilder<K, V, N> {
             stale: None,
             early_refresh: None,
             ttl_fn: None,
+            version: None,
+            depends: true,
             _types: PhantomData,
         }
     }
@@ -407,12 +412,12 @@ impl<K, V, N> CacheBuilder<K, V, N> {
         N: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
     {
         let prefix = prefix.to_owned();
-        self.tier = Some(Box::new(move |name: &str| {
+        self.tier = Some(Box::new(move |name: &str, version: Option<u32>| {
             Arc::new(Typed::<Bincode, WithNegatives>::new(
                 backend,
                 &prefix,
                 name,
-                std::any::type_name::<(K, V, N)>(),
+                &typed_shape::<K, V, N>(version),
             )) as Arc<dyn Tier<K, V, N>>
         }));
         self
@@ -496,6 +501,54 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     #[must_use]
     pub fn early_refresh(mut self, beta: f64) -> Self {
         self.early_refresh = Some(beta);
+        self
+    }
+
+    /// The version of the cached values, part of every L2 key (`...:v<version>:...`): bump it
+    /// when the meaning of a value changes but not its type (which changes the key by itself),
+    /// and the new code reads none of the old entries. No effect without a remote tier.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, MemoryBackend};
+    /// use std::sync::Arc;
+    ///
+    /// let backend = Arc::new(MemoryBackend::new());
+    /// let v1: Cache<u64, u64> =
+    ///     Cache::builder().name("prices-doc").remote(backend.clone(), "app").version(1).build()?;
+    /// v1.insert(7, 350); // in cents
+    /// let v2: Cache<u64, u64> =
+    ///     Cache::builder().name("prices-doc").remote(backend.clone(), "app").version(2).build()?;
+    /// assert_eq!(v2.get_or_insert_with(&7, || 3), 3); // in euros: v1's entry is not read
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// Whether an entry depends on the entries of other caches its loader reads (default
+    /// `true`): invalidating one of those then drops it too. `false` for a loader whose reads
+    /// do not matter to its result (a feature flag, a rate limit).
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    ///
+    /// let stock: Cache<u64, u32> = Cache::builder().build()?;
+    /// let page: Cache<u64, String> = Cache::builder().build()?;
+    /// let flat: Cache<u64, String> = Cache::builder().depends(false).build()?;
+    /// stock.insert(7, 3);
+    /// let render = || format!("{} left", stock.get(&7).unwrap_or(0));
+    /// page.get_or_insert_with(&7, render);
+    /// flat.get_or_insert_with(&7, render);
+    /// stock.insert(7, 2); // the page read stock 7: it is dropped
+    /// assert!(!page.contains_key(&7));
+    /// assert!(flat.contains_key(&7));
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn depends(mut self, depends: bool) -> Self {
+        self.depends = depends;
         self
     }
 
@@ -649,14 +702,33 @@ impl<K, V> CacheBuilder<K, V, Infallible> {
         V: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
     {
         let prefix = prefix.to_owned();
-        self.tier = Some(Box::new(move |name: &str| {
+        self.tier = Some(Box::new(move |name: &str, version: Option<u32>| {
             Arc::new(Typed::<Bincode, NoNegatives>::new(
                 backend,
                 &prefix,
                 name,
-                std::any::type_name::<(K, V)>(),
+                &typed_shape::<K, V, ()>(version),
             )) as Arc<dyn Tier<K, V, Infallible>>
         }));
         self
     }
+}
+
+/// The version-and-shape segment of a cache's L2 namespace (see [`crate::invalidate::version`]).
+#[cfg(feature = "serde")]
+fn typed_shape<K, V, N>(version: Option<u32>) -> String
+where
+    K: serde::de::DeserializeOwned,
+    V: serde::de::DeserializeOwned,
+    N: serde::de::DeserializeOwned,
+{
+    use crate::invalidate::version::{segment, shape};
+    let shape = format!(
+        "{}|{}|{}|{}",
+        std::any::type_name::<(K, V, N)>(),
+        shape::<K>(),
+        shape::<V>(),
+        shape::<N>()
+    );
+    segment(version, &shape)
 }

@@ -6,8 +6,12 @@ use std::hash::{BuildHasher, Hash};
 use super::Cache;
 use super::miss::XFETCH_SPAN;
 use crate::entry::{Entry, Stored};
+use crate::invalidate::frame;
 use crate::stats::Counter;
 use crate::ttl::NEVER;
+
+/// The hasher of [`Cache::ident`]: fixed, so that processes agree.
+pub(super) const IDENT: foldhash::quality::FixedState = foldhash::quality::FixedState::with_seed(0x1DE7_u64);
 
 /// What a lookup found (uncounted): fresh, fresh but drawn for an early refresh, expired but
 /// within the `stale` window, or nothing usable.
@@ -46,9 +50,23 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        // Inside a load, what is read is recorded (see `invalidate`): mark this cache as read
+        // first, so that a write racing with this read bumps what the load records.
+        let recording = frame::active();
+        if recording {
+            self.core.scope.note_read();
+        }
         let Some(s) = self.core.store.get(key) else {
             return Found::Miss;
         };
+        if let Some(st) = &s.stamps
+            && !st.fresh()
+        {
+            return self.invalidated(key);
+        }
+        if recording {
+            frame::read(&self.core.scope, self.ident(key), s.stamps.as_deref());
+        }
         // One clock check on a hit: the deadline, moved earlier by the early-refresh window
         // (0 unless `early_refresh` is set).
         if s.expires_at != NEVER
@@ -61,6 +79,28 @@ where
             return self.find_cold(key, s);
         }
         Found::Fresh(s.entry)
+    }
+
+    /// An entry whose tag or dependency was invalidated: gone.
+    #[cold]
+    fn invalidated<Q>(&self, key: &Q) -> Found<V, N>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        drop(
+            self.core
+                .store
+                .remove_if(key, |s| s.stamps.as_ref().is_some_and(|st| !st.fresh())),
+        );
+        Found::Miss
+    }
+
+    /// The stable hash of `key` that names its entry for dependencies (the same in every
+    /// process, unlike the store's seeded hash).
+    #[inline]
+    pub(super) fn ident<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        IDENT.hash_one(key)
     }
 
     /// An entry near or past its deadline: early, stale, or gone.
@@ -215,7 +255,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.core.store.get(key).is_some_and(|s| !self.expired(&s))
+        self.core
+            .store
+            .get(key)
+            .is_some_and(|s| !self.expired(&s) && s.stamps.as_ref().is_none_or(|st| st.fresh()))
     }
 
     pub(super) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {

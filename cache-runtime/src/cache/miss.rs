@@ -6,11 +6,15 @@ use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::pin;
+use std::sync::Arc;
 
 use super::Cache;
 use crate::driver::Io;
 use crate::entry::{Entry, Loaded, Share, Stored};
 use crate::flight::{Failure, Flights, Join, Lead, Leader, Waited};
+use crate::invalidate::frame::{self, Frame, Within};
+use crate::invalidate::remote as fleet;
+use crate::invalidate::stamps::{Remote as Stamp, Stamps};
 use crate::stats::Counter;
 use crate::tier::{self, Leased, RemoteKey, Tier};
 use crate::ttl::NEVER;
@@ -42,6 +46,8 @@ pub(super) struct ToCache<V, N> {
     pub(super) now: u64,
     pub(super) deadline: u64,
     pub(super) early: u64,
+    /// What the loader read and the tags it attached.
+    pub(super) stamps: Option<Arc<Stamps>>,
 }
 
 /// A fleet-wide lease held while this process loads: released by [`release`](Self::release)
@@ -72,8 +78,8 @@ impl<K, V, N> Drop for LeaseGuard<'_, K, V, N> {
 
 /// What the remote tier answered a leader before it loads.
 enum Remote<'a, K, V, N> {
-    /// The entry: fill L1 with it.
-    Found(Entry<V, N>),
+    /// The entry (and what it depends on): fill L1 with it.
+    Found((Entry<V, N>, Vec<Stamp>)),
     /// Load, holding the fleet-wide lease if one was taken.
     Load(Option<LeaseGuard<'a, K, V, N>>),
     /// The tier did not answer: load, and keep the value in this process only.
@@ -95,7 +101,31 @@ where
     /// loader panics with [`LOAD_PANICKED`]. Only an error without `share`, an uncached value
     /// (`ttl_fn` gave it no time) or a cancelled leader leaves the waiters to retry, one at a
     /// time.
+    ///
+    /// Inside another cache's load, the entry this returns is recorded as read by that load
+    /// (see [`invalidate`](crate::invalidate)).
     pub(crate) async fn load_after_miss<I: Io, Q, E, F>(
+        &self,
+        key: &Q,
+        share: Option<Share<E>>,
+        load: impl FnOnce() -> F,
+    ) -> Loaded<V, N, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Loaded<V, N, E>>,
+    {
+        if !frame::active() {
+            return self.single_flight::<I, Q, E, F>(key, share, load).await;
+        }
+        self.core.scope.note_read();
+        let out = self.single_flight::<I, Q, E, F>(key, share, load).await;
+        self.record_stored(key);
+        out
+    }
+
+    /// [`load_after_miss`](Self::load_after_miss), the flight itself.
+    async fn single_flight<I: Io, Q, E, F>(
         &self,
         key: &Q,
         share: Option<Share<E>>,
@@ -122,9 +152,15 @@ where
                         return Box::pin(remote).await;
                     }
                     let started = self.start_load();
-                    let fut = leader.call(load);
+                    let mut frame = self.frame();
+                    let fut = frame::within(&mut frame, || leader.call(load));
+                    let fut = Within {
+                        fut: pin!(fut),
+                        frame: &mut frame,
+                    };
                     let out = leader.watch(pin!(fut)).await;
-                    return match self.settle(leader, hash, out, started, share) {
+                    let stamps = frame.finish();
+                    return match self.settle(leader, hash, out, (started, stamps), share) {
                         Ok((leader, c)) => {
                             self.complete_local(leader, || key.to_owned(), &c);
                             c.entry.into()
@@ -192,10 +228,16 @@ where
             }
         }
         let started = self.start_load();
-        let fut = leader.call(load);
+        let mut frame = self.frame();
+        let fut = frame::within(&mut frame, || leader.call(load));
+        let fut = Within {
+            fut: pin!(fut),
+            frame: &mut frame,
+        };
         let out = leader.watch(pin!(fut)).await;
+        let stamps = frame.finish();
         let out = match (
-            self.settle(leader, hash, out, started, share),
+            self.settle(leader, hash, out, (started, stamps), share),
             remote.as_ref().filter(|_| reachable),
         ) {
             (Ok((leader, c)), Some((tier, rk))) => {
@@ -223,7 +265,7 @@ where
         rk: &'a RemoteKey,
     ) -> Remote<'a, K, V, N> {
         match tier::get::<I, K, V, N>(tier, rk).await {
-            tier::Fetched::Hit(e) => return Remote::Found(e),
+            tier::Fetched::Hit(found) => return Remote::Found(found),
             // Out of reach for this call: load, and spend no more of the caller's time on it.
             tier::Fetched::Fault => return Remote::Unreachable,
             // The tier's copy may be older than this process's last write: load, and write the
@@ -257,6 +299,23 @@ where
         Remote::Load(None)
     }
 
+    /// The frame a load of this cache runs in.
+    #[inline]
+    pub(super) fn frame(&self) -> Frame {
+        Frame::new(&self.core.scope, self.core.depends)
+    }
+
+    /// Records, in the load running on this thread, a read of what `key` holds now.
+    #[cold]
+    pub(super) fn record_stored<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let stamps = self.core.store.get(key).and_then(|s| s.stamps);
+        frame::read(&self.core.scope, self.ident(key), stamps.as_deref());
+    }
+
     /// Counts a load starting, and tells when it started (for early refresh).
     #[inline]
     fn start_load(&self) -> u64 {
@@ -273,7 +332,7 @@ where
         leader: Leader<'l, K, Entry<V, N>>,
         hash: u64,
         out: Loaded<V, N, E>,
-        started: u64,
+        started: (u64, Option<Arc<Stamps>>),
         share: Option<Share<E>>,
     ) -> Result<(Leader<'l, K, Entry<V, N>>, ToCache<V, N>), Loaded<V, N, E>> {
         match self.cacheable(out, started) {
@@ -320,7 +379,23 @@ where
     ) where
         D: std::ops::Deref<Target = Flights<K, Entry<V, N>>>,
     {
-        tier::put::<I, K, V, N>(tier, rk, &c.entry, remaining(c.now, c.deadline)).await;
+        let ttl = remaining(c.now, c.deadline);
+        match &c.stamps {
+            None => tier::put::<I, K, V, N>(tier, rk, &c.entry, &[], ttl).await,
+            Some(st) => {
+                // The tokens of its tags' and dependencies' generation keys now; an entry
+                // already invalidated during its load, or whose stamps cannot be read, is
+                // kept out of the fleet's reach.
+                let remote = if st.remote.is_empty() {
+                    Some(Vec::new())
+                } else {
+                    fleet::resolve::<I>(tier.backend(), st).await
+                };
+                if let Some(remote) = remote.filter(|_| st.fresh()) {
+                    tier::put::<I, K, V, N>(tier, rk, &c.entry, &remote, ttl).await;
+                }
+            }
+        }
         if !self.complete_local(leader, key, c) {
             tier::write::<I, K, V, N>(tier, rk, None).await;
         }
@@ -360,7 +435,7 @@ where
     pub(super) fn cacheable<E>(
         &self,
         out: Loaded<V, N, E>,
-        started: u64,
+        (started, stamps): (u64, Option<Arc<Stamps>>),
     ) -> Result<ToCache<V, N>, Loaded<V, N, E>> {
         let now = self.core.meter.clock.now_nanos();
         let (entry, deadline) = match out {
@@ -395,6 +470,7 @@ where
             now,
             deadline,
             early,
+            stamps,
         })
     }
 
@@ -418,6 +494,7 @@ where
                     entry: c.entry.clone(),
                     expires_at: self.l1_deadline(c.now, c.deadline),
                     early: c.early,
+                    stamps: c.stamps.clone(),
                 },
             )
         });
@@ -438,7 +515,7 @@ where
         &self,
         leader: Leader<'_, K, Entry<V, N>>,
         key: K,
-        e: Entry<V, N>,
+        (e, remote): (Entry<V, N>, Vec<Stamp>),
     ) -> Entry<V, N> {
         self.core.meter.stats.incr(Counter::RemoteHit);
         let now = self.core.meter.clock.now_nanos();
@@ -453,6 +530,7 @@ where
                     entry: e.clone(),
                     expires_at: self.l1_deadline(now, deadline),
                     early: 0,
+                    stamps: fleet::local_stamps(remote),
                 },
             )
         });

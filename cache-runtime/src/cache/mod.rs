@@ -23,6 +23,7 @@ use foldhash::quality::FixedState;
 use crate::clock::Clock;
 use crate::entry::{Entry, Stored};
 use crate::flight::Flights;
+use crate::invalidate::Scope;
 use crate::registry::Report;
 use crate::stats::Stats;
 use crate::store::Store;
@@ -56,6 +57,10 @@ pub(crate) struct Meter {
 
 pub(crate) struct Core<K, V, N> {
     pub(crate) store: Store<K, Stored<V, N>>,
+    /// The names of its tags and entries, for invalidation by tag and by dependency.
+    pub(crate) scope: Arc<Scope>,
+    /// Whether a load records the entries it reads (`depends = false` turns it off).
+    pub(crate) depends: bool,
     pub(crate) flights: Flights<K, Entry<V, N>>,
     pub(crate) expiry: Expiry,
     pub(crate) meter: Arc<Meter>,
@@ -346,10 +351,12 @@ where
             Some(k) => {
                 self.flights.invalidate(self.hasher.hash_one(k), k);
                 drop(self.store.remove(k));
+                self.scope.wrote(lookup::IDENT.hash_one(k));
             }
             None => {
                 self.flights.invalidate_all();
                 self.store.clear();
+                self.scope.cleared();
             }
         }
     }

@@ -14,6 +14,7 @@ use super::{Cache, Core};
 use crate::driver::{Async, Blocking, Io, block_on};
 use crate::entry::{Entry, Loaded};
 use crate::flight::{Flights, Lead};
+use crate::invalidate::frame::{self, Frame, Within};
 use crate::stats::Counter;
 
 /// What a refresh-aware lookup found: a value to serve, a value to serve with the duty to
@@ -34,6 +35,8 @@ pub enum Lookup<K, V, N> {
 pub struct Refresh<K, V, N> {
     lead: Lead<K, Entry<V, N>, CoreFlights<K, V, N>>,
     started: u64,
+    /// What the refresh's loader reads and tags (see [`invalidate`](crate::invalidate)).
+    frame: Frame,
 }
 
 /// Reaches a cache's single-flight table through an owning handle (for detached refreshes).
@@ -87,6 +90,7 @@ where
                     Refresh {
                         lead: lead.transfer(CoreFlights(Arc::clone(&self.core))),
                         started: self.core.meter.clock.now_nanos(),
+                        frame: self.frame(),
                     },
                 )
             }
@@ -103,8 +107,12 @@ where
         key: K,
         out: Loaded<V, N, E>,
     ) -> Result<Entry<V, N>, Loaded<V, N, E>> {
-        let Refresh { lead, started } = refresh;
-        let c = match self.cacheable(out, started) {
+        let Refresh {
+            lead,
+            started,
+            frame,
+        } = refresh;
+        let c = match self.cacheable(out, (started, frame.finish())) {
             Ok(c) => c,
             Err(out) => {
                 // Counted before the key's slot is released: whoever sees the refresh over
@@ -161,9 +169,11 @@ where
         load: impl FnOnce() -> Loaded<V, N, E> + Send + 'static,
     ) {
         let cache = self.clone();
+        let mut refresh = refresh;
         crate::refresh::spawn(Box::new(move || {
             cache.count_load();
-            let out = catch_unwind(AssertUnwindSafe(load)).map_err(drop);
+            let frame = &mut refresh.frame;
+            let out = catch_unwind(AssertUnwindSafe(|| frame::within(frame, load))).map_err(drop);
             block_on(cache.finish_background::<Blocking, E>(refresh, key, out));
         }));
     }
@@ -180,9 +190,15 @@ where
         F: Future<Output = Loaded<V, N, E>> + Send + 'static,
     {
         let cache = self.clone();
+        let mut refresh = refresh;
         crate::refresh::spawn_async(async move {
             cache.count_load();
-            let out = crate::refresh::CatchUnwind(Box::pin(async move { load().await })).await;
+            let frame = &mut refresh.frame;
+            let out = crate::refresh::CatchUnwind(Box::pin(async move {
+                let fut = std::pin::pin!(load());
+                Within { fut, frame }.await
+            }))
+            .await;
             cache.finish_background::<Async, E>(refresh, key, out).await;
         });
     }
@@ -205,11 +221,16 @@ where
     /// refresh. If the async caller's future is dropped, the refresh ends and `old` stays.
     pub(crate) async fn refresh_here<I: Io, E, F: Future<Output = Loaded<V, N, E>>>(
         &self,
-        (refresh, key, old): (Refresh<K, V, N>, K, Entry<V, N>),
+        (mut refresh, key, old): (Refresh<K, V, N>, K, Entry<V, N>),
         load: impl FnOnce() -> F,
     ) -> Entry<V, N> {
         self.count_load();
-        let out = load().await;
+        let fut = frame::within(&mut refresh.frame, load);
+        let out = Within {
+            fut: std::pin::pin!(fut),
+            frame: &mut refresh.frame,
+        }
+        .await;
         self.finish_refresh::<I, E>(refresh, key, out)
             .await
             .unwrap_or(old)

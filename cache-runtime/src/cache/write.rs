@@ -27,7 +27,9 @@ where
             entry,
             expires_at,
             early: 0,
+            stamps: None,
         };
+        let ident = self.ident(&key);
         // Mark any load of this key in flight first, so that its older result cannot overwrite
         // this one when it finishes.
         self.core.flights.invalidate(self.hash(&key), &key);
@@ -38,6 +40,8 @@ where
             stored.expires_at = self.l1_deadline(now, stored.expires_at);
         }
         drop(self.core.insert(key, stored));
+        // What was computed from the old entry is stale now.
+        self.core.scope.wrote(ident);
     }
 
     /// Writes `entry` (with its remote TTL) or, for `None`, a deletion of `key` through to the
@@ -55,6 +59,8 @@ where
         if block_on(tier::write::<Blocking, K, V, N>(tier, &rk, entry)) {
             tier::broadcast(tier, Some(&rk));
         }
+        // The entries of the fleet computed from this one (their L2 copies check this key).
+        crate::invalidate::remote::bump_key(tier.backend(), &self.core.scope.dep_key(self.ident(key)));
     }
 
     /// Stores `value` under `key` with the cache's TTL (write-through), replacing any entry.
@@ -178,10 +184,9 @@ where
         if self.core.tier.is_some() {
             self.write_remote(&key.to_owned(), None);
         }
-        self.core
-            .store
-            .remove(key)
-            .is_some_and(|s| !self.expired(&s))
+        let removed = self.core.store.remove(key);
+        self.core.scope.wrote(self.ident(key));
+        removed.is_some_and(|s| !self.expired(&s))
     }
 
     /// Removes every entry. Loads in flight answer their callers but store nothing.
@@ -204,6 +209,38 @@ where
             tier::clear(tier);
         }
         self.core.store.clear();
+        self.core.scope.cleared();
+    }
+
+    /// Drops every entry of this cache tagged `tag` (see [`tag`](crate::tag)), here and, with a
+    /// remote tier, in the fleet: the tag's generation key moves on (so L2 copies read as
+    /// misses) and other processes hear of it on the invalidation channel. Other caches' entries
+    /// with the same tag stay; [`invalidate_tag`](crate::invalidate_tag) drops them all.
+    /// O(1) in the number of tagged entries.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, tag};
+    ///
+    /// let stock: Cache<(u64, u32), u32> = Cache::builder().build()?;
+    /// let prices: Cache<u64, u32> = Cache::builder().build()?;
+    /// stock.get_or_insert_with(&(7, 1), || {
+    ///     tag("store:1");
+    ///     12
+    /// });
+    /// prices.get_or_insert_with(&7, || {
+    ///     tag("store:1");
+    ///     350
+    /// });
+    /// stock.invalidate_tag("store:1");
+    /// assert!(!stock.contains_key(&(7, 1)));
+    /// assert!(prices.contains_key(&7)); // another cache
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    pub fn invalidate_tag(&self, tag: &str) {
+        self.core.scope.invalidate_tag_here(tag);
+        if let Some(tier) = self.core.tier.as_deref() {
+            crate::invalidate::remote::bump_cache_tag(tier.backend(), tier.namespace(), tag);
+        }
     }
 
     /// Removes every expired entry now, and returns how many.

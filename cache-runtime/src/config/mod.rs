@@ -167,6 +167,34 @@ pub struct Configure {
     errors: Vec<ConfigError>,
 }
 
+/// Sets the process-wide namespace of every remote key (a release id, say): every L2 key of
+/// the caches built afterwards starts with `<namespace>/`, so that a deploy can start with a
+/// clean namespace without flushing the servers, and rolling back finds its own entries again.
+/// Call it at the start of `main`, before the first cached call. Tags and dependencies live in
+/// the namespace too.
+///
+/// ```
+/// use cache_runtime::{Cache, MemoryBackend, config};
+/// use std::sync::Arc;
+///
+/// let backend = Arc::new(MemoryBackend::new());
+/// let build = |name: &str| -> Result<Cache<u64, String>, cache_runtime::BuildError> {
+///     Cache::builder().name(name).remote(backend.clone(), "app").build()
+/// };
+/// config::namespace("release-41");
+/// let old = build("users-ns-doc")?;
+/// old.insert(1, "ada".to_string());
+/// config::namespace("release-42");
+/// let new = build("users-ns-doc")?;
+/// // The new release does not see the old one's entries.
+/// assert_eq!(new.get_or_insert_with(&1, || "grace".to_string()), "grace");
+/// # config::namespace("");
+/// # Ok::<(), cache_runtime::BuildError>(())
+/// ```
+pub fn namespace(namespace: &str) {
+    crate::invalidate::version::set_namespace(namespace);
+}
+
 /// Starts a configuration.
 ///
 /// ```

@@ -37,6 +37,8 @@ use pending::Write;
 
 use crate::driver::Io;
 use crate::entry::Entry;
+use crate::invalidate::remote as fleet;
+use crate::invalidate::stamps::Remote;
 
 /// This process's store of a cache, as the remote tier sees it.
 pub(crate) trait LocalL1<K>: Send + Sync {
@@ -75,12 +77,17 @@ pub(crate) enum Decoded<T> {
 pub(crate) trait Tier<K, V, N>: Send + Sync {
     /// The byte store.
     fn backend(&self) -> &dyn Backend;
+    /// The byte store, shared (for the caches' invalidation scopes).
+    fn shared_backend(&self) -> &Arc<dyn Backend>;
+    /// The prefix of the cache's keys, within the process namespace (fleet-wide tag keys
+    /// start with `<prefix>:tag:`).
+    fn prefix(&self) -> &str;
     /// `key` as the backend names it (`None`: the key does not encode).
     fn key(&self, key: &K) -> Option<RemoteKey>;
-    /// The payload of `entry` (`None`: it does not encode).
-    fn encode(&self, key: &RemoteKey, entry: &Entry<V, N>) -> Option<Vec<u8>>;
-    /// The entry of a payload.
-    fn decode(&self, key: &RemoteKey, bytes: &[u8]) -> Decoded<Entry<V, N>>;
+    /// The payload of `entry`, which depends on `stamps` (`None`: it does not encode).
+    fn encode(&self, key: &RemoteKey, entry: &Entry<V, N>, stamps: &[Remote]) -> Option<Vec<u8>>;
+    /// The entry of a payload, and what it depends on.
+    fn decode(&self, key: &RemoteKey, bytes: &[u8]) -> Decoded<(Entry<V, N>, Vec<Remote>)>;
     /// The prefix of every backend key of this cache (`<prefix>:<name>:<type tag>:`).
     fn namespace(&self) -> &str;
     /// Lets the tier evict this process's L1 copies when other processes invalidate.
@@ -107,7 +114,7 @@ pub(crate) enum Fetched<T> {
 pub(crate) async fn get<I: Io, K, V, N>(
     tier: &dyn Tier<K, V, N>,
     key: &RemoteKey,
-) -> Fetched<Entry<V, N>> {
+) -> Fetched<(Entry<V, N>, Vec<Remote>)> {
     if tier.pending().distrusts(&key.data) {
         return Fetched::Distrusted;
     }
@@ -117,7 +124,14 @@ pub(crate) async fn get<I: Io, K, V, N>(
         Err(_) => return Fetched::Fault,
     };
     match tier.decode(key, &bytes) {
-        Decoded::Hit(e) => Fetched::Hit(e),
+        Decoded::Hit((e, stamps)) => {
+            // An entry whose tags or dependencies moved on since it was stored is stale.
+            if stamps.is_empty() || fleet::still_valid::<I>(tier.backend(), &stamps).await {
+                Fetched::Hit((e, stamps))
+            } else {
+                Fetched::Miss
+            }
+        }
         Decoded::Foreign => Fetched::Miss,
         Decoded::Corrupt => {
             let _ = I::delete(tier.backend(), &key.data).await;
@@ -133,9 +147,10 @@ pub(crate) async fn put<I: Io, K, V, N>(
     tier: &dyn Tier<K, V, N>,
     key: &RemoteKey,
     entry: &Entry<V, N>,
+    stamps: &[Remote],
     ttl: Option<Duration>,
 ) {
-    let Some(write) = set_of(tier, key, entry, ttl) else {
+    let Some(write) = set_of(tier, key, entry, stamps, ttl) else {
         return;
     };
     if tier.pending().queue_behind(&key.data, &key.encoded, &write) {
@@ -155,7 +170,7 @@ pub(crate) async fn write<I: Io, K, V, N>(
     entry: Option<(&Entry<V, N>, Option<Duration>)>,
 ) -> bool {
     let write = match entry {
-        Some((e, ttl)) => match set_of(tier, key, e, ttl) {
+        Some((e, ttl)) => match set_of(tier, key, e, &[], ttl) {
             Some(w) => w,
             // An entry that does not encode cannot replace the old one: delete that instead.
             None => Write::Delete,
@@ -185,9 +200,10 @@ fn set_of<K, V, N>(
     tier: &dyn Tier<K, V, N>,
     key: &RemoteKey,
     entry: &Entry<V, N>,
+    stamps: &[Remote],
     ttl: Option<Duration>,
 ) -> Option<Write> {
-    let bytes = tier.encode(key, entry)?;
+    let bytes = tier.encode(key, entry, stamps)?;
     tier.pending().extend_horizon(ttl);
     Some(Write::Set {
         bytes,
@@ -233,11 +249,12 @@ pub(crate) async fn wait_for<I: Io, K, V, N>(
     tier: &dyn Tier<K, V, N>,
     key: &RemoteKey,
     max: Duration,
-) -> Option<Entry<V, N>> {
+) -> Option<(Entry<V, N>, Vec<Remote>)> {
     let bytes = I::wait_for(tier.backend(), &key.data, &key.lease(), max)
         .await
         .ok()??;
     match tier.decode(key, &bytes) {
+        // Just stored by another process's load: its stamps are as fresh as can be.
         Decoded::Hit(e) => Some(e),
         Decoded::Foreign | Decoded::Corrupt => None,
     }

@@ -15,14 +15,17 @@ use serde::de::DeserializeOwned;
 
 use super::{Backend, Decoded, InvalidationHandler, LocalL1, Pending, RemoteKey, Tier};
 use crate::codec::{
-    Codec, CodecError, Decoded as Payload, decode_payload, encode_key, encode_payload,
+    Codec, CodecError, Decoded as Payload, decode_stamped, encode_key, encode_stamped,
 };
 use crate::entry::Entry;
+use crate::invalidate::stamps::Remote;
 
 /// Entries of one cache in a remote backend. `M` says how negative results travel:
 /// [`WithNegatives`] (serde) or [`NoNegatives`] (a cache whose negative type is `Infallible`).
 pub(crate) struct Typed<C, M> {
     backend: Arc<dyn Backend>,
+    /// The prefix within the process namespace: fleet-wide tag keys start with it.
+    prefix: String,
     /// `<prefix>:<cache name>:<type tag>:`
     namespace: String,
     /// Evicts this process's L1 copies on other processes' invalidations (held here; the
@@ -39,8 +42,8 @@ pub(crate) struct NoNegatives;
 
 /// How a tier turns entries into payloads and back.
 trait Payloads<C, V, N> {
-    fn encode(key: &[u8], entry: &Entry<V, N>) -> Result<Vec<u8>, CodecError>;
-    fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry<V, N>, CodecError>;
+    fn encode(key: &[u8], stamps: &[Remote], entry: &Entry<V, N>) -> Result<Vec<u8>, CodecError>;
+    fn decode(key: &[u8], bytes: &[u8]) -> Result<(Entry<V, N>, Vec<Remote>), CodecError>;
 }
 
 impl<C, V, N> Payloads<C, V, N> for WithNegatives
@@ -49,18 +52,20 @@ where
     V: Serialize + DeserializeOwned,
     N: Serialize + DeserializeOwned,
 {
-    fn encode(key: &[u8], entry: &Entry<V, N>) -> Result<Vec<u8>, CodecError> {
+    fn encode(key: &[u8], stamps: &[Remote], entry: &Entry<V, N>) -> Result<Vec<u8>, CodecError> {
         match entry {
-            Entry::Value(v) => encode_payload::<C, V, N>(key, &Payload::Value(v)),
-            Entry::Negative(n) => encode_payload::<C, V, N>(key, &Payload::Negative(n)),
+            Entry::Value(v) => encode_stamped::<C, V, N>(key, stamps, &Payload::Value(v)),
+            Entry::Negative(n) => encode_stamped::<C, V, N>(key, stamps, &Payload::Negative(n)),
         }
     }
 
-    fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry<V, N>, CodecError> {
-        Ok(match decode_payload::<C, V, N>(key, bytes)? {
+    fn decode(key: &[u8], bytes: &[u8]) -> Result<(Entry<V, N>, Vec<Remote>), CodecError> {
+        let (p, stamps) = decode_stamped::<C, V, N>(key, bytes)?;
+        let e = match p {
             Payload::Value(v) => Entry::Value(v),
             Payload::Negative(n) => Entry::Negative(n),
-        })
+        };
+        Ok((e, stamps))
     }
 }
 
@@ -71,18 +76,23 @@ where
 {
     fn encode(
         key: &[u8],
+        stamps: &[Remote],
         entry: &Entry<V, std::convert::Infallible>,
     ) -> Result<Vec<u8>, CodecError> {
         match entry {
-            Entry::Value(v) => encode_payload::<C, V, ()>(key, &Payload::Value(v)),
+            Entry::Value(v) => encode_stamped::<C, V, ()>(key, stamps, &Payload::Value(v)),
             Entry::Negative(n) => match *n {},
         }
     }
 
-    fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry<V, std::convert::Infallible>, CodecError> {
-        match decode_payload::<C, V, ()>(key, bytes)? {
-            Payload::Value(v) => Ok(Entry::Value(v)),
-            Payload::Negative(()) => Err(CodecError::Header(
+    #[allow(clippy::type_complexity)]
+    fn decode(
+        key: &[u8],
+        bytes: &[u8],
+    ) -> Result<(Entry<V, std::convert::Infallible>, Vec<Remote>), CodecError> {
+        match decode_stamped::<C, V, ()>(key, bytes)? {
+            (Payload::Value(v), stamps) => Ok((Entry::Value(v), stamps)),
+            (Payload::Negative(()), _) => Err(CodecError::Header(
                 "a negative result in a cache without them",
             )),
         }
@@ -90,17 +100,20 @@ where
 }
 
 impl<C: Codec, M> Typed<C, M> {
-    /// `type_tag` tells apart caches of one name but different key or value types (two
-    /// unnamed caches numbered alike in two processes, two versions of a function).
+    /// `shape` (the cache's version and a hash of its types' shapes, see
+    /// [`version`](crate::invalidate::version)) tells apart caches of one name but different
+    /// key or value types (two unnamed caches numbered alike in two processes, two versions of
+    /// a function, a value type that changed in a deploy); the process namespace comes first.
     pub(crate) fn new(
         backend: Arc<dyn Backend>,
         prefix: &str,
         cache_name: &str,
-        type_tag: &str,
+        shape: &str,
     ) -> Self {
-        let tag = foldhash::quality::FixedState::with_seed(0x7A9).hash_one(type_tag);
-        let namespace = format!("{prefix}:{cache_name}:{:08x}:", tag & 0xFFFF_FFFF);
+        let prefix = crate::invalidate::version::namespaced(prefix);
+        let namespace = format!("{prefix}:{cache_name}:{shape}:");
         Self {
+            prefix,
             pending: Arc::new(Pending::new(Arc::clone(&backend), namespace.clone())),
             backend,
             namespace,
@@ -122,6 +135,14 @@ where
         &*self.backend
     }
 
+    fn shared_backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     fn key(&self, key: &K) -> Option<RemoteKey> {
         let encoded = encode_key::<C, K>(key).ok()?;
         let h = foldhash::quality::FixedState::with_seed(0x5EED).hash_one(&encoded);
@@ -129,11 +150,11 @@ where
         Some(RemoteKey { encoded, data })
     }
 
-    fn encode(&self, key: &RemoteKey, entry: &Entry<V, N>) -> Option<Vec<u8>> {
-        M::encode(&key.encoded, entry).ok()
+    fn encode(&self, key: &RemoteKey, entry: &Entry<V, N>, stamps: &[Remote]) -> Option<Vec<u8>> {
+        M::encode(&key.encoded, stamps, entry).ok()
     }
 
-    fn decode(&self, key: &RemoteKey, bytes: &[u8]) -> Decoded<Entry<V, N>> {
+    fn decode(&self, key: &RemoteKey, bytes: &[u8]) -> Decoded<(Entry<V, N>, Vec<Remote>)> {
         match M::decode(&key.encoded, bytes) {
             Ok(e) => Decoded::Hit(e),
             Err(CodecError::KeyMismatch) => Decoded::Foreign,

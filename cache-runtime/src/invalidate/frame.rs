@@ -1,0 +1,252 @@
+//! The load frame: what a loader read and which tags it attached, recorded while it runs.
+//!
+//! Every load (a miss's, a refresh's) runs inside a frame of its cache, kept on a thread-local
+//! stack while the loader runs: synchronously, or for each poll of its future, so that it
+//! follows an async loader across `.await` and from thread to thread. A read of any cache while
+//! a frame is open records the entry read (and, transitively, what that entry depends on) in
+//! the innermost frame; [`tag`](crate::tag) records a tag. When the load ends, the frame becomes
+//! the new entry's [`Stamps`].
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::stamps::{self, Remote, RemoteKind, Stamps};
+use super::Scope;
+
+/// What one load has recorded so far.
+#[derive(Default)]
+pub(crate) struct Frame {
+    /// The loading cache (`None`: a frame that records nothing).
+    scope: Option<Arc<Scope>>,
+    /// Whether reads of other caches are recorded (`depends = false` turns it off).
+    depends: bool,
+    since: u64,
+    slots: Vec<u16>,
+    remote: Vec<Remote>,
+}
+
+thread_local! {
+    /// How many frames are open on this thread: read by every hit (no destructor, so no
+    /// lazy registration: one thread-pointer-relative load).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether a load is running on this thread (its reads are then recorded).
+#[inline(always)]
+pub(crate) fn active() -> bool {
+    DEPTH.with(Cell::get) != 0
+}
+
+impl Frame {
+    /// A frame for a load of `scope`'s cache starting now.
+    pub(crate) fn new(scope: &Arc<Scope>, depends: bool) -> Self {
+        Frame {
+            scope: Some(Arc::clone(scope)),
+            depends,
+            since: stamps::epoch(),
+            slots: Vec::new(),
+            remote: Vec::new(),
+        }
+    }
+
+    fn add_slot(&mut self, slot: u16) {
+        if !self.slots.contains(&slot) {
+            self.slots.push(slot);
+        }
+    }
+
+    fn add_remote(&mut self, kind: RemoteKind, key: String) {
+        if !self.remote.iter().any(|r| r.key == key) {
+            self.remote.push(Remote {
+                kind,
+                key,
+                token: 0,
+            });
+        }
+    }
+
+    /// Attaches `tag` to the entry being loaded.
+    fn tag(&mut self, tag: &str) {
+        let Some(scope) = self.scope.clone() else {
+            return;
+        };
+        self.add_slot(scope.tag_slot(tag));
+        if let Some(global) = &scope.global_tags {
+            self.add_remote(RemoteKind::Local, scope.tag_key(tag));
+            self.add_remote(RemoteKind::Global, format!("{global}{tag}"));
+        }
+    }
+
+    /// Records a read of an entry of `from` (`ident`: its key's stable hash; `stamps`: what it
+    /// depends on itself).
+    fn read(&mut self, from: &Scope, ident: u64, stamps: Option<&Stamps>) {
+        let Some(scope) = self.scope.clone() else {
+            return;
+        };
+        if !self.depends {
+            return;
+        }
+        self.add_slot(from.dep_slot(ident));
+        self.add_slot(from.clear_slot);
+        if let Some(st) = stamps {
+            for &s in &*st.slots {
+                self.add_slot(s);
+            }
+        }
+        // Only an entry that goes to a remote tier records what the fleet checks.
+        if scope.global_tags.is_some() {
+            if from.global_tags.is_some() {
+                self.add_remote(RemoteKind::Local, from.dep_key(ident));
+            }
+            if let Some(st) = stamps {
+                for r in &*st.remote {
+                    self.add_remote(r.kind, r.key.clone());
+                }
+            }
+        }
+    }
+
+    /// What the entry loaded in this frame depends on (`None`: nothing).
+    pub(crate) fn finish(self) -> Option<Arc<Stamps>> {
+        if self.slots.is_empty() && self.remote.is_empty() {
+            return None;
+        }
+        Some(Arc::new(Stamps {
+            since: self.since,
+            slots: self.slots.into(),
+            remote: self.remote.into(),
+        }))
+    }
+}
+
+/// Runs `f` with `frame` open on this thread.
+pub(crate) fn within<R>(frame: &mut Frame, f: impl FnOnce() -> R) -> R {
+    let _open = Open::new(frame);
+    f()
+}
+
+/// `frame` open on this thread until dropped (also when `f` unwinds).
+struct Open<'a>(&'a mut Frame);
+
+impl<'a> Open<'a> {
+    fn new(frame: &'a mut Frame) -> Self {
+        let f = std::mem::take(frame);
+        STACK.with_borrow_mut(|s| s.push(f));
+        DEPTH.with(|d| d.set(d.get() + 1));
+        Open(frame)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        if let Some(f) = STACK.with_borrow_mut(Vec::pop) {
+            *self.0 = f;
+        }
+    }
+}
+
+/// A loader's future, polled with its frame open.
+pub(crate) struct Within<'a, Fut> {
+    pub(crate) fut: Pin<&'a mut Fut>,
+    pub(crate) frame: &'a mut Frame,
+}
+
+impl<Fut: Future> Future for Within<'_, Fut> {
+    type Output = Fut::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Fut::Output> {
+        let this = self.get_mut();
+        let _open = Open::new(this.frame);
+        this.fut.as_mut().poll(cx)
+    }
+}
+
+/// Records, in the innermost open frame, `tag` on the entry being loaded. `false` outside a load.
+pub(crate) fn tag(tag: &str) -> bool {
+    if !active() {
+        return false;
+    }
+    STACK.with_borrow_mut(|s| match s.last_mut() {
+        Some(f) if f.scope.is_some() => {
+            f.tag(tag);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// Records, in the innermost open frame, a read of an entry of `from`.
+#[cold]
+pub(crate) fn read(from: &Scope, ident: u64, stamps: Option<&Stamps>) {
+    STACK.with_borrow_mut(|s| {
+        if let Some(f) = s.last_mut() {
+            f.read(from, ident, stamps);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(name: &str) -> Arc<Scope> {
+        Arc::new(Scope::local(name))
+    }
+
+    #[test]
+    fn tags_and_reads_land_in_the_innermost_frame() {
+        let (outer_s, inner_s, other) = (scope("outer"), scope("inner"), scope("other"));
+        let mut outer = Frame::new(&outer_s, true);
+        let mut inner = Frame::new(&inner_s, true);
+        within(&mut outer, || {
+            assert!(tag("a"));
+            within(&mut inner, || {
+                assert!(tag("b"));
+                read(&other, 7, None);
+            });
+            read(&inner_s, 1, None);
+        });
+        assert!(!tag("outside"));
+        assert!(!active());
+        let inner = inner.finish().unwrap();
+        assert!(inner.slots.contains(&inner_s.tag_slot("b")));
+        assert!(inner.slots.contains(&other.dep_slot(7)));
+        assert!(!inner.slots.contains(&inner_s.tag_slot("a")));
+        let outer = outer.finish().unwrap();
+        assert!(outer.slots.contains(&outer_s.tag_slot("a")));
+        assert!(outer.slots.contains(&inner_s.dep_slot(1)));
+        assert!(!outer.slots.contains(&other.dep_slot(7)));
+    }
+
+    #[test]
+    fn a_frame_without_depends_keeps_tags_only() {
+        let (s, other) = (scope("nodeps"), scope("read"));
+        let mut f = Frame::new(&s, false);
+        within(&mut f, || {
+            tag("t");
+            read(&other, 1, None);
+        });
+        let st = f.finish().unwrap();
+        assert_eq!(&*st.slots, &[s.tag_slot("t")]);
+    }
+
+    #[test]
+    fn a_panicking_loader_closes_its_frame() {
+        let s = scope("panics");
+        let mut f = Frame::new(&s, true);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            within(&mut f, || {
+                tag("x");
+                panic!("loader");
+            })
+        }));
+        assert!(r.is_err());
+        assert!(!active());
+        assert!(f.finish().is_some());
+    }
+}

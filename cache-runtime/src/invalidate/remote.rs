@@ -1,0 +1,162 @@
+//! Tags and dependencies in the fleet: generation keys in the backend, checked by every read
+//! of a stamped L2 entry, and tag invalidations told on the backend's invalidation channel.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::stamps::{self, Remote, RemoteKind, Stamps, name_hash, slot_of};
+use super::scopes;
+use crate::driver::Io;
+use crate::tier::{Backend, InvalidationHandler};
+
+/// The channel namespace of tag invalidations (no cache's namespace starts with a NUL).
+const TAGS: &str = "\0cache-runtime:tags";
+
+/// A new generation token: random, never 0 (an absent key's).
+fn token() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = RandomState::new().hash_one((N.fetch_add(1, Ordering::Relaxed), std::time::SystemTime::now()));
+    t.max(1)
+}
+
+/// The token a generation key's bytes hold (absent: 0).
+fn token_of(bytes: Option<&[u8]>) -> u64 {
+    match bytes {
+        None => 0,
+        Some(b) => match <[u8; 8]>::try_from(b) {
+            Ok(t) => u64::from_le_bytes(t),
+            // Not written by us: a token all the same, which our next bump replaces.
+            Err(_) => name_hash(&[b]).max(1),
+        },
+    }
+}
+
+/// Moves the generation key `key` on (best effort: a fault leaves L2 copies to their TTL, and
+/// the L1 copies are dropped by the broadcast).
+pub(crate) fn bump_key(backend: &dyn Backend, key: &str) {
+    let _ = backend.set(key, &token().to_le_bytes(), None);
+}
+
+/// Invalidates `tag` in every cache of the prefix whose tag keys start with `global`.
+pub(crate) fn bump_global(backend: &dyn Backend, global: &str, tag: &str) {
+    bump_key(backend, &format!("{global}{tag}"));
+    backend.publish(TAGS, Some(&message(b'g', global, tag)));
+}
+
+/// Invalidates `tag` in the cache whose namespace is `namespace`, in the fleet.
+pub(crate) fn bump_cache_tag(backend: &dyn Backend, namespace: &str, tag: &str) {
+    bump_key(backend, &format!("{namespace}tag:{tag}"));
+    backend.publish(TAGS, Some(&message(b'c', namespace, tag)));
+}
+
+fn message(kind: u8, scope: &str, tag: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(5 + scope.len() + tag.len());
+    m.push(kind);
+    m.extend_from_slice(&u32::try_from(scope.len()).unwrap_or(u32::MAX).to_le_bytes());
+    m.extend_from_slice(scope.as_bytes());
+    m.extend_from_slice(tag.as_bytes());
+    m
+}
+
+/// A tag invalidation from another process.
+fn heard(msg: &[u8]) {
+    let Some((&kind, rest)) = msg.split_first() else {
+        return;
+    };
+    let Some((len, rest)) = rest.split_first_chunk::<4>() else {
+        return;
+    };
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return;
+    }
+    let (scope, tag) = rest.split_at(len);
+    match kind {
+        b'g' => {
+            for s in scopes() {
+                if s.global_tags.as_deref().map(str::as_bytes) == Some(scope) {
+                    stamps::bump(slot_of(name_hash(&[s.name.as_bytes(), b"tag:", tag])));
+                }
+            }
+        }
+        b'c' => stamps::bump(slot_of(name_hash(&[scope, b"tag:", tag]))),
+        _ => {}
+    }
+}
+
+/// The tag handlers subscribed, one per backend (kept alive here: backends hold weak ones).
+static LISTENING: Mutex<Vec<(usize, Arc<InvalidationHandler>)>> = Mutex::new(Vec::new());
+
+/// Listens for tag invalidations on `backend`'s channel, once per backend.
+pub(crate) fn listen(backend: &Arc<dyn Backend>) {
+    if !backend.broadcasts() {
+        return;
+    }
+    let id = Arc::as_ptr(backend).cast::<()>().addr();
+    let mut all = LISTENING.lock().unwrap_or_else(PoisonError::into_inner);
+    if all.iter().any(|(b, _)| *b == id) {
+        return;
+    }
+    let handler: Arc<InvalidationHandler> = Arc::new(|msg: Option<&[u8]>| {
+        if let Some(m) = msg {
+            heard(m);
+        }
+    });
+    backend.subscribe(TAGS, Arc::downgrade(&handler));
+    all.push((id, handler));
+}
+
+/// The generation tokens `remote`'s keys hold now (`None`: the backend did not answer).
+pub(crate) async fn tokens<I: Io>(backend: &dyn Backend, remote: &[Remote]) -> Option<Vec<u64>> {
+    let mut out = Vec::with_capacity(remote.len());
+    for r in remote {
+        let bytes = I::get(backend, &r.key).await.ok()?;
+        out.push(token_of(bytes.as_deref()));
+    }
+    Some(out)
+}
+
+/// `stamps`' remote stamps with the tokens their keys hold now, for an L2 write (`None`: the
+/// backend did not answer; the entry is then not written).
+pub(crate) async fn resolve<I: Io>(backend: &dyn Backend, stamps: &Stamps) -> Option<Vec<Remote>> {
+    let now = tokens::<I>(backend, &stamps.remote).await?;
+    Some(
+        stamps
+            .remote
+            .iter()
+            .zip(now)
+            .map(|(r, token)| Remote {
+                kind: r.kind,
+                key: r.key.clone(),
+                token,
+            })
+            .collect(),
+    )
+}
+
+/// Whether no generation key of an L2 entry's stamps moved since it was stored.
+pub(crate) async fn still_valid<I: Io>(backend: &dyn Backend, remote: &[Remote]) -> bool {
+    match tokens::<I>(backend, remote).await {
+        Some(now) => now.iter().zip(remote).all(|(t, r)| *t == r.token),
+        None => false,
+    }
+}
+
+/// The stamps of an entry read from L2 as this process keeps it in L1: its remote stamps, and
+/// the local slots of the same names (so that an invalidation heard on the channel drops it).
+pub(crate) fn local_stamps(remote: Vec<Remote>) -> Option<Arc<Stamps>> {
+    if remote.is_empty() {
+        return None;
+    }
+    let slots: Vec<u16> = remote
+        .iter()
+        .filter(|r| r.kind == RemoteKind::Local)
+        .map(|r| slot_of(name_hash(&[r.key.as_bytes()])))
+        .collect();
+    Some(Arc::new(Stamps {
+        since: stamps::epoch(),
+        slots: slots.into(),
+        remote: remote.into(),
+    }))
+}
