@@ -40,7 +40,11 @@ fn a_tag_drops_every_entry_carrying_it_and_nothing_else() {
     for id in 0..100 {
         load(id);
     }
-    assert_eq!(loads.load(Ordering::SeqCst), 201, "every tagged entry reloads once");
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        201,
+        "every tagged entry reloads once"
+    );
     assert_eq!(products.get(&1_000).as_deref(), Some("untagged"));
 }
 
@@ -79,7 +83,8 @@ impl Shop {
         }
     }
     fn product(&self, id: u64) -> String {
-        self.product.get_or_insert_with(&id, || format!("product {id}"))
+        self.product
+            .get_or_insert_with(&id, || format!("product {id}"))
     }
     fn stock(&self, id: u64, store: u32) -> u32 {
         self.stock.get_or_insert_with(&(id, store), || 10)
@@ -176,7 +181,10 @@ fn an_invalidation_during_the_outer_load_is_not_lost() {
         old * 100
     });
     assert_eq!(v, 100);
-    assert_eq!(outer.get_or_insert_with(&1, || inner.get(&1).unwrap() * 100), 200);
+    assert_eq!(
+        outer.get_or_insert_with(&1, || inner.get(&1).unwrap() * 100),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

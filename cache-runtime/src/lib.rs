@@ -103,7 +103,6 @@ pub mod warm;
 
 pub use bypass::{Uncached, uncached, uncached_async};
 pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY};
-pub use invalidate::{invalidate_tag, tag};
 /// Invalidation on write: after the function returns successfully (`Ok`, `Some`, or any value),
 /// removes `key` (or, with `all`, every entry) from the named `#[cached]` function's cache, so
 /// that the next read queries again. An `Err` or `None` evicts nothing.
@@ -235,6 +234,7 @@ pub use cache_macros::cache_put;
 /// ```
 pub use cache_macros::cached;
 pub use entry::Entry;
+pub use invalidate::{invalidate_tag, tag};
 pub use tier::Faults;
 #[cfg(any(feature = "redis", feature = "memcached"))]
 pub use tier::breaker::{BREAKER_COOLDOWN, BREAKER_THRESHOLD};

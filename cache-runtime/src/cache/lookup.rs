@@ -11,7 +11,8 @@ use crate::stats::Counter;
 use crate::ttl::NEVER;
 
 /// The hasher of [`Cache::ident`]: fixed, so that processes agree.
-pub(super) const IDENT: foldhash::quality::FixedState = foldhash::quality::FixedState::with_seed(0x1DE7_u64);
+pub(super) const IDENT: foldhash::quality::FixedState =
+    foldhash::quality::FixedState::with_seed(0x1DE7_u64);
 
 /// What a lookup found (uncounted): fresh, fresh but drawn for an early refresh, expired but
 /// within the `stale` window, or nothing usable.

@@ -60,7 +60,10 @@ where
             tier::broadcast(tier, Some(&rk));
         }
         // The entries of the fleet computed from this one (their L2 copies check this key).
-        crate::invalidate::remote::bump_key(tier.backend(), &self.core.scope.dep_key(self.ident(key)));
+        crate::invalidate::remote::bump_key(
+            tier.backend(),
+            &self.core.scope.dep_key(self.ident(key)),
+        );
     }
 
     /// Stores `value` under `key` with the cache's TTL (write-through), replacing any entry.

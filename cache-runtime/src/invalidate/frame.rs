@@ -13,8 +13,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::stamps::{self, Remote, RemoteKind, Stamps};
 use super::Scope;
+use super::stamps::{self, Remote, RemoteKind, Stamps};
 
 /// What one load has recorded so far.
 #[derive(Default)]

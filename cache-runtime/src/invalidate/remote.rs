@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::stamps::{self, Remote, RemoteKind, Stamps, name_hash, slot_of};
 use super::scopes;
+use super::stamps::{self, Remote, RemoteKind, Stamps, name_hash, slot_of};
 use crate::driver::Io;
 use crate::tier::{Backend, InvalidationHandler};
 
@@ -16,7 +16,10 @@ fn token() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = RandomState::new().hash_one((N.fetch_add(1, Ordering::Relaxed), std::time::SystemTime::now()));
+    let t = RandomState::new().hash_one((
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now(),
+    ));
     t.max(1)
 }
 

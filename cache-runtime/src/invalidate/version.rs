@@ -61,7 +61,6 @@ pub(crate) fn segment(version: Option<u32>, shape: &str) -> String {
     }
 }
 
-
 #[cfg(all(test, feature = "serde"))]
 mod tests {
     use super::*;
