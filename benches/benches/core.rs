@@ -269,8 +269,36 @@ fn async_hit(c: &mut Criterion) {
     g.finish();
 }
 
+/// A hit on entries loaded with two tags against one on untagged entries (issue 15): the
+/// tagged hit checks the two tags' generations.
+fn tagged_hit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tagged_hit_u64");
+    let keys: Vec<u64> = (0..N as u64).map(|i| i.wrapping_mul(0x9E37_79B9)).collect();
+    let plain = ours::<u64>(Policy::S3Fifo, true);
+    let tagged = ours::<u64>(Policy::S3Fifo, true);
+    for &k in &keys {
+        plain.get_or_insert_with(&k, || k);
+        tagged.get_or_insert_with(&k, || {
+            cache_runtime::tag("catalog");
+            cache_runtime::tag(format!("store:{}", k % 16));
+            k
+        });
+    }
+    let mut i = 0;
+    for (name, cache) in [("untagged", &plain), ("two_tags", &tagged)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % N;
+                black_box(cache.get(&black_box(keys[i])))
+            });
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    tagged_hit,
     hit_u64,
     hit_string,
     miss_then_load,

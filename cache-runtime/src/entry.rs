@@ -1,6 +1,11 @@
 //! What a cache holds for a key: a value or a negative result, with its deadline and early-refresh
 //! window; and what a loader's outcome becomes.
 
+use std::sync::Arc;
+
+use crate::invalidate::frame;
+use crate::invalidate::stamps::Stamps;
+
 /// A cached result: a value, or a negative result ("not found", an error) kept for
 /// `negative_ttl`. A negative result is never confused with a value.
 ///
@@ -46,7 +51,6 @@ impl<V, N> Entry<V, N> {
 }
 
 /// What the store holds: the entry and its deadline (coarse-clock nanoseconds; `NEVER` = no TTL).
-#[derive(Clone)]
 pub(crate) struct Stored<V, N> {
     pub(crate) entry: Entry<V, N>,
     pub(crate) expires_at: u64,
@@ -55,7 +59,60 @@ pub(crate) struct Stored<V, N> {
     pub(crate) early: u64,
     /// What the entry was computed from (its tags, the entries its loader read): it is stale
     /// once one of them was invalidated. `None` for most entries: nothing to check.
-    pub(crate) stamps: Option<std::sync::Arc<crate::invalidate::stamps::Stamps>>,
+    pub(crate) stamps: Option<Stamp>,
+}
+
+/// An entry's stamps: held by the store ([`Own`](Stamp::Own)), or, in the copy a lookup gets,
+/// already checked under the store's read lock ([`Fresh`](Stamp::Fresh) or
+/// [`Stale`](Stamp::Stale)), so that a hit copies no reference count. A copy made inside a load
+/// keeps them, to record what the load read.
+pub(crate) enum Stamp {
+    Own(Arc<Stamps>),
+    Fresh,
+    Stale,
+}
+
+impl Stamp {
+    /// Whether an invalidation reached the entry.
+    #[inline]
+    pub(crate) fn is_stale(&self) -> bool {
+        match self {
+            Stamp::Own(st) => !st.fresh(),
+            Stamp::Fresh => false,
+            Stamp::Stale => true,
+        }
+    }
+
+    /// The stamps themselves, in a copy that kept them.
+    pub(crate) fn stamps(&self) -> Option<&Arc<Stamps>> {
+        match self {
+            Stamp::Own(st) => Some(st),
+            Stamp::Fresh | Stamp::Stale => None,
+        }
+    }
+}
+
+impl Clone for Stamp {
+    #[inline]
+    fn clone(&self) -> Self {
+        match self {
+            Stamp::Own(st) if frame::active() => Stamp::Own(Arc::clone(st)),
+            s if s.is_stale() => Stamp::Stale,
+            _ => Stamp::Fresh,
+        }
+    }
+}
+
+impl<V: Clone, N: Clone> Clone for Stored<V, N> {
+    #[inline]
+    fn clone(&self) -> Self {
+        Stored {
+            entry: self.entry.clone(),
+            expires_at: self.expires_at,
+            early: self.early,
+            stamps: self.stamps.clone(),
+        }
+    }
 }
 
 /// A loader's outcome: cached as a value, cached as a negative result (if `negative_ttl` is set),

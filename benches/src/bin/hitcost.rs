@@ -11,6 +11,8 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.lfu   target/release/hitcost ours-lfu
 //! ```
 //!
+//! `get` and `get-tagged` time `Cache::get` on entries loaded without tags and with two tags.
+//!
 //! Both programs do the same set-up (10,000 inserts into each cache); the difference of the
 //! totals, divided by 1,000,000, is the extra cost of one non-inlined `#[cached]` hit.
 
@@ -49,8 +51,25 @@ fn main() {
         ours_lru(k);
         ours_lfu(k);
     }
+    // `Cache::get` on entries without tags and with two tags each (issue 15).
+    let plain: cache_runtime::Cache<u64, u64> =
+        cache_runtime::Cache::builder().capacity(20_000).build().unwrap();
+    let tagged: cache_runtime::Cache<u64, u64> =
+        cache_runtime::Cache::builder().capacity(20_000).build().unwrap();
+    for &k in &keys {
+        plain.get_or_insert_with(&k, || k);
+        tagged.get_or_insert_with(&k, || {
+            cache_runtime::tag("catalog");
+            cache_runtime::tag(format!("store:{}", k % 16));
+            k
+        });
+    }
     let raw = |k: u64| q.get(&k).unwrap_or(0);
+    let get_plain = |k: u64| plain.get(&k).unwrap_or(0);
+    let get_tagged = |k: u64| tagged.get(&k).unwrap_or(0);
     let f: &(dyn Fn(u64) -> u64 + Sync) = match which.as_str() {
+        "get" => &get_plain,
+        "get-tagged" => &get_tagged,
         "ours" => &ours,
         "ours-lru" => &ours_lru,
         "ours-lfu" => &ours_lfu,

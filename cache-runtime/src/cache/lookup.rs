@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, Hash};
 
 use super::Cache;
 use super::miss::XFETCH_SPAN;
-use crate::entry::{Entry, Stored};
+use crate::entry::{Entry, Stamp, Stored};
 use crate::invalidate::frame;
 use crate::stats::Counter;
 use crate::ttl::NEVER;
@@ -51,22 +51,16 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        // Inside a load, what is read is recorded (see `invalidate`): mark this cache as read
-        // first, so that a write racing with this read bumps what the load records.
-        let recording = frame::active();
-        if recording {
-            self.core.scope.note_read();
-        }
-        let Some(s) = self.core.store.get(key) else {
+        let Some(mut s) = self.core.store.get(key) else {
             return Found::Miss;
         };
-        if let Some(st) = &s.stamps
-            && !st.fresh()
-        {
-            return self.invalidated(key);
-        }
-        if recording {
-            frame::read(&self.core.scope, self.ident(key), s.stamps.as_deref());
+        // A read inside a load (which records it), or an entry whose tags or dependencies were
+        // invalidated (checked when the store copied it): out of line.
+        if frame::active() || s.stamps.as_ref().is_some_and(Stamp::is_stale) {
+            s = match self.find_stamped(key, s) {
+                Some(s) => s,
+                None => return Found::Miss,
+            };
         }
         // One clock check on a hit: the deadline, moved earlier by the early-refresh window
         // (0 unless `early_refresh` is set).
@@ -82,19 +76,37 @@ where
         Found::Fresh(s.entry)
     }
 
-    /// An entry whose tag or dependency was invalidated: gone.
+    /// The entry of `key` if none of its tags or dependencies was invalidated (else it is
+    /// removed); inside a load, the read is recorded: then the key is looked up again, after
+    /// marking the cache as read by a load, so that a write this read does not see bumps what
+    /// the load records (the write stores, then checks the mark).
     #[cold]
-    fn invalidated<Q>(&self, key: &Q) -> Found<V, N>
+    #[inline(never)]
+    fn find_stamped<Q>(&self, key: &Q, found: Stored<V, N>) -> Option<Stored<V, N>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        drop(
-            self.core
-                .store
-                .remove_if(key, |s| s.stamps.as_ref().is_some_and(|st| !st.fresh())),
-        );
-        Found::Miss
+        let recording = frame::active();
+        let s = if recording {
+            self.core.scope.note_read();
+            self.core.store.get(key)?
+        } else {
+            found
+        };
+        if s.stamps.as_ref().is_some_and(Stamp::is_stale) {
+            drop(
+                self.core
+                    .store
+                    .remove_if(key, |s| s.stamps.as_ref().is_some_and(Stamp::is_stale)),
+            );
+            return None;
+        }
+        if recording {
+            let stamps = s.stamps.as_ref().and_then(Stamp::stamps);
+            frame::read(&self.core.scope, self.ident(key), stamps.map(|a| &**a));
+        }
+        Some(s)
     }
 
     /// The stable hash of `key` that names its entry for dependencies (the same in every
@@ -259,7 +271,7 @@ where
         self.core
             .store
             .get(key)
-            .is_some_and(|s| !self.expired(&s) && s.stamps.as_ref().is_none_or(|st| st.fresh()))
+            .is_some_and(|s| !self.expired(&s) && !s.stamps.as_ref().is_some_and(Stamp::is_stale))
     }
 
     pub(super) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {

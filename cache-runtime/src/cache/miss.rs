@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use super::Cache;
 use crate::driver::Io;
-use crate::entry::{Entry, Loaded, Share, Stored};
+use crate::entry::{Entry, Loaded, Share, Stamp, Stored};
 use crate::flight::{Failure, Flights, Join, Lead, Leader, Waited};
 use crate::invalidate::frame::{self, Frame, Within};
 use crate::invalidate::remote as fleet;
-use crate::invalidate::stamps::{Remote as Stamp, Stamps};
+use crate::invalidate::stamps::{Remote as RemoteStamp, Stamps};
 use crate::stats::Counter;
 use crate::tier::{self, Leased, RemoteKey, Tier};
 use crate::ttl::NEVER;
@@ -79,7 +79,7 @@ impl<K, V, N> Drop for LeaseGuard<'_, K, V, N> {
 /// What the remote tier answered a leader before it loads.
 enum Remote<'a, K, V, N> {
     /// The entry (and what it depends on): fill L1 with it.
-    Found((Entry<V, N>, Vec<Stamp>)),
+    Found((Entry<V, N>, Vec<RemoteStamp>)),
     /// Load, holding the fleet-wide lease if one was taken.
     Load(Option<LeaseGuard<'a, K, V, N>>),
     /// The tier did not answer: load, and keep the value in this process only.
@@ -312,8 +312,13 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let stamps = self.core.store.get(key).and_then(|s| s.stamps);
-        frame::read(&self.core.scope, self.ident(key), stamps.as_deref());
+        // Inside a load, the store's copy keeps the stamps.
+        let stored = self.core.store.get(key);
+        let stamps = stored
+            .as_ref()
+            .and_then(|s| s.stamps.as_ref())
+            .and_then(Stamp::stamps);
+        frame::read(&self.core.scope, self.ident(key), stamps.map(|a| &**a));
     }
 
     /// Counts a load starting, and tells when it started (for early refresh).
@@ -494,7 +499,7 @@ where
                     entry: c.entry.clone(),
                     expires_at: self.l1_deadline(c.now, c.deadline),
                     early: c.early,
-                    stamps: c.stamps.clone(),
+                    stamps: c.stamps.clone().map(Stamp::Own),
                 },
             )
         });
@@ -515,7 +520,7 @@ where
         &self,
         leader: Leader<'_, K, Entry<V, N>>,
         key: K,
-        (e, remote): (Entry<V, N>, Vec<Stamp>),
+        (e, remote): (Entry<V, N>, Vec<RemoteStamp>),
     ) -> Entry<V, N> {
         self.core.meter.stats.incr(Counter::RemoteHit);
         let now = self.core.meter.clock.now_nanos();
@@ -530,7 +535,7 @@ where
                     entry: e.clone(),
                     expires_at: self.l1_deadline(now, deadline),
                     early: 0,
-                    stamps: fleet::local_stamps(remote),
+                    stamps: fleet::local_stamps(remote).map(Stamp::Own),
                 },
             )
         });
