@@ -28,7 +28,10 @@ pub(crate) fn validate(
     };
     let mut key: Option<Expr> = None;
     let mut all: Option<&Arg> = None;
-    let mut tags: Option<(&Arg, Vec<Expr>)> = None;
+    let mut tags: Option<Vec<Expr>> = None;
+    // `tags` given, even with a value in error (so that no error about a missing target or
+    // action follows from it).
+    let mut tags_given = false;
     let allowed: &[&str] = match kind {
         Kind::Put => &["key"],
         Kind::Evict => &["key", "all", symbol::TAGS],
@@ -36,14 +39,19 @@ pub(crate) fn validate(
     for a in &args.rest {
         let name = a.name.to_string();
         match (name.as_str(), kind) {
-            (symbol::TAGS, Kind::Evict) if tags.is_some() => {
+            (symbol::TAGS, Kind::Evict) if tags_given => {
                 cx.error_spanned_by(&a.name, "duplicate argument `tags`");
             }
-            (symbol::TAGS, Kind::Evict) => match attr::tags(a, false) {
-                Ok(t) => tags = Some((a, t.of_args)),
-                Err(Some(e)) => cx.push(e),
-                Err(None) => cx.error_spanned_by(&a.name, "`tags` needs a value: `tags = [...]`"),
-            },
+            (symbol::TAGS, Kind::Evict) => {
+                tags_given = true;
+                match attr::tags(a, false) {
+                    Ok(t) => tags = Some(t.of_args),
+                    Err(Some(e)) => cx.push(e),
+                    Err(None) => {
+                        cx.error_spanned_by(&a.name, "`tags` needs a value: `tags = [...]`");
+                    }
+                }
+            }
             (symbol::TAGS, Kind::Put) => cx.error_spanned_by(
                 &a.name,
                 "`cache_put` stores one value; to invalidate tags when a function succeeds, use \
@@ -92,7 +100,7 @@ pub(crate) fn validate(
             e.combine(syn::Error::new(k.span(), "`key` is given here"));
             cx.push(e);
         }
-        (None, None) if args.target.is_some() && tags.is_none() => cx.error_at(
+        (None, None) if args.target.is_some() && !tags_given => cx.error_at(
             args.target.as_ref().map_or(args.span, Spanned::span),
             match kind {
                 Kind::Put => "`cache_put` needs the key to store under: add `key = <expr>` (over \
@@ -107,10 +115,10 @@ pub(crate) fn validate(
     }
     // Without a target, tags are invalidated in every cache; anything else needs the target.
     if args.target.is_none() {
-        let lone = match (kind, &key, all, &tags) {
-            (Kind::Evict, None, None, Some(_)) => None,
-            (Kind::Evict, Some(k), _, Some(_)) => Some(k.span()),
-            (Kind::Evict, None, Some(a), Some(_)) => Some(a.name.span()),
+        let lone = match (kind, &key, all, tags_given) {
+            (Kind::Evict, None, None, true) => None,
+            (Kind::Evict, Some(k), _, true) => Some(k.span()),
+            (Kind::Evict, None, Some(a), true) => Some(a.name.span()),
             _ => Some(args.span),
         };
         if let Some(at) = lone {
@@ -147,7 +155,7 @@ pub(crate) fn validate(
         key: key.map(write_key),
         all: all.is_some(),
         tags: tags
-            .map(|(_, t)| t.into_iter().map(write_key).collect())
+            .map(|t| t.into_iter().map(write_key).collect())
             .unwrap_or_default(),
     })
 }
