@@ -286,7 +286,11 @@ mod tags_of_values {
     pub static OPTIONAL: AtomicUsize = AtomicUsize::new(0);
 
     fn brand_of(id: u64) -> &'static str {
-        if id % 2 == 0 { "acme-v" } else { "globex-v" }
+        if id.is_multiple_of(2) {
+            "acme-v"
+        } else {
+            "globex-v"
+        }
     }
 
     /// Both forms: a tag over the arguments, and a closure over the value.

@@ -185,9 +185,30 @@ fn mentions_result(tokens: TokenStream) -> bool {
         TokenTree::Ident(i) => i == "result",
         TokenTree::Group(g) => mentions_result(g.stream()),
         TokenTree::Literal(l) => {
-            let l = l.to_string();
+            // `{{` is an escaped brace, not an argument.
+            let l = l.to_string().replace("{{", "");
             l.starts_with('"') && (l.contains("{result}") || l.contains("{result:"))
         }
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions_result;
+    use quote::quote;
+
+    #[test]
+    fn result_is_found_in_expressions_and_inline_format_arguments() {
+        assert!(mentions_result(quote!(result.id)));
+        assert!(mentions_result(quote!(format!("product:{}", result.id))));
+        assert!(mentions_result(quote!(format!("product:{result}"))));
+        assert!(mentions_result(quote!(format!("product:{result:?}"))));
+        assert!(!mentions_result(quote!(format!("product:{id}"))));
+        assert!(!mentions_result(quote!(format!(
+            "{{result}}: {id}",
+            id = results
+        ))));
+        assert!(!mentions_result(quote!("result")));
+    }
 }
