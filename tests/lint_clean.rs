@@ -157,7 +157,7 @@ fn clear_plain() {}
 
 /// A function on a named backend: its backend's name is registered at link time (for
 /// `config::verify`), with no `unsafe` of ours (this crate forbids it).
-#[cached(backend = "lint.nowhere", ttl = "1m", name = "lint.on_backend")]
+#[cached(backend = "lint.nowhere", ttl = "1m", name = "lint.on_backend", version = 2, tags = ["remote"])]
 fn on_backend(x: u64) -> u64 {
     x + 2
 }
