@@ -157,9 +157,53 @@ fn clear_plain() {}
 
 /// A function on a named backend: its backend's name is registered at link time (for
 /// `config::verify`), with no `unsafe` of ours (this crate forbids it).
-#[cached(backend = "lint.nowhere", ttl = "1m", name = "lint.on_backend")]
+#[cached(backend = "lint.nowhere", ttl = "1m", name = "lint.on_backend", version = 2, tags = ["remote"])]
 fn on_backend(x: u64) -> u64 {
     x + 2
+}
+
+/// Tags over the arguments and over the value, `depends`, `version`.
+#[cached(tags = ["lint", format!("n:{n}"), |v: &u64| [v.to_string()]], depends = false, version = 3)]
+fn tagged(n: u64) -> u64 {
+    n
+}
+
+/// Tags, async, over the `Ok` value (an unannotated closure), with `?` in the body.
+#[cached(tags = [format!("s:{s}"), |v| vec![v.clone()]], negative_ttl = "1s")]
+async fn tagged_async(s: String) -> Result<String, std::num::ParseIntError> {
+    let n: u64 = s.parse()?;
+    Ok(n.to_string())
+}
+
+/// Tags on a refreshing function (`stale`) with an inferred-key sibling.
+#[cached(ttl = "1m", stale = "30s", tags = ["swr"], depends = true)]
+fn tagged_swr(id: u64) -> Option<u64> {
+    Some(id)
+}
+
+#[cached(key = x / 2, tags = |v: &u64| [format!("half:{v}")])]
+fn tagged_inferred(x: u64) -> u64 {
+    x / 2
+}
+
+impl Service {
+    #[cached(key = id, tags = [format!("svc:{id}")])]
+    fn tagged_method(&self, id: u64) -> u64 {
+        let _ = self;
+        id
+    }
+}
+
+/// Evicts a key and a tag in one cache.
+#[cache_evict(tagged, key = n, tags = ["lint"])]
+fn retag(n: u64) {
+    let _ = n;
+}
+
+/// Invalidates a tag made of the result in every cache.
+#[cache_evict(tags = ["swr", format!("n:{result}")])]
+fn retag_all(n: u64) -> Result<u64, String> {
+    Ok(n)
 }
 
 #[test]
@@ -191,6 +235,16 @@ fn all_kinds_run() {
     assert_eq!(rt.block_on(async_swr(8)), Some(8));
     assert_eq!(inferred_key(4, 1), 5);
     assert_eq!(rt.block_on(async_inferred_key(12)), Ok(12));
+    assert_eq!(tagged(3), 3);
+    retag(3);
+    assert_eq!(retag_all(3), Ok(3));
+    assert_eq!(
+        rt.block_on(tagged_async("4".to_owned())),
+        Ok("4".to_owned())
+    );
+    assert_eq!(tagged_swr(5), Some(5));
+    assert_eq!(tagged_inferred(9), 4);
+    assert_eq!(s.tagged_method(6), 6);
     // Never configured: in memory only, and `verify` names it.
     assert_eq!(on_backend(1), 3);
     let missing = cache_runtime::config::verify().unwrap_err().to_string();

@@ -8,11 +8,11 @@
 
 use std::collections::HashMap;
 
-use syn::{Expr, Ident, Lit, LitStr, Path, Type};
+use syn::{Expr, Ident, Lit, LitInt, LitStr, Path, Type};
 
 use crate::args::{Arg, Args};
 use crate::ctxt::{Ctxt, spanned};
-use crate::model::{Capacity, Dur, Jitter, Policy, Returns};
+use crate::model::{Capacity, Dur, Jitter, Policy, Returns, Tags};
 use crate::symbol::{self, did_you_mean};
 
 /// An argument's value as read: `Err(Some(e))` is an error to report if the value is used,
@@ -67,6 +67,9 @@ pub(crate) struct CachedArgs {
     pub(crate) unless: Option<Given<Expr>>,
     pub(crate) condition: Option<Given<Expr>>,
     pub(crate) ttl_fn: Option<Given<Expr>>,
+    pub(crate) tags: Option<Given<Tags>>,
+    pub(crate) depends: Option<Given<bool>>,
+    pub(crate) version: Option<Given<LitInt>>,
 }
 
 impl CachedArgs {
@@ -149,6 +152,9 @@ impl CachedArgs {
             symbol::UNLESS => self.unless = given(a, expr()),
             symbol::IF => self.condition = given(a, expr()),
             symbol::TTL_FN => self.ttl_fn = given(a, expr()),
+            symbol::TAGS => self.tags = given(a, tags(a, true)),
+            symbol::DEPENDS => self.depends = given(a, depends(a)),
+            symbol::VERSION => self.version = given(a, version(a)),
             _ => {}
         }
     }
@@ -259,6 +265,126 @@ fn policy(a: &Arg) -> Read<Policy> {
             ),
         ))
     })
+}
+
+/// `tags = [tag, ..]`, each an expression over the arguments or (`closures`: in `#[cached]`) a
+/// closure over the cached value; or `tags = |v| ..` alone.
+pub(crate) fn tags(a: &Arg, closures: bool) -> Read<Tags> {
+    let Some(v) = &a.value else { return Err(None) };
+    let forms = if closures {
+        "an array of tags over the arguments, e.g. `tags = [\"catalog\", format!(\"store:{store}\")]`, \
+         or a closure over the cached value returning tags, e.g. `tags = |p: &Product| \
+         vec![format!(\"brand:{}\", p.brand)]`"
+    } else {
+        "an array of tags over the arguments (or `result`), e.g. `tags = [\"catalog\", \
+         format!(\"store:{store}\")]`"
+    };
+    let mut out = Tags::default();
+    let mut errors: Vec<syn::Error> = Vec::new();
+    match v {
+        Expr::Array(arr) if arr.elems.is_empty() => errors.push(spanned(
+            arr,
+            "`tags = []` attaches no tag: list at least one, or remove `tags`",
+        )),
+        Expr::Array(arr) => {
+            for e in &arr.elems {
+                match e {
+                    Expr::Closure(c) => match tag_closure(c, closures) {
+                        Ok(c) => out.of_value.push(c),
+                        Err(e) => errors.push(e),
+                    },
+                    e => out.of_args.push(e.clone()),
+                }
+            }
+        }
+        Expr::Closure(c) => match tag_closure(c, closures) {
+            Ok(c) => out.of_value.push(c),
+            Err(e) => errors.push(e),
+        },
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => errors.push(spanned(
+            s,
+            format!(
+                "`tags` takes an array, even of one tag: `tags = [\"{}\"]`",
+                s.value().escape_default()
+            ),
+        )),
+        e => errors.push(spanned(e, format!("`tags` takes {forms}"))),
+    }
+    let mut errors = errors.into_iter();
+    match errors.next() {
+        Some(mut first) => {
+            first.extend(errors);
+            Err(Some(first))
+        }
+        None => Ok(out),
+    }
+}
+
+/// A closure in `tags`: over the cached value, so in `#[cached]` only, with one argument.
+fn tag_closure(c: &syn::ExprClosure, closures: bool) -> syn::Result<syn::ExprClosure> {
+    if !closures {
+        return Err(spanned(
+            c,
+            "in `#[cache_evict]`, a tag is an expression over the arguments (or `result`, the \
+             returned value), not a closure: e.g. `tags = [format!(\"product:{}\", result.id)]`",
+        ));
+    }
+    if c.inputs.len() != 1 {
+        let (or1, or2) = (&c.inputs_begin, &c.inputs_end);
+        let at = if c.inputs.is_empty() {
+            quote::quote!(#or1 #or2)
+        } else {
+            quote::ToTokens::to_token_stream(&c.inputs)
+        };
+        return Err(spanned(
+            at,
+            format!(
+                "a tag closure takes one argument, the cached value (the `Ok`/`Some` value), e.g. \
+                 `|p: &Product| vec![p.brand.clone()]`; this one takes {}",
+                c.inputs.len()
+            ),
+        ));
+    }
+    Ok(c.clone())
+}
+
+/// `depends = true | false`.
+fn depends(a: &Arg) -> Read<bool> {
+    match &a.value {
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Bool(b), ..
+        })) => Ok(b.value),
+        Some(v) => Err(Some(spanned(
+            v,
+            "`depends` takes `true` (the default: an entry is dropped when an entry of another \
+             cache its loader read is invalidated) or `false`",
+        ))),
+        None => Err(None),
+    }
+}
+
+/// `version = 2`: a `u32` literal.
+fn version(a: &Arg) -> Read<LitInt> {
+    let msg = "`version` takes a whole number literal from 0 to 4294967295 (`u32`), e.g. \
+               `version = 2`";
+    match &a.value {
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(i), ..
+        })) if matches!(i.suffix(), "" | "u32") && i.base10_parse::<u32>().is_ok() => Ok(i.clone()),
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        })) if s.value().trim().parse::<u32>().is_ok() => Err(Some(spanned(
+            s,
+            format!(
+                "`version` takes a number, not a string: `version = {}`",
+                s.value().trim()
+            ),
+        ))),
+        Some(v) => Err(Some(spanned(v, msg))),
+        None => Err(None),
+    }
 }
 
 /// `capacity = 10_000` or an expression.

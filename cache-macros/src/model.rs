@@ -3,7 +3,7 @@
 //! `syn::Type`), so that the generated code carries their spans.
 
 use proc_macro2::Span;
-use syn::{Expr, Ident, LitFloat, LitStr, Path, Type};
+use syn::{Expr, ExprClosure, Ident, LitFloat, LitInt, LitStr, Path, Type};
 
 use crate::item::Func;
 
@@ -34,6 +34,18 @@ pub(crate) struct Model {
     pub(crate) condition: Option<Expr>,
     /// `ttl_fn = |v| ..`: a value's own TTL.
     pub(crate) ttl_fn: Option<Expr>,
+    /// `tags = [..]` or `tags = |v| ..`: what the loader tags its entry with.
+    pub(crate) tags: Tags,
+}
+
+/// `tags = [..]`: the tags an entry is loaded with (both empty: no `tags`).
+#[derive(Clone, Default)]
+pub(crate) struct Tags {
+    /// Tags over the function's arguments (anything `AsRef<str>`), attached as the load starts.
+    pub(crate) of_args: Vec<Expr>,
+    /// Closures over the cached value (`&V`, the `Ok`/`Some` value) returning tags, called
+    /// once the body has returned a value to cache.
+    pub(crate) of_value: Vec<ExprClosure>,
 }
 
 /// What the function returns, as far as caching is concerned.
@@ -105,6 +117,10 @@ pub(crate) struct Settings {
     pub(crate) stale: Option<Dur>,
     /// XFetch's beta, positive and finite.
     pub(crate) early_refresh: Option<f64>,
+    /// `depends = false`: entries do not depend on what their loader reads.
+    pub(crate) depends: Option<bool>,
+    /// `version = 2`: part of every L2 key (a `u32` literal).
+    pub(crate) version: Option<LitInt>,
 }
 
 /// A duration setting.
@@ -156,15 +172,20 @@ impl Kind {
 pub(crate) struct WriteModel {
     pub(crate) kind: Kind,
     pub(crate) func: Func,
-    /// The `#[cached]` function whose cache is written.
-    pub(crate) target: Path,
-    /// `key = <expr>` (`None`: `cache_evict(f, all)`).
+    /// The `#[cached]` function whose cache is written (`None`: `cache_evict(tags = [..])`,
+    /// which invalidates its tags in every cache).
+    pub(crate) target: Option<Path>,
+    /// `key = <expr>` (`None`: `cache_evict(f, all)`, or tags alone).
     pub(crate) key: Option<WriteKey>,
+    /// `all`: clear the target's cache.
+    pub(crate) all: bool,
+    /// `cache_evict(.., tags = [..])`: tags invalidated after the function succeeds.
+    pub(crate) tags: Vec<WriteKey>,
     /// What counts as success (the write happens only then).
     pub(crate) returns: Returns,
 }
 
-/// The key of a write.
+/// The key of a write, or one of its tags.
 pub(crate) struct WriteKey {
     pub(crate) expr: Expr,
     /// Whether it names `result` (the returned value): it is then computed after the body.

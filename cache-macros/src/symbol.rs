@@ -20,6 +20,9 @@ pub(crate) const EARLY_REFRESH: &str = "early_refresh";
 pub(crate) const UNLESS: &str = "unless";
 pub(crate) const IF: &str = "if";
 pub(crate) const TTL_FN: &str = "ttl_fn";
+pub(crate) const TAGS: &str = "tags";
+pub(crate) const DEPENDS: &str = "depends";
+pub(crate) const VERSION: &str = "version";
 
 /// Every argument `#[cached]` accepts, in the order the docs list them.
 pub(crate) const ALL: &[&str] = &[
@@ -41,6 +44,9 @@ pub(crate) const ALL: &[&str] = &[
     UNLESS,
     IF,
     TTL_FN,
+    TAGS,
+    DEPENDS,
+    VERSION,
 ];
 
 /// The policy names, from the runtime's own table (`cache_policy::Policy::ALL`): the "did you
@@ -99,6 +105,13 @@ pub(crate) const ALIASES: &[(&str, &str)] = &[
     ("when", IF),
     ("ttl_of", TTL_FN),
     ("expire_after", TTL_FN),
+    ("tag", TAGS),
+    ("labels", TAGS),
+    ("dependencies", DEPENDS),
+    ("deps", DEPENDS),
+    ("track_dependencies", DEPENDS),
+    ("schema_version", VERSION),
+    ("ver", VERSION),
 ];
 
 /// The closest of `candidates` to `given`, if close enough to be a typo.

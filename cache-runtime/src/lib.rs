@@ -135,6 +135,41 @@ pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY};
 /// assert_eq!(QUERIES.load(Ordering::Relaxed), 3);
 /// # Ok::<(), String>(())
 /// ```
+///
+/// `tags = [..]` invalidates tags (see [`cached`]'s `tags`) after success: in the target's cache
+/// ([`Cache::invalidate_tag`]), beside its `key` or `all` if given; without a target, in every
+/// cache ([`invalidate_tag`]).
+///
+/// ```
+/// use cache_runtime::{cache_evict, cached};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static QUERIES: AtomicU32 = AtomicU32::new(0);
+///
+/// #[cached(tags = ["catalog", format!("shelf:{}", sku / 100)])]
+/// fn price(sku: u32) -> u64 {
+///     QUERIES.fetch_add(1, Ordering::Relaxed);
+///     u64::from(sku) * 10
+/// }
+///
+/// #[cache_evict(price, tags = [format!("shelf:{shelf}")])]
+/// fn reprice_shelf(shelf: u32) {}
+///
+/// #[cache_evict(tags = ["catalog"])]
+/// fn rebuild_catalog() -> Result<(), String> {
+///     Ok(())
+/// }
+///
+/// price(101);
+/// price(205);
+/// reprice_shelf(1);
+/// price(101); // queried again
+/// price(205); // a hit: shelf 2
+/// rebuild_catalog()?;
+/// price(205); // queried again
+/// assert_eq!(QUERIES.load(Ordering::Relaxed), 4);
+/// # Ok::<(), String>(())
+/// ```
 pub use cache_macros::cache_evict;
 /// Write-through: after the function returns successfully (`Ok`, `Some`, or any value), stores
 /// its value in the named `#[cached]` function's cache under `key`, so that the next read needs no
@@ -208,7 +243,57 @@ pub use cache_macros::cache_put;
 /// "lru" | "lfu" | "fifo"`, `key = <expr>` (any expression over the arguments; default: every
 /// argument, owned), `key_type = <Type>` (optional),
 /// `jitter = 0.1 | "2s"`, `negative_ttl = "1s"`, `name = "..."` (default: the function's path),
-/// `returns = "result" | "option" | "value"`, `crate = path`. The README has the full table.
+/// `returns = "result" | "option" | "value"`, `crate = path`, `tags = [..]`, `depends = false`,
+/// `version = N`. The README has the full table.
+///
+/// Invalidation by group (issue 15): `tags = [..]` attaches tags to each entry, from the
+/// arguments (expressions, anything `AsRef<str>`, attached as the load starts) and from the
+/// value (closures over the `Ok`/`Some` value returning tags; an `Err` or `None`, cached with
+/// `negative_ttl`, gets the argument tags only). [`invalidate_tag`] or
+/// `#[cache_evict(tags = [..])]` then drops every entry carrying the tag. And an entry whose
+/// loader called other `#[cached]` functions depends on what it read: evicting one of those
+/// entries drops it too (`depends = false` turns that off).
+///
+/// ```
+/// use cache_runtime::{cache_evict, cached, invalidate_tag};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static PAGES: AtomicU32 = AtomicU32::new(0);
+///
+/// #[derive(Clone)]
+/// struct Product { id: u64, brand: String }
+///
+/// #[cached(tags = ["catalog", |p: &Product| [format!("brand:{}", p.brand)]])]
+/// fn product(id: u64) -> Product {
+///     Product { id, brand: if id % 2 == 0 { "acme" } else { "globex" }.to_string() }
+/// }
+///
+/// #[cached]
+/// fn stock(id: u64, store: u32) -> u32 {
+///     (id as u32) * 10 + store
+/// }
+///
+/// #[cached]
+/// fn product_page(id: u64) -> String {
+///     PAGES.fetch_add(1, Ordering::Relaxed);
+///     let p = product(id);
+///     format!("#{} by {}: {} left", p.id, p.brand, stock(id, 1))
+/// }
+///
+/// #[cache_evict(stock, key = (id, store))]
+/// fn update_stock(id: u64, store: u32) {}
+///
+/// product_page(1);
+/// product_page(2);
+/// update_stock(1, 1); // page 1 read that stock: it goes; page 2 stays
+/// product_page(1);
+/// product_page(2);
+/// assert_eq!(PAGES.load(Ordering::Relaxed), 3);
+/// invalidate_tag("brand:acme"); // product 2, and so page 2
+/// product_page(1);
+/// product_page(2);
+/// assert_eq!(PAGES.load(Ordering::Relaxed), 4);
+/// ```
 ///
 /// Concurrent calls with one key run the body once and share its result. An outcome that is not
 /// cached (an `Err` or `None` without `negative_ttl`) is shared too when the return type is

@@ -715,30 +715,121 @@ fn bypass_init(g: &Gen<'_>) -> TokenStream {
 }
 
 /// The loader: the user's body, moved verbatim into a closure (an async block for `async fn`),
-/// and the call that runs it uncached.
+/// and the call that runs it uncached. With `tags`, the loader tags its entry: with the tags
+/// over the arguments as it starts, and with those of the value (`|v| ..`) once the body has
+/// returned one to cache (an `Err` or `None`, cached or not, gets the argument tags only). The
+/// body then runs in a closure (an async block) of its own, so that its `return` and `?` end the
+/// body, not the loader.
 fn body_closure(g: &Gen<'_>, load: &syn::Ident, result: &syn::Ident) -> (TokenStream, TokenStream) {
     let block = &g.m.func.block;
     let ret_ty = &g.ret_ty;
-    if g.m.func.sig.asyncness.is_some() {
+    let tags = &g.m.tags;
+    let is_async = g.m.func.sig.asyncness.is_some();
+    if tags.of_args.is_empty() && tags.of_value.is_empty() {
+        return if is_async {
+            (
+                quote! {
+                    #[allow(unused_mut)]
+                    let mut #load = move || async move {
+                        let #result: #ret_ty = async move #block.await;
+                        #result
+                    };
+                },
+                quote!(#load().await),
+            )
+        } else {
+            (
+                quote! {
+                    // `mut`: a body that mutates a `mut` argument makes the closure `FnMut`.
+                    #[allow(unused_mut)]
+                    let mut #load = move || -> #ret_ty #block;
+                },
+                quote!(#load()),
+            )
+        };
+    }
+    let arg_tags = arg_tags(g);
+    let value_tags = value_tags(g, result);
+    if is_async {
         (
             quote! {
                 #[allow(unused_mut)]
                 let mut #load = move || async move {
+                    #arg_tags
                     let #result: #ret_ty = async move #block.await;
+                    #value_tags
                     #result
                 };
             },
             quote!(#load().await),
         )
     } else {
+        let body = format_ident!("__cache_body", span = Span::mixed_site());
         (
             quote! {
-                // `mut`: a body that mutates a `mut` argument makes the closure `FnMut`.
                 #[allow(unused_mut)]
-                let mut #load = move || -> #ret_ty #block;
+                let mut #load = move || -> #ret_ty {
+                    #arg_tags
+                    #[allow(unused_mut, clippy::redundant_closure_call)]
+                    let mut #body = move || -> #ret_ty #block;
+                    let #result: #ret_ty = #body();
+                    #value_tags
+                    #result
+                };
             },
             quote!(#load()),
         )
+    }
+}
+
+/// `tag(..)` of each tag over the arguments, spanned at the user's expression (one that is not
+/// `AsRef<str>` is reported there).
+fn arg_tags(g: &Gen<'_>) -> TokenStream {
+    let krate = &g.krate;
+    let calls = g.m.tags.of_args.iter().map(|t| {
+        let tag = respan(quote!(#krate::tag), t.span());
+        quote_spanned!(t.span()=> let _ = #tag(#t);)
+    });
+    quote!(#(#calls)*)
+}
+
+/// The tags of the value: each closure of `tags` called on the `Ok`/`Some` value (the whole
+/// value of a function returning neither), its tags attached. The closure's argument type is
+/// the cached value's, so `|p| ..` needs no annotation; it is reported at the closure if it
+/// does not fit.
+fn value_tags(g: &Gen<'_>, result: &syn::Ident) -> TokenStream {
+    let closures = &g.m.tags.of_value;
+    if closures.is_empty() {
+        return quote!();
+    }
+    let (krate, value_ty) = (&g.krate, &g.value_ty);
+    let span = Span::mixed_site();
+    let value = format_ident!("__cache_value", span = span);
+    let helper = format_ident!("__cache_tag_value", span = span);
+    let calls = closures.iter().map(|c| {
+        let call = respan(quote!(#helper::<#value_ty, _, _>), c.span());
+        quote_spanned!(c.span()=> #call(#value, #c);)
+    });
+    let pattern = match g.m.returns {
+        Returns::Result => quote!(::core::result::Result::Ok(#value)),
+        Returns::Option => quote!(::core::option::Option::Some(#value)),
+        Returns::Value => quote!(#value),
+    };
+    quote! {
+        #[allow(irrefutable_let_patterns)]
+        if let #pattern = &#result {
+            fn #helper<V: ?::core::marker::Sized, I, F>(value: &V, tags: F)
+            where
+                F: ::core::ops::FnOnce(&V) -> I,
+                I: ::core::iter::IntoIterator,
+                I::Item: ::core::convert::AsRef<str>,
+            {
+                for tag in tags(value) {
+                    let _ = #krate::tag(tag);
+                }
+            }
+            #(#calls)*
+        }
     }
 }
 

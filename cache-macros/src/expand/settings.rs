@@ -41,6 +41,13 @@ pub(super) fn configure(g: &Gen<'_>) -> TokenStream {
     if let Some(beta) = &s.early_refresh {
         calls.push(quote!(.early_refresh(#beta)));
     }
+    if let Some(d) = s.depends {
+        calls.push(quote!(.depends(#d)));
+    }
+    if let Some(v) = &s.version {
+        let n = v.base10_parse::<u32>().unwrap_or_default();
+        calls.push(quote_spanned!(v.span()=> .version(#n)));
+    }
     if let Some(f) = &g.m.ttl_fn {
         calls.push(quote_spanned!(f.span()=> .ttl_fn(#f)));
     }

@@ -14,18 +14,19 @@ use crate::model::{Kind, Returns, WriteModel};
 /// The function, writing to the cache after its body.
 pub(crate) fn expand(m: &WriteModel) -> TokenStream {
     let func = &m.func;
-    let target = &m.target;
     let key = m.key.as_ref().map(|k| &k.expr);
-    let mut cache_fn = target.clone();
-    if let Some(last) = cache_fn.segments.last_mut() {
-        let id = &last.ident;
-        last.ident = format_ident!(
-            "__cache_of_{}",
-            id.to_string().trim_start_matches("r#"),
-            span = id.span()
-        );
-    }
-    let get_cache = quote_spanned!(target.span()=> #cache_fn());
+    let get_cache = m.target.as_ref().map(|target| {
+        let mut cache_fn = target.clone();
+        if let Some(last) = cache_fn.segments.last_mut() {
+            let id = &last.ident;
+            last.ident = format_ident!(
+                "__cache_of_{}",
+                id.to_string().trim_start_matches("r#"),
+                span = id.span()
+            );
+        }
+        quote_spanned!(target.span()=> #cache_fn())
+    });
     let span = Span::mixed_site();
     let result = format_ident!("__cache_result", span = span);
     // Located at the user's tokens (same hygiene), so that a type mismatch is reported there:
@@ -68,29 +69,68 @@ pub(crate) fn expand(m: &WriteModel) -> TokenStream {
         Returns::Option => quote!(::core::option::Option::Some(#value)),
         Returns::Value => quote!(#value),
     };
-    let act = match (m.kind, key) {
-        (Kind::Put, Some(k)) => {
+    let act = match (m.kind, key, &get_cache) {
+        (Kind::Put, Some(k), Some(get_cache)) => {
             let insert = quote_spanned!(k.span()=>
                 #get_cache.insert(#key_id, ::core::clone::Clone::clone(#value))
             );
             quote!(#key_after #insert;)
         }
-        (Kind::Evict, Some(k)) => {
+        (Kind::Evict, Some(k), Some(get_cache)) => {
             let remove = quote_spanned!(k.span()=> #get_cache.remove(&#key_id));
             quote!(#key_after let _ = #remove;)
         }
-        (_, None) => quote!(#get_cache.clear();),
+        (_, None, Some(get_cache)) if m.all => quote!(#get_cache.clear();),
+        _ => quote!(),
     };
+    let (tags_before, tags_after) = tags(m, get_cache.as_ref(), &value);
     rewrite(
         func,
         quote! {
             #key_before
+            #tags_before
             #run
             #[allow(irrefutable_let_patterns)]
             if let #success = &#result {
                 #act
+                #tags_after
             }
             #result
         },
     )
+}
+
+/// `tags = [..]`: each tag computed before the body (which may move the arguments), or after it
+/// from `result`, then invalidated: in the target's cache (`Cache::invalidate_tag`), or without
+/// a target in every cache (`cache_runtime::invalidate_tag`). Each call is spanned at its tag,
+/// so a tag that is not `AsRef<str>` is reported there.
+fn tags(
+    m: &WriteModel,
+    get_cache: Option<&TokenStream>,
+    value: &syn::Ident,
+) -> (TokenStream, TokenStream) {
+    let (mut before, mut after) = (TokenStream::new(), TokenStream::new());
+    for (i, t) in m.tags.iter().enumerate() {
+        let expr = &t.expr;
+        let at = expr.span();
+        let id = format_ident!(
+            "__cache_tag_{}",
+            i,
+            span = Span::mixed_site().located_at(at)
+        );
+        let def = quote_spanned!(at=> let #id = #expr;);
+        if t.from_result {
+            after.extend(quote_spanned!(at=> #[allow(unused_variables)] let result = #value; #def));
+        } else {
+            before.extend(def);
+        }
+        let as_str = quote_spanned!(at=>
+            <_ as ::core::convert::AsRef<::core::primitive::str>>::as_ref(&#id)
+        );
+        after.extend(match get_cache {
+            Some(get_cache) => quote_spanned!(at=> #get_cache.invalidate_tag(#as_str);),
+            None => quote_spanned!(at=> ::cache_runtime::invalidate_tag(#as_str);),
+        });
+    }
+    (before, after)
 }

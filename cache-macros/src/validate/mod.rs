@@ -73,6 +73,12 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &CachedArgs, func: Func) -> Option<M
     let unless = args.unless.as_ref().and_then(|g| g.ok()).cloned();
     let condition = args.condition.as_ref().and_then(|g| g.ok()).cloned();
     let ttl_fn = args.ttl_fn.as_ref().and_then(|g| g.ok()).cloned();
+    let tags = args
+        .tags
+        .as_ref()
+        .and_then(|g| g.read(cx))
+        .cloned()
+        .unwrap_or_default();
     for (name, v) in [(symbol::UNLESS, &unless), (symbol::TTL_FN, &ttl_fn)] {
         if v.is_some()
             && let Some(expr) = inferred_key
@@ -109,6 +115,7 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &CachedArgs, func: Func) -> Option<M
         unless,
         condition,
         ttl_fn,
+        tags,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The cache's settings: each value as read, and the checks between them (`capacity` against
-//! `unbounded`, `jitter` against the TTL).
+//! `unbounded`, `jitter` against the TTL). `depends` and `version` have no checks beyond their
+//! values' (`version` only matters with a remote tier, but is accepted without one).
 
 use crate::attr::CachedArgs;
 use crate::ctxt::{Ctxt, spanned};
@@ -65,6 +66,8 @@ pub(super) fn settings(cx: &mut Ctxt, args: &CachedArgs) -> Settings {
         .as_ref()
         .and_then(|a| a.read(cx))
         .copied();
+    let depends = args.depends.as_ref().and_then(|a| a.read(cx)).copied();
+    let version = args.version.as_ref().and_then(|a| a.read(cx)).cloned();
     Settings {
         name,
         capacity,
@@ -75,5 +78,7 @@ pub(super) fn settings(cx: &mut Ctxt, args: &CachedArgs) -> Settings {
         jitter,
         stale,
         early_refresh,
+        depends,
+        version,
     }
 }
