@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::invalidate::frame;
-use crate::invalidate::stamps::Stamps;
+use crate::invalidate::stamps::{self, Remote, Stamps};
 
 /// A cached result: a value, or a negative result ("not found", an error) kept for
 /// `negative_ttl`. A negative result is never confused with a value.
@@ -62,32 +62,69 @@ pub(crate) struct Stored<V, N> {
     pub(crate) stamps: Option<Stamp>,
 }
 
-/// An entry's stamps: held by the store ([`Own`](Stamp::Own)), or, in the copy a lookup gets,
-/// already checked under the store's read lock ([`Fresh`](Stamp::Fresh) or
-/// [`Stale`](Stamp::Stale)), so that a hit copies no reference count. A copy made inside a load
-/// keeps them, to record what the load read.
+/// An entry's stamps: held by the store ([`Own`](Stamp::Own), or inline when they are a few
+/// local slots: [`Small`](Stamp::Small)), or, in the copy a lookup gets, already checked under
+/// the store's read lock ([`Fresh`](Stamp::Fresh) or [`Stale`](Stamp::Stale)), so that a hit
+/// copies no reference count and follows no pointer. A copy made inside a load keeps them, to
+/// record what the load read.
 pub(crate) enum Stamp {
     Own(Arc<Stamps>),
+    Small {
+        since: u64,
+        len: u8,
+        slots: [u16; SMALL],
+    },
     Fresh,
     Stale,
 }
 
+/// How many slots an entry keeps inline.
+const SMALL: usize = 3;
+
 impl Stamp {
+    /// The stamps of a load, inline when they fit.
+    pub(crate) fn of(st: Arc<Stamps>) -> Self {
+        if st.remote.is_empty() && st.slots.len() <= SMALL {
+            let mut slots = [0u16; SMALL];
+            slots[..st.slots.len()].copy_from_slice(&st.slots);
+            #[allow(clippy::cast_possible_truncation)]
+            let len = st.slots.len() as u8;
+            return Stamp::Small {
+                since: st.since,
+                len,
+                slots,
+            };
+        }
+        Stamp::Own(st)
+    }
+
     /// Whether an invalidation reached the entry.
     #[inline]
     pub(crate) fn is_stale(&self) -> bool {
         match self {
             Stamp::Own(st) => !st.fresh(),
+            Stamp::Small { since, len, slots } => {
+                stamps::moved_since(*since, &slots[..usize::from(*len)])
+            }
             Stamp::Fresh => false,
             Stamp::Stale => true,
         }
     }
 
-    /// The stamps themselves, in a copy that kept them.
-    pub(crate) fn stamps(&self) -> Option<&Arc<Stamps>> {
+    /// The local slots, in a copy that kept them.
+    pub(crate) fn slots(&self) -> &[u16] {
         match self {
-            Stamp::Own(st) => Some(st),
-            Stamp::Fresh | Stamp::Stale => None,
+            Stamp::Own(st) => &st.slots,
+            Stamp::Small { len, slots, .. } => &slots[..usize::from(*len)],
+            Stamp::Fresh | Stamp::Stale => &[],
+        }
+    }
+
+    /// The remote stamps, in a copy that kept them.
+    pub(crate) fn remote(&self) -> &[Remote] {
+        match self {
+            Stamp::Own(st) => &st.remote,
+            _ => &[],
         }
     }
 }
@@ -96,6 +133,11 @@ impl Clone for Stamp {
     #[inline]
     fn clone(&self) -> Self {
         match self {
+            Stamp::Small { since, len, slots } => Stamp::Small {
+                since: *since,
+                len: *len,
+                slots: *slots,
+            },
             Stamp::Own(st) if frame::active() => Stamp::Own(Arc::clone(st)),
             s if s.is_stale() => Stamp::Stale,
             _ => Stamp::Fresh,

@@ -52,10 +52,14 @@ fn main() {
         ours_lfu(k);
     }
     // `Cache::get` on entries without tags and with two tags each (issue 15).
-    let plain: cache_runtime::Cache<u64, u64> =
-        cache_runtime::Cache::builder().capacity(20_000).build().unwrap();
-    let tagged: cache_runtime::Cache<u64, u64> =
-        cache_runtime::Cache::builder().capacity(20_000).build().unwrap();
+    let plain: cache_runtime::Cache<u64, u64> = cache_runtime::Cache::builder()
+        .capacity(20_000)
+        .build()
+        .unwrap();
+    let tagged: cache_runtime::Cache<u64, u64> = cache_runtime::Cache::builder()
+        .capacity(20_000)
+        .build()
+        .unwrap();
     for &k in &keys {
         plain.get_or_insert_with(&k, || k);
         tagged.get_or_insert_with(&k, || {

@@ -103,8 +103,11 @@ where
             return None;
         }
         if recording {
-            let stamps = s.stamps.as_ref().and_then(Stamp::stamps);
-            frame::read(&self.core.scope, self.ident(key), stamps.map(|a| &**a));
+            let (slots, remote) = s
+                .stamps
+                .as_ref()
+                .map_or((&[][..], &[][..]), |st| (st.slots(), st.remote()));
+            frame::read(&self.core.scope, self.ident(key), (slots, remote));
         }
         Some(s)
     }

@@ -314,11 +314,11 @@ where
     {
         // Inside a load, the store's copy keeps the stamps.
         let stored = self.core.store.get(key);
-        let stamps = stored
+        let (slots, remote) = stored
             .as_ref()
             .and_then(|s| s.stamps.as_ref())
-            .and_then(Stamp::stamps);
-        frame::read(&self.core.scope, self.ident(key), stamps.map(|a| &**a));
+            .map_or((&[][..], &[][..]), |st| (st.slots(), st.remote()));
+        frame::read(&self.core.scope, self.ident(key), (slots, remote));
     }
 
     /// Counts a load starting, and tells when it started (for early refresh).
@@ -499,7 +499,7 @@ where
                     entry: c.entry.clone(),
                     expires_at: self.l1_deadline(c.now, c.deadline),
                     early: c.early,
-                    stamps: c.stamps.clone().map(Stamp::Own),
+                    stamps: c.stamps.clone().map(Stamp::of),
                 },
             )
         });
@@ -535,7 +535,7 @@ where
                     entry: e.clone(),
                     expires_at: self.l1_deadline(now, deadline),
                     early: 0,
-                    stamps: fleet::local_stamps(remote).map(Stamp::Own),
+                    stamps: fleet::local_stamps(remote).map(Stamp::of),
                 },
             )
         });

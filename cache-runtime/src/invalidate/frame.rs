@@ -83,7 +83,7 @@ impl Frame {
 
     /// Records a read of an entry of `from` (`ident`: its key's stable hash; `stamps`: what it
     /// depends on itself).
-    fn read(&mut self, from: &Scope, ident: u64, stamps: Option<&Stamps>) {
+    fn read(&mut self, from: &Scope, ident: u64, (slots, remote): (&[u16], &[Remote])) {
         let Some(scope) = self.scope.clone() else {
             return;
         };
@@ -92,20 +92,16 @@ impl Frame {
         }
         self.add_slot(from.dep_slot(ident));
         self.add_slot(from.clear_slot);
-        if let Some(st) = stamps {
-            for &s in &*st.slots {
-                self.add_slot(s);
-            }
+        for &s in slots {
+            self.add_slot(s);
         }
         // Only an entry that goes to a remote tier records what the fleet checks.
         if scope.global_tags.is_some() {
             if from.global_tags.is_some() {
                 self.add_remote(RemoteKind::Local, from.dep_key(ident));
             }
-            if let Some(st) = stamps {
-                for r in &*st.remote {
-                    self.add_remote(r.kind, r.key.clone());
-                }
+            for r in remote {
+                self.add_remote(r.kind, r.key.clone());
             }
         }
     }
@@ -182,7 +178,7 @@ pub(crate) fn tag(tag: &str) -> bool {
 
 /// Records, in the innermost open frame, a read of an entry of `from`.
 #[cold]
-pub(crate) fn read(from: &Scope, ident: u64, stamps: Option<&Stamps>) {
+pub(crate) fn read(from: &Scope, ident: u64, stamps: (&[u16], &[Remote])) {
     STACK.with_borrow_mut(|s| {
         if let Some(f) = s.last_mut() {
             f.read(from, ident, stamps);
@@ -207,9 +203,9 @@ mod tests {
             assert!(tag("a"));
             within(&mut inner, || {
                 assert!(tag("b"));
-                read(&other, 7, None);
+                read(&other, 7, (&[], &[]));
             });
-            read(&inner_s, 1, None);
+            read(&inner_s, 1, (&[], &[]));
         });
         assert!(!tag("outside"));
         assert!(!active());
@@ -229,7 +225,7 @@ mod tests {
         let mut f = Frame::new(&s, false);
         within(&mut f, || {
             tag("t");
-            read(&other, 1, None);
+            read(&other, 1, (&[], &[]));
         });
         let st = f.finish().unwrap();
         assert_eq!(&*st.slots, &[s.tag_slot("t")]);

@@ -52,6 +52,14 @@ pub(crate) fn slot_of(hash: u64) -> u16 {
     s
 }
 
+/// Whether one of `slots` was invalidated after epoch `since`.
+#[inline]
+pub(crate) fn moved_since(since: u64, slots: &[u16]) -> bool {
+    slots
+        .iter()
+        .any(|&s| SLOTS[usize::from(s)].load(Ordering::Acquire) > since)
+}
+
 /// What one entry was computed from, checked on every read of it: the epoch its load started
 /// at, and the slots of its tags and of the entries it read.
 #[derive(Debug, Default)]
@@ -66,9 +74,7 @@ impl Stamps {
     /// Whether no slot of the entry was invalidated since its load started.
     #[inline]
     pub(crate) fn fresh(&self) -> bool {
-        self.slots
-            .iter()
-            .all(|&s| SLOTS[usize::from(s)].load(Ordering::Acquire) <= self.since)
+        !moved_since(self.since, &self.slots)
     }
 }
 
