@@ -45,6 +45,8 @@ pub const CACHE_BACKEND: &str = "catalog";
 pub const PRODUCT_CACHE: &str = "catalog.product";
 /// The registry name of [`stock`]'s cache.
 pub const STOCK_CACHE: &str = "catalog.stock";
+/// The name of the product page cache (built from the two others).
+pub const PAGE_CACHE: &str = "catalog.page";
 
 /// The largest stock quantity [`set_stock`] and [`adjust_stock`] accept.
 pub const MAX_QUANTITY: i64 = 1_000_000;
@@ -650,7 +652,8 @@ pub fn query_product_page(conn: &Connection, id: u64) -> Result<Option<ProductPa
 }
 
 /// One product, memoized ([`PRODUCT_CACHE`]): products change rarely, so an hour; unknown ids
-/// are cached too (as `None`).
+/// are cached too (as `None`). Tagged `catalog`: a catalogue rebuild ([`rebuild_prices`])
+/// drops every product at once, and through the dependency every [`page`] built from one.
 ///
 /// # Errors
 /// Database errors (not cached).
@@ -662,7 +665,8 @@ pub fn query_product_page(conn: &Connection, id: u64) -> Result<Option<ProductPa
     capacity = 5_000,
     policy = "lfu",
     ttl = "1h",
-    jitter = 0.1
+    jitter = 0.1,
+    tags = ["catalog"]
 )]
 pub fn product(conn: &Connection, id: u64) -> Result<Option<Product>, CatalogError> {
     query_product(conn, id)
@@ -687,16 +691,53 @@ pub fn stock(conn: &Connection, product_id: u64) -> Result<StockSummary, Catalog
     query_stock(conn, product_id)
 }
 
-/// A product page through the caches: [`product`], then [`stock`] if the product exists.
+/// A product page through the caches: [`page`], itself built from [`product`] and [`stock`].
 ///
 /// # Errors
 /// Database errors.
 pub fn product_page(conn: &Connection, id: u64) -> Result<Option<ProductPage>, CatalogError> {
+    page(conn, id)
+}
+
+/// A product page, memoized ([`PAGE_CACHE`]) and built from the memoized [`product`] and
+/// [`stock`] ("Russian doll" caching): the entry depends on the two it read, so a stock update
+/// ([`adjust_stock`] evicts the product's [`stock`]) or a catalogue rebuild (the `catalog` tag on
+/// [`product`]) drops it too, with no eviction code of its own.
+///
+/// # Errors
+/// Database errors (not cached).
+#[cached(
+    backend = "catalog",
+    name = "catalog.page",
+    key = id,
+    key_type = u64,
+    capacity = 5_000,
+    policy = "lfu",
+    ttl = "10m",
+    jitter = 0.1
+)]
+pub fn page(conn: &Connection, id: u64) -> Result<Option<ProductPage>, CatalogError> {
     let Some(product) = product(conn, id)? else {
         return Ok(None);
     };
     let stock = stock(conn, id)?;
     Ok(Some(ProductPage { product, stock }))
+}
+
+/// A catalogue rebuild: every product's price moves by `delta_cents` (one `UPDATE` of the whole
+/// table), then every entry tagged `catalog` is dropped, in every cache and, with a remote
+/// backend, in every process; the pages built from them go through their dependency. Returns
+/// how many products changed.
+///
+/// # Errors
+/// Database errors (nothing is invalidated then).
+#[cache_evict(tags = ["catalog"])]
+pub fn rebuild_prices(conn: &Connection, delta_cents: i64) -> Result<u64, CatalogError> {
+    WRITES.fetch_add(1, Ordering::Relaxed);
+    let n = conn
+        .prepare_cached("UPDATE products SET price_cents = price_cents + ?1")?
+        .execute([delta_cents])?;
+    Ok(n as u64)
 }
 
 /// Sets a product's stock in one store, and on success evicts that product's [`stock`] entry
@@ -798,13 +839,17 @@ pub fn install_backend(url: Option<&str>, prefix: &str) -> Result<(), ConfigErro
     config::configure().backend(CACHE_BACKEND, spec).install()
 }
 
-/// The statistics of the catalog's two caches: `(product, stock)`.
+/// The statistics of the catalog's three caches: `(product, stock, page)`.
 ///
 /// # Panics
 /// When [`CACHE_BACKEND`] is not configured (see [`install_backend`]).
 #[must_use]
-pub fn cache_stats() -> (CacheStats, CacheStats) {
-    (__cache_of_product().stats(), __cache_of_stock().stats())
+pub fn cache_stats() -> (CacheStats, CacheStats, CacheStats) {
+    (
+        __cache_of_product().stats(),
+        __cache_of_stock().stats(),
+        __cache_of_page().stats(),
+    )
 }
 
 #[cfg(test)]

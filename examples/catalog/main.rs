@@ -6,6 +6,7 @@
 //! cargo run --release --example catalog -- --backend redis://127.0.0.1/
 //! cargo run --release --example catalog -- --backend memcached://127.0.0.1:11211
 //! cargo run --release --example catalog -- --requests 50000 --rebuild
+//! cargo run --release --example catalog -- --rebuild-every 5000  # catalogue rebuilds too
 //! ```
 //!
 //! What it does:
@@ -21,10 +22,15 @@
 //!    joined with the stores, grouped by region (available units, reserved units, stores with
 //!    stock, stores running low).
 //! 3. Replays the stream twice: uncached (`catalog::query_*`), then through the memoized
-//!    `catalog::product` and `catalog::stock` (`#[cached(backend = "catalog", ...)]`, cache-aside).
-//!    Updates go through `catalog::adjust_stock`, a `#[cache_evict(stock, key = product_id)]`
-//!    function, in both runs; after each run its updates are undone (newest first, through the
-//!    same function, with the opposite delta) so both runs see the same data.
+//!    `catalog::page`, built from the memoized `catalog::product` and `catalog::stock`
+//!    (`#[cached(backend = "catalog", ...)]`, cache-aside, "Russian doll": a page depends on the
+//!    two entries it read). Updates go through `catalog::adjust_stock`, a
+//!    `#[cache_evict(stock, key = product_id)]` function, in both runs: it drops the product's
+//!    stock entry, and through the dependency its page. With `--rebuild-every N`, every N
+//!    requests a catalogue rebuild (`catalog::rebuild_prices`: every price moves by a cent, then
+//!    `#[cache_evict(tags = ["catalog"])]`) drops every product (tagged `catalog`) and, through
+//!    them, every page. After each run its updates and rebuilds are undone (newest first,
+//!    through the same functions, with the opposite delta) so both runs see the same data.
 //! 4. Prints the table below and checks that every cached answer equals the uncached answer of
 //!    the same request; it exits with status 1 (and the first differing request) if one differs.
 //!
@@ -87,7 +93,7 @@ use cache_suite::catalog::{self, Size, StockSummary};
 use workload::{Answer, Counters, Request, RunResult};
 
 const USAGE: &str = "\
-usage: catalog [--requests N] [--backend URL] [--rebuild] [--db PATH] [--seed N]
+usage: catalog [--requests N] [--rebuild-every N] [--backend URL] [--rebuild] [--db PATH] [--seed N]
        catalog --backend URL --watch PRODUCT [--seconds S]
        catalog --backend URL --set-stock PRODUCT STORE QUANTITY
 where URL is redis://HOST/ or memcached://HOST:PORT (several memcached servers: comma-separated)";
@@ -108,6 +114,7 @@ enum Mode {
 
 struct Options {
     requests: usize,
+    rebuild_every: Option<usize>,
     backend: Option<String>,
     rebuild: bool,
     db: Option<PathBuf>,
@@ -126,6 +133,7 @@ fn parse_args() -> Result<Options, String> {
     }
     let mut o = Options {
         requests: 50_000,
+        rebuild_every: None,
         backend: None,
         rebuild: false,
         db: None,
@@ -137,6 +145,7 @@ fn parse_args() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--requests" => o.requests = value(&mut args, "--requests")?,
+            "--rebuild-every" => o.rebuild_every = Some(value(&mut args, "--rebuild-every")?),
             "--backend" => o.backend = Some(value(&mut args, "--backend")?),
             "--rebuild" => o.rebuild = true,
             "--db" => o.db = Some(value(&mut args, "--db")?),
@@ -273,11 +282,13 @@ fn run(o: &Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
         ),
         None => "memory".to_string(),
     };
-    println!("caches:  catalog.product, catalog.stock on backend `catalog` = {backend}");
+    println!(
+        "caches:  catalog.page (built from) catalog.product, catalog.stock on backend `catalog` = {backend}"
+    );
     println!();
 
-    let uncached = workload::run(&conn, &requests, false)?;
-    let cached = workload::run(&conn, &requests, true)?;
+    let uncached = workload::run(&conn, &requests, false, o.rebuild_every)?;
+    let cached = workload::run(&conn, &requests, true, o.rebuild_every)?;
 
     println!(
         "{:<10} {:>12} {:>10} {:>10} {:>12} {:>10}",
@@ -317,11 +328,14 @@ fn run(o: &Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
     viewed.dedup();
     println!(
         "cached     cache lookups: {} = {} hits + {} misses \
-         ({} loaded from the database, {} from the remote tier)",
+         ({} loaded: {} from the database, {} pages from the two other caches; \
+         {} from the remote tier)",
         thousands(c.hits + c.misses),
         thousands(c.hits),
         thousands(c.misses),
         thousands(c.loads),
+        thousands(c.loads - c.page_loads),
+        thousands(c.page_loads),
         thousands(c.remote_hits)
     );
     #[allow(clippy::cast_precision_loss)]
@@ -333,27 +347,42 @@ fn run(o: &Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
         best * 100.0
     );
     println!(
+        "invalidations: {} catalogue rebuilds (tag `catalog`: every product, and through them \
+         every page), {} stock updates (one product's stock, and through it its page); \
+         {} pages built",
+        cached.rebuilds,
+        thousands(cached.updates),
+        thousands(c.page_loads)
+    );
+    println!(
         "speed-up:  {:.1}x requests/s, p50 {:.1}x lower, {:.1}x fewer DB queries",
         cached.throughput() / uncached.throughput(),
         ratio(uncached.percentile(50), cached.percentile(50)),
         ratio_u64(uncached.queries.total(), cached.queries.total())
     );
-    Ok(check(&requests, &uncached, &cached))
+    Ok(check(&uncached, &cached))
 }
 
-/// Compares the runs' answers, index by index.
-fn check(requests: &[Request], uncached: &RunResult, cached: &RunResult) -> ExitCode {
-    let differing: Vec<usize> = (0..requests.len())
-        .filter(|&i| uncached.answers[i] != cached.answers[i])
+/// Compares the runs' answers (one per request, and one per catalogue rebuild), index by index.
+fn check(uncached: &RunResult, cached: &RunResult) -> ExitCode {
+    let n = uncached.answers.len();
+    let differing: Vec<usize> = (0..n)
+        .filter(|&i| cached.answers.get(i) != Some(&uncached.answers[i]))
         .collect();
-    if differing.is_empty() {
+    if differing.is_empty() && cached.answers.len() == n {
         println!(
             "check:     all {} cached answers equal the uncached answers",
-            thousands(requests.len() as u64)
+            thousands(n as u64)
         );
         return ExitCode::SUCCESS;
     }
-    let i = differing[0];
+    let Some(&i) = differing.first() else {
+        eprintln!(
+            "check FAILED: the runs gave {n} and {} answers",
+            cached.answers.len()
+        );
+        return ExitCode::FAILURE;
+    };
     if uncached.external_writes || cached.external_writes {
         eprintln!(
             "check: {} answers differ, but another process wrote to the database during the runs \
@@ -365,13 +394,15 @@ fn check(requests: &[Request], uncached: &RunResult, cached: &RunResult) -> Exit
         return ExitCode::from(2);
     }
     eprintln!(
-        "check FAILED: {} of {} cached answers differ from the uncached ones; the first, request \
-         #{i} ({:?}):\n  uncached: {}\n  cached:   {}",
+        "check FAILED: {} of {} cached answers differ from the uncached ones; the first, answer \
+         #{i}:\n  uncached: {}\n  cached:   {}",
         differing.len(),
-        requests.len(),
-        requests[i],
+        n,
         describe(&uncached.answers[i]),
-        describe(&cached.answers[i]),
+        cached
+            .answers
+            .get(i)
+            .map_or_else(|| "none".to_string(), describe),
     );
     ExitCode::FAILURE
 }
@@ -381,6 +412,7 @@ fn describe(a: &Answer) -> String {
         Answer::Page(None) => "no such product".into(),
         Answer::Page(Some(p)) => format!("{:?} / {}", p.product, summary(&p.stock)),
         Answer::Set(c) => format!("{c:?}"),
+        Answer::Rebuilt(n) => format!("a catalogue rebuild ({n} products repriced)"),
     }
 }
 

@@ -29,6 +29,8 @@ pub enum Answer {
     Page(Option<ProductPage>),
     /// A stock update.
     Set(StockChange),
+    /// A catalogue rebuild: how many products it repriced.
+    Rebuilt(u64),
 }
 
 /// Zipf's law over `n` ranks: rank `k` (1-based) has weight `1 / k^s`.
@@ -95,10 +97,14 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Statements that reached the database during the run (without the undo).
     pub queries: QueryCounts,
-    /// The change of the catalog caches' counters during the run, summed over both caches.
+    /// The change of the catalog caches' counters during the run, summed over the three caches.
     pub cache: Counters,
     /// Whether another connection committed changes to the database during the run.
     pub external_writes: bool,
+    /// Catalogue rebuilds (invalidations of the `catalog` tag) during the run.
+    pub rebuilds: u64,
+    /// Stock updates (evictions of one product's stock, and through it of its page).
+    pub updates: u64,
 }
 
 impl RunResult {
@@ -133,19 +139,23 @@ pub struct Counters {
     pub misses: u64,
     /// Misses answered by Redis (L2), without a query.
     pub remote_hits: u64,
-    /// Misses that ran the query.
+    /// Misses that ran the query (or, for pages, read the two other caches).
     pub loads: u64,
+    /// Of those, pages built (the first view of a product, or after an invalidation reached it
+    /// through its dependencies).
+    pub page_loads: u64,
 }
 
 impl Counters {
     /// Both caches' counters now.
     pub fn now() -> Self {
-        let (p, s) = catalog::cache_stats();
+        let (p, s, g) = catalog::cache_stats();
         Self {
-            hits: p.hits + s.hits,
-            misses: p.misses + s.misses,
-            remote_hits: p.remote_hits + s.remote_hits,
-            loads: p.loads + s.loads,
+            hits: p.hits + s.hits + g.hits,
+            misses: p.misses + s.misses + g.misses,
+            remote_hits: p.remote_hits + s.remote_hits + g.remote_hits,
+            loads: p.loads + s.loads + g.loads,
+            page_loads: g.loads,
         }
     }
 
@@ -156,6 +166,7 @@ impl Counters {
             misses: self.misses - earlier.misses,
             remote_hits: self.remote_hits - earlier.remote_hits,
             loads: self.loads - earlier.loads,
+            page_loads: self.page_loads - earlier.page_loads,
         }
     }
 
@@ -175,6 +186,7 @@ pub fn run(
     conn: &Connection,
     requests: &[Request],
     cached: bool,
+    rebuild_every: Option<usize>,
 ) -> Result<RunResult, CatalogError> {
     let version = data_version(conn)?;
     let queries = catalog::queries();
@@ -182,8 +194,22 @@ pub fn run(
     let mut answers = Vec::with_capacity(requests.len());
     let mut latencies = Vec::with_capacity(requests.len());
     let mut changes = Vec::new();
+    let mut rebuilds = 0i64;
     let start = Instant::now();
-    for &request in requests {
+    for (i, &request) in requests.iter().enumerate() {
+        // A catalogue rebuild every N requests (in both runs): every price moves by a cent, and
+        // the `catalog` tag drops every cached product and, through them, every page.
+        if let Some(n) = rebuild_every
+            && n > 0
+            && i > 0
+            && i % n == 0
+        {
+            let t = Instant::now();
+            let repriced = catalog::rebuild_prices(conn, 1)?;
+            rebuilds += 1;
+            latencies.push(t.elapsed());
+            answers.push(Answer::Rebuilt(repriced));
+        }
         let t = Instant::now();
         let answer = match request {
             Request::View(id) if cached => Answer::Page(catalog::product_page(conn, id)?),
@@ -208,9 +234,16 @@ pub fn run(
         let units = change.quantity - change.previous;
         catalog::adjust_stock(conn, change.product_id, change.store_id, -units)?;
     }
+    if rebuilds > 0 {
+        catalog::rebuild_prices(conn, -rebuilds)?;
+    }
+    // Our own rebuilds' undo is no external write: compare after it, as for deliveries.
     let external_writes = data_version(conn)? != version;
     latencies.sort_unstable();
+    let updates = changes.len() as u64;
     Ok(RunResult {
+        rebuilds: rebuilds.unsigned_abs(),
+        updates,
         answers,
         latencies,
         elapsed,
