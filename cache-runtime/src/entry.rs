@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::invalidate::frame;
-use crate::invalidate::stamps::{self, Remote, Stamps};
+use crate::invalidate::stamps::{Remote, Stamps};
 
 /// A cached result: a value, or a negative result ("not found", an error) kept for
 /// `negative_ttl`. A negative result is never confused with a value.
@@ -62,85 +62,41 @@ pub(crate) struct Stored<V, N> {
     pub(crate) stamps: Option<Stamp>,
 }
 
-/// An entry's stamps: held by the store ([`Own`](Stamp::Own), or inline when they are a few
-/// local slots: [`Small`](Stamp::Small)), or, in the copy a lookup gets, already checked under
-/// the store's read lock ([`Fresh`](Stamp::Fresh) or [`Stale`](Stamp::Stale)), so that a hit
-/// copies no reference count and follows no pointer. A copy made inside a load keeps them, to
-/// record what the load read.
-pub(crate) enum Stamp {
-    Own(Arc<Stamps>),
-    Small {
-        since: u64,
-        len: u8,
-        slots: [u16; SMALL],
-    },
-    Fresh,
-    Stale,
-}
-
-/// How many slots an entry keeps inline.
-const SMALL: usize = 3;
+/// An entry's stamps (what it was computed from). The store holds them; the copy a lookup gets
+/// has them only when it must look at them: when they show an invalidation, or inside a load
+/// (which records what it reads). Otherwise the copy has none: a hit of a fresh tagged entry
+/// copies no reference count, and a hit of any entry tests one pointer.
+pub(crate) struct Stamp(Arc<Stamps>);
 
 impl Stamp {
-    /// The stamps of a load, inline when they fit.
+    /// The stamps of a load.
     pub(crate) fn of(st: Arc<Stamps>) -> Self {
-        if st.remote.is_empty() && st.slots.len() <= SMALL {
-            let mut slots = [0u16; SMALL];
-            slots[..st.slots.len()].copy_from_slice(&st.slots);
-            #[allow(clippy::cast_possible_truncation)]
-            let len = st.slots.len() as u8;
-            return Stamp::Small {
-                since: st.since,
-                len,
-                slots,
-            };
-        }
-        Stamp::Own(st)
+        Stamp(st)
     }
 
     /// Whether an invalidation reached the entry.
     #[inline]
     pub(crate) fn is_stale(&self) -> bool {
-        match self {
-            Stamp::Own(st) => !st.fresh(),
-            Stamp::Small { since, len, slots } => {
-                stamps::moved_since(*since, &slots[..usize::from(*len)])
-            }
-            Stamp::Fresh => false,
-            Stamp::Stale => true,
-        }
+        !self.0.fresh()
     }
 
-    /// The local slots, in a copy that kept them.
+    /// The local slots.
     pub(crate) fn slots(&self) -> &[u16] {
-        match self {
-            Stamp::Own(st) => &st.slots,
-            Stamp::Small { len, slots, .. } => &slots[..usize::from(*len)],
-            Stamp::Fresh | Stamp::Stale => &[],
-        }
+        &self.0.slots
     }
 
-    /// The remote stamps, in a copy that kept them.
+    /// The remote stamps.
     pub(crate) fn remote(&self) -> &[Remote] {
-        match self {
-            Stamp::Own(st) => &st.remote,
-            _ => &[],
-        }
+        &self.0.remote
     }
-}
 
-impl Clone for Stamp {
+    /// What a copy of the entry carries (see [`Stamp`]).
     #[inline]
-    fn clone(&self) -> Self {
-        match self {
-            Stamp::Small { since, len, slots } => Stamp::Small {
-                since: *since,
-                len: *len,
-                slots: *slots,
-            },
-            Stamp::Own(st) if frame::active() => Stamp::Own(Arc::clone(st)),
-            s if s.is_stale() => Stamp::Stale,
-            _ => Stamp::Fresh,
+    fn for_copy(&self) -> Option<Stamp> {
+        if frame::active() || self.is_stale() {
+            Some(Stamp(Arc::clone(&self.0)))
+        } else {
+            None
         }
     }
 }
@@ -152,7 +108,7 @@ impl<V: Clone, N: Clone> Clone for Stored<V, N> {
             entry: self.entry.clone(),
             expires_at: self.expires_at,
             early: self.early,
-            stamps: self.stamps.clone(),
+            stamps: self.stamps.as_ref().and_then(Stamp::for_copy),
         }
     }
 }

@@ -51,16 +51,14 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let Some(mut s) = self.core.store.get(key) else {
+        let Some(s) = self.core.store.get(key) else {
             return Found::Miss;
         };
-        // A read inside a load (which records it), or an entry whose tags or dependencies were
-        // invalidated (checked when the store copied it): out of line.
-        if frame::active() || s.stamps.as_ref().is_some_and(Stamp::is_stale) {
-            s = match self.find_stamped(key, s) {
-                Some(s) => s,
-                None => return Found::Miss,
-            };
+        // An entry whose tags or dependencies were invalidated (checked when the store copied
+        // it: a fresh one's copy has no stamps), or a read inside a load (which records it):
+        // out of line.
+        if (s.stamps.is_some() || frame::active()) && !self.stamped_fresh(key, &s) {
+            return Found::Miss;
         }
         // One clock check on a hit: the deadline, moved earlier by the early-refresh window
         // (0 unless `early_refresh` is set).
@@ -76,40 +74,32 @@ where
         Found::Fresh(s.entry)
     }
 
-    /// The entry of `key` if none of its tags or dependencies was invalidated (else it is
-    /// removed); inside a load, the read is recorded: then the key is looked up again, after
-    /// marking the cache as read by a load, so that a write this read does not see bumps what
-    /// the load records (the write stores, then checks the mark).
+    /// Whether `s`, the entry of `key`, is still fresh by its stamps (else it is removed);
+    /// inside a load, the read is recorded. (Every explicit write bumps the written entry's
+    /// dependency slot, so a write this read did not see is not lost to the load.)
     #[cold]
     #[inline(never)]
-    fn find_stamped<Q>(&self, key: &Q, found: Stored<V, N>) -> Option<Stored<V, N>>
+    fn stamped_fresh<Q>(&self, key: &Q, s: &Stored<V, N>) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let recording = frame::active();
-        let s = if recording {
-            self.core.scope.note_read();
-            self.core.store.get(key)?
-        } else {
-            found
-        };
         if s.stamps.as_ref().is_some_and(Stamp::is_stale) {
             drop(
                 self.core
                     .store
                     .remove_if(key, |s| s.stamps.as_ref().is_some_and(Stamp::is_stale)),
             );
-            return None;
+            return false;
         }
-        if recording {
+        if frame::active() {
             let (slots, remote) = s
                 .stamps
                 .as_ref()
                 .map_or((&[][..], &[][..]), |st| (st.slots(), st.remote()));
             frame::read(&self.core.scope, self.ident(key), (slots, remote));
         }
-        Some(s)
+        true
     }
 
     /// The stable hash of `key` that names its entry for dependencies (the same in every

@@ -118,7 +118,6 @@ where
         if !frame::active() {
             return self.single_flight::<I, Q, E, F>(key, share, load).await;
         }
-        self.core.scope.note_read();
         let out = self.single_flight::<I, Q, E, F>(key, share, load).await;
         self.record_stored(key);
         out

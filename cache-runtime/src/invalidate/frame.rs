@@ -111,11 +111,11 @@ impl Frame {
         if self.slots.is_empty() && self.remote.is_empty() {
             return None;
         }
-        Some(Arc::new(Stamps {
-            since: self.since,
-            slots: self.slots.into(),
-            remote: self.remote.into(),
-        }))
+        Some(Arc::new(Stamps::new(
+            self.since,
+            self.slots.into(),
+            self.remote.into(),
+        )))
     }
 }
 

@@ -19,7 +19,6 @@ pub(crate) mod stamps;
 #[cfg(feature = "serde")]
 pub(crate) mod version;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::tier::Backend;
@@ -34,8 +33,6 @@ pub(crate) struct Scope {
     /// With a remote tier: the prefix of fleet-wide tag keys (`<prefix>:tag:`), and its backend.
     pub(crate) global_tags: Option<String>,
     pub(crate) backend: Option<Arc<dyn Backend>>,
-    /// Whether a load has ever read this cache: only then do its writes bump dependency slots.
-    pub(crate) tracked: AtomicBool,
 }
 
 impl Scope {
@@ -56,7 +53,6 @@ impl Scope {
             clear_slot,
             global_tags,
             backend,
-            tracked: AtomicBool::new(false),
         }
     }
 
@@ -76,23 +72,13 @@ impl Scope {
         format!("{}dep:{ident:016x}", self.name)
     }
 
-    /// A read of one of this cache's entries by a load is about to happen: from now on its
-    /// writes are tracked. Called before the read, so that a write the read does not see
-    /// (stored after it) sees the flag and bumps (the write stores, then checks the flag).
-    #[inline]
-    pub(crate) fn note_read(&self) {
-        if !self.tracked.load(Ordering::Relaxed) {
-            self.tracked.store(true, Ordering::SeqCst);
-        }
-    }
-
     /// An explicit write of the entry `ident` (remove, insert, an invalidation from another
-    /// process): the entries that read it are stale.
+    /// process): the entries that read it are stale. Every explicit write bumps (two atomic
+    /// operations; the miss path's own stores do not), so that a read and a write that race
+    /// never lose the write.
     #[inline]
     pub(crate) fn wrote(&self, ident: u64) {
-        if self.tracked.load(Ordering::SeqCst) {
-            stamps::bump(self.dep_slot(ident));
-        }
+        stamps::bump(self.dep_slot(ident));
     }
 
     /// A clear of the whole cache.

@@ -157,9 +157,9 @@ pub(crate) fn local_stamps(remote: Vec<Remote>) -> Option<Arc<Stamps>> {
         .filter(|r| r.kind == RemoteKind::Local)
         .map(|r| slot_of(name_hash(&[r.key.as_bytes()])))
         .collect();
-    Some(Arc::new(Stamps {
-        since: stamps::epoch(),
-        slots: slots.into(),
-        remote: remote.into(),
-    }))
+    Some(Arc::new(Stamps::new(
+        stamps::epoch(),
+        slots.into(),
+        remote.into(),
+    )))
 }

@@ -65,16 +65,38 @@ pub(crate) fn moved_since(since: u64, slots: &[u16]) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Stamps {
     pub(crate) since: u64,
+    /// The first few slots, inline: a read of an entry with few tags follows one pointer.
+    head: [u16; HEAD],
     pub(crate) slots: Box<[u16]>,
     /// With a remote tier: what the entry's L2 copy is checked against (see [`Remote`]).
     pub(crate) remote: Box<[Remote]>,
 }
 
+/// How many slots [`Stamps`] keeps inline.
+const HEAD: usize = 4;
+
 impl Stamps {
+    pub(crate) fn new(since: u64, slots: Box<[u16]>, remote: Box<[Remote]>) -> Self {
+        let mut head = [0u16; HEAD];
+        let n = slots.len().min(HEAD);
+        head[..n].copy_from_slice(&slots[..n]);
+        Stamps {
+            since,
+            head,
+            slots,
+            remote,
+        }
+    }
+
     /// Whether no slot of the entry was invalidated since its load started.
     #[inline]
     pub(crate) fn fresh(&self) -> bool {
-        !moved_since(self.since, &self.slots)
+        let n = self.slots.len();
+        if n <= HEAD {
+            !moved_since(self.since, &self.head[..n])
+        } else {
+            !moved_since(self.since, &self.slots)
+        }
     }
 }
 
@@ -106,19 +128,11 @@ mod tests {
     #[test]
     fn a_bumped_slot_stales_older_entries_only() {
         let slot = slot_of(name_hash(&[b"stamps-test", b"tag:a"]));
-        let older = Stamps {
-            since: epoch(),
-            slots: vec![slot].into(),
-            remote: Box::default(),
-        };
+        let older = Stamps::new(epoch(), vec![slot].into(), Box::default());
         assert!(older.fresh());
         bump(slot);
         assert!(!older.fresh());
-        let newer = Stamps {
-            since: epoch(),
-            slots: vec![slot].into(),
-            remote: Box::default(),
-        };
+        let newer = Stamps::new(epoch(), vec![slot].into(), Box::default());
         assert!(newer.fresh());
     }
 
