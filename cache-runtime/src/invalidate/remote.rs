@@ -2,6 +2,7 @@
 //! of a stamped L2 entry, and tag invalidations told on the backend's invalidation channel.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use super::scopes;
 use super::stamps::{self, Remote, RemoteKind, Stamps, name_hash, slot_of};
@@ -11,8 +12,12 @@ use crate::tier::{Backend, InvalidationHandler};
 /// The channel namespace of tag invalidations (no cache's namespace starts with a NUL).
 const TAGS: &str = "\0cache-runtime:tags";
 
-/// A new generation token: random, never 0 (an absent key's).
-fn token() -> u64 {
+/// How long a generation key lives once created: past it, the entries stamped with it read as
+/// stale (one reload), never as fresh.
+const GENERATION_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// A new generation token: random text (the backend's lease primitive stores text).
+fn new_token() -> String {
     use std::hash::{BuildHasher, RandomState};
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -20,25 +25,21 @@ fn token() -> u64 {
         N.fetch_add(1, Ordering::Relaxed),
         std::time::SystemTime::now(),
     ));
-    t.max(1)
+    format!("{t:016x}")
 }
 
-/// The token a generation key's bytes hold (absent: 0).
+/// The token a generation key holds: a hash of its bytes, never 0; an absent key's is 0, which
+/// no stamp records.
 fn token_of(bytes: Option<&[u8]>) -> u64 {
-    match bytes {
-        None => 0,
-        Some(b) => match <[u8; 8]>::try_from(b) {
-            Ok(t) => u64::from_le_bytes(t),
-            // Not written by us: a token all the same, which our next bump replaces.
-            Err(_) => name_hash(&[b]).max(1),
-        },
-    }
+    bytes.map_or(0, |b| name_hash(&[b]).max(1))
 }
 
-/// Moves the generation key `key` on (best effort: a fault leaves L2 copies to their TTL, and
-/// the L1 copies are dropped by the broadcast).
+/// Invalidates what the generation key `key` stamps: deletes it (best effort: a fault leaves
+/// the L2 copies to their TTL, and the L1 copies are dropped by the broadcast). A generation key
+/// exists only while an entry depends on it (created when such an entry is stored), so an
+/// invalidation of an entry nothing depends on leaves nothing behind.
 pub(crate) fn bump_key(backend: &dyn Backend, key: &str) {
-    let _ = backend.set(key, &token().to_le_bytes(), None);
+    let _ = backend.delete(key);
 }
 
 /// Invalidates `tag` in every cache of the prefix whose tag keys start with `global`.
@@ -111,7 +112,7 @@ pub(crate) fn listen(backend: &Arc<dyn Backend>) {
 }
 
 /// The generation tokens `remote`'s keys hold now (`None`: the backend did not answer).
-pub(crate) async fn tokens<I: Io>(backend: &dyn Backend, remote: &[Remote]) -> Option<Vec<u64>> {
+async fn tokens<I: Io>(backend: &dyn Backend, remote: &[Remote]) -> Option<Vec<u64>> {
     let mut out = Vec::with_capacity(remote.len());
     for r in remote {
         let bytes = I::get(backend, &r.key).await.ok()?;
@@ -121,21 +122,28 @@ pub(crate) async fn tokens<I: Io>(backend: &dyn Backend, remote: &[Remote]) -> O
 }
 
 /// `stamps`' remote stamps with the tokens their keys hold now, for an L2 write (`None`: the
-/// backend did not answer; the entry is then not written).
+/// backend did not answer; the entry is then not written). A key that does not exist yet is
+/// created (two processes creating it at once: the entry of the one overwritten reloads once).
 pub(crate) async fn resolve<I: Io>(backend: &dyn Backend, stamps: &Stamps) -> Option<Vec<Remote>> {
-    let now = tokens::<I>(backend, &stamps.remote).await?;
-    Some(
-        stamps
-            .remote
-            .iter()
-            .zip(now)
-            .map(|(r, token)| Remote {
-                kind: r.kind,
-                key: r.key.clone(),
-                token,
-            })
-            .collect(),
-    )
+    let mut out = Vec::with_capacity(stamps.remote.len());
+    for r in &*stamps.remote {
+        let bytes = match I::get(backend, &r.key).await.ok()? {
+            Some(b) => b,
+            None => {
+                let fresh = new_token().into_bytes();
+                I::set(backend, &r.key, &fresh, Some(GENERATION_TTL))
+                    .await
+                    .ok()?;
+                fresh
+            }
+        };
+        out.push(Remote {
+            kind: r.kind,
+            key: r.key.clone(),
+            token: token_of(Some(&bytes)),
+        });
+    }
+    Some(out)
 }
 
 /// Whether no generation key of an L2 entry's stamps moved since it was stored.
