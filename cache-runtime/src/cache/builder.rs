@@ -509,7 +509,7 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     /// and the new code reads none of the old entries. No effect without a remote tier.
     ///
     /// ```
-    /// use cache_runtime::{Cache, MemoryBackend};
+    /// use cache_runtime::{Cache, tier::MemoryBackend};
     /// use std::sync::Arc;
     ///
     /// let backend = Arc::new(MemoryBackend::new());

@@ -174,7 +174,7 @@ pub struct Configure {
 /// the namespace too.
 ///
 /// ```
-/// use cache_runtime::{Cache, MemoryBackend, config};
+/// use cache_runtime::{Cache, config, tier::MemoryBackend};
 /// use std::sync::Arc;
 ///
 /// let backend = Arc::new(MemoryBackend::new());
