@@ -32,12 +32,26 @@ fn prometheus_text_reports_every_counter_per_cache() {
             "missing `{line}` in:\n{text}"
         );
     }
-    // Every sample line is `name{cache="..."} <integer>`.
+    // Every sample line is `name{cache="..."} <integer>`, but a histogram's sum in seconds.
     for l in text.lines().filter(|l| !l.starts_with('#')) {
-        let (_, v) = l.rsplit_once(' ').unwrap();
-        v.parse::<u64>()
-            .unwrap_or_else(|_| panic!("bad sample `{l}`"));
+        let (name, v) = l.rsplit_once(' ').unwrap();
+        if name.starts_with("cache_load_duration_seconds_sum{") {
+            v.parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad sample `{l}`"));
+        } else {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("bad sample `{l}`"));
+        }
     }
+    // The two loads, in the load-time histogram.
+    assert!(
+        text.lines()
+            .any(|l| l == r#"cache_load_duration_seconds_count{cache="obs.users"} 2"#)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == r#"cache_load_duration_seconds_bucket{cache="obs.users",le="+Inf"} 2"#)
+    );
 }
 
 #[cached(name = "obs.metrics", capacity = 100)]
@@ -71,4 +85,26 @@ fn metrics_facade_gets_counters_and_gauges() {
     assert_eq!(value("cache_hits_total"), "Counter(1)");
     assert_eq!(value("cache_misses_total"), "Counter(2)");
     assert_eq!(value("cache_entries"), "Gauge(2.0)");
+    // Each of the two loads, observed by the histogram when it ended (the hit, not at all).
+    let loads = snap
+        .iter()
+        .find(|(k, _, _, _)| {
+            k.key().name() == "cache_load_duration_seconds"
+                && k.key()
+                    .labels()
+                    .any(|l| l.key() == "cache" && l.value() == "obs.metrics")
+        })
+        .map(|(_, unit, _, v)| (*unit, v))
+        .expect("no load histogram for obs.metrics");
+    assert_eq!(loads.0, Some(metrics::Unit::Seconds));
+    match loads.1 {
+        metrics_util::debugging::DebugValue::Histogram(v) => {
+            assert_eq!(v.len(), 2);
+            assert!(
+                v.iter()
+                    .all(|s| s.into_inner() >= 0.0 && s.into_inner() < 1.0)
+            );
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
 }

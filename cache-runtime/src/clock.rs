@@ -130,6 +130,15 @@ impl Clock {
     }
 
     /// Whether `deadline` has passed: the check of a cache hit (see the module docs).
+    /// The time now to the clock's full precision (not the coarse tick), for timing loads: the
+    /// manual clock's time, or the monotonic clock.
+    pub(crate) fn precise_nanos(&self) -> u64 {
+        match &self.manual {
+            None => precise_nanos(),
+            Some(n) => n.load(Ordering::Acquire),
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn is_past(&self, deadline: u64) -> bool {
         match &self.manual {
@@ -245,6 +254,15 @@ fn coarse_nanos() -> u64 {
     #[allow(clippy::cast_sign_loss)]
     let (secs, nanos) = (ts.tv_sec as u64, ts.tv_nsec as u64);
     secs.wrapping_mul(1_000_000_000).wrapping_add(nanos)
+}
+
+/// The monotonic clock to the nanosecond (for timing loads, not on the hit path).
+fn precise_nanos() -> u64 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

@@ -4,6 +4,9 @@
 //!
 //! The hit path never touches the facade: [`record`] reads the striped counters and publishes
 //! absolute values, so call it where your exporter scrapes, or let [`spawn`] do it periodically.
+//! Load times are the exception, as a histogram can only be fed observations: each load (a
+//! miss's or a refresh's, never a hit) records its duration in seconds in the histogram
+//! `cache_load_duration_seconds{cache = <name>}` when it ends.
 //!
 //! ```
 //! use cache_runtime::{Cache, export};
@@ -40,6 +43,11 @@ pub fn describe() {
             metrics::describe_counter!(*name, *help);
         }
     }
+    metrics::describe_histogram!(
+        crate::latency::LOAD_DURATION,
+        metrics::Unit::Seconds,
+        crate::latency::LOAD_DURATION_HELP
+    );
     metrics::describe_counter!(
         "cache_remote_faults_total",
         "Remote tier operations that faulted (the call went on without the tier), by kind."

@@ -92,6 +92,7 @@ mod error;
 pub mod export;
 mod flight;
 pub mod invalidate;
+mod latency;
 pub mod refresh;
 pub mod registry;
 mod stats;
@@ -320,6 +321,7 @@ pub use cache_macros::cache_put;
 pub use cache_macros::cached;
 pub use entry::Entry;
 pub use invalidate::{invalidate_tag, tag};
+pub use latency::LoadTimes;
 pub use tier::Faults;
 #[cfg(any(feature = "redis", feature = "memcached"))]
 pub use tier::breaker::{BREAKER_COOLDOWN, BREAKER_THRESHOLD};

@@ -472,16 +472,33 @@ fn label(value: &str) -> String {
 /// endpoint. No dependency needed; with the `metrics` feature, `cache_runtime::export` feeds the
 /// `metrics` facade instead.
 ///
-/// ```
-/// use cache_runtime::{Cache, registry};
+/// Load times are a Prometheus histogram, `cache_load_duration_seconds`: cumulative
+/// `_bucket{le="..."}` series (100 µs to 100 s by 1 / 2.5 / 5, then `+Inf`), `_sum` in seconds
+/// and `_count` (see [`LoadTimes`](crate::LoadTimes)).
 ///
-/// let users: Cache<u64, String> = Cache::builder().name("doc.prom").build().unwrap();
+/// ```
+/// use cache_runtime::{Cache, Clock, ManualClock, registry};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let users: Cache<u64, String> =
+///     Cache::builder().name("doc.prom").clock(Clock::manual(&clock)).build().unwrap();
 /// users.insert(1, "ada".to_string());
 /// users.get(&1);
+/// users.get_or_insert_with(&2, || {
+///     clock.advance(Duration::from_millis(20)); // a 20 ms query
+///     "grace".to_string()
+/// });
 /// let text = registry::prometheus_text();
 /// assert!(text.contains("# TYPE cache_hits_total counter"));
 /// assert!(text.contains(r#"cache_hits_total{cache="doc.prom"} 1"#));
-/// assert!(text.contains(r#"cache_entries{cache="doc.prom"} 1"#));
+/// assert!(text.contains(r#"cache_entries{cache="doc.prom"} 2"#));
+/// assert!(text.contains("# TYPE cache_load_duration_seconds histogram"));
+/// assert!(text.contains(r#"cache_load_duration_seconds_bucket{cache="doc.prom",le="0.01"} 0"#));
+/// assert!(text.contains(r#"cache_load_duration_seconds_bucket{cache="doc.prom",le="0.025"} 1"#));
+/// assert!(text.contains(r#"cache_load_duration_seconds_bucket{cache="doc.prom",le="+Inf"} 1"#));
+/// assert!(text.contains(r#"cache_load_duration_seconds_sum{cache="doc.prom"} 0.02"#));
+/// assert!(text.contains(r#"cache_load_duration_seconds_count{cache="doc.prom"} 1"#));
 /// ```
 #[must_use]
 pub fn prometheus_text() -> String {
@@ -495,6 +512,7 @@ pub fn prometheus_text() -> String {
             let _ = writeln!(out, "{metric}{{cache=\"{}\"}} {}", label(name), get(stats));
         }
     }
+    load_histograms(&mut out, &by_name);
     let remote = remote_by_name();
     if !remote.is_empty() {
         let _ = writeln!(
@@ -533,6 +551,36 @@ pub fn prometheus_text() -> String {
         }
     }
     out
+}
+
+/// The load-time histogram of each cache name, as Prometheus histograms: cumulative
+/// `_bucket{le}` series ending at `+Inf`, `_sum` in seconds, `_count`.
+fn load_histograms(out: &mut String, by_name: &[(String, CacheStats)]) {
+    use crate::latency::{LOAD_DURATION, LOAD_DURATION_HELP};
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {LOAD_DURATION} {LOAD_DURATION_HELP}");
+    let _ = writeln!(out, "# TYPE {LOAD_DURATION} histogram");
+    for (name, stats) in by_name {
+        let name = label(name);
+        let t = &stats.load_time;
+        for (le, n) in t.prometheus_buckets() {
+            let le = le.map_or_else(|| "+Inf".to_owned(), |s| s.to_string());
+            let _ = writeln!(
+                out,
+                "{LOAD_DURATION}_bucket{{cache=\"{name}\",le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{LOAD_DURATION}_sum{{cache=\"{name}\"}} {}",
+            t.total().as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "{LOAD_DURATION}_count{{cache=\"{name}\"}} {}",
+            t.count()
+        );
+    }
 }
 
 /// A cache name's remote backends, as Prometheus reports them.
@@ -598,6 +646,7 @@ fn sum(a: &CacheStats, b: &CacheStats) -> CacheStats {
         misses: a.misses + b.misses,
         loads: a.loads + b.loads,
         load_errors: a.load_errors + b.load_errors,
+        load_time: a.load_time.plus(&b.load_time),
         joined: a.joined + b.joined,
         evictions: a.evictions + b.evictions,
         expirations: a.expirations + b.expirations,

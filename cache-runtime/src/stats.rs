@@ -7,6 +7,9 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use crate::clock::Clock;
+use crate::latency::{Latency, LoadTimes};
+
 #[derive(Clone, Copy)]
 #[repr(usize)]
 pub(crate) enum Counter {
@@ -45,6 +48,8 @@ pub(crate) struct Stats {
     stripes: Box<[Stripe]>,
     /// Counts at the last reset, subtracted from the sums (a reset never races with writers).
     baseline: Mutex<[u64; COUNTERS]>,
+    /// How long loads took: written at the end of a load, never on a hit.
+    latency: Latency,
 }
 
 /// This thread's slot, released for reuse when the thread exits.
@@ -113,6 +118,7 @@ impl Stats {
         Self {
             stripes: (0..=OWNED_STRIPES).map(|_| Stripe::default()).collect(),
             baseline: Mutex::new([0; COUNTERS]),
+            latency: Latency::new(),
         }
     }
 
@@ -152,6 +158,20 @@ impl Stats {
     pub(crate) fn reset(&self) {
         let sums = self.sums();
         *self.baseline.lock().unwrap_or_else(PoisonError::into_inner) = sums;
+        self.latency.reset();
+    }
+
+    /// Counts a load starting, and times it until [`LoadTimer::finish`] (or its drop: a panic,
+    /// a cancelled future, which also counts a load error).
+    pub(crate) fn start_load<'a>(&'a self, clock: &'a Clock, cache: &'a str) -> LoadTimer<'a> {
+        self.incr(Counter::Load);
+        LoadTimer {
+            stats: self,
+            clock,
+            cache,
+            started: clock.precise_nanos(),
+            finished: false,
+        }
     }
 
     pub(crate) fn snapshot(&self, entries: usize) -> CacheStats {
@@ -175,6 +195,7 @@ impl Stats {
             pending_remote_writes: 0,
             l1_only: false,
             entries: entries as u64,
+            load_time: self.latency.snapshot(),
         }
     }
 }
@@ -208,6 +229,9 @@ pub struct CacheStats {
     pub loads: u64,
     /// Loader runs that returned an error or a negative result (or panicked, or were cancelled).
     pub load_errors: u64,
+    /// How long loader runs took: their number, total and mean time (Caffeine's
+    /// `averageLoadPenalty`), and quantiles (p50, p90, p99). Refreshes count as loads.
+    pub load_time: LoadTimes,
     /// Calls that waited for another caller's in-flight load of the same key and took its result
     /// instead of loading again (deduplicated calls).
     pub joined: u64,
@@ -265,6 +289,42 @@ impl CacheStats {
             #[allow(clippy::cast_precision_loss)]
             let r = found as f64 / total as f64;
             r
+        }
+    }
+}
+
+/// A load being timed (see [`Stats::start_load`]).
+pub(crate) struct LoadTimer<'a> {
+    stats: &'a Stats,
+    clock: &'a Clock,
+    /// The cache's name, for the `metrics` facade.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    cache: &'a str,
+    started: u64,
+    finished: bool,
+}
+
+impl LoadTimer<'_> {
+    /// The loader returned (its outcome is counted by whoever judges it).
+    pub(crate) fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for LoadTimer<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The loader panicked, or its future was dropped.
+            self.stats.incr(Counter::LoadError);
+        }
+        let took = self.clock.precise_nanos().saturating_sub(self.started);
+        self.stats.latency.record(took);
+        #[cfg(feature = "metrics")]
+        {
+            #[allow(clippy::cast_precision_loss)]
+            let secs = took as f64 / 1e9;
+            metrics::histogram!(crate::latency::LOAD_DURATION, "cache" => self.cache.to_owned())
+                .record(secs);
         }
     }
 }

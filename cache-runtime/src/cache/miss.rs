@@ -15,7 +15,7 @@ use crate::flight::{Failure, Flights, Join, Lead, Leader, Waited};
 use crate::invalidate::frame::{self, Frame, Within};
 use crate::invalidate::remote as fleet;
 use crate::invalidate::stamps::{Remote as RemoteStamp, Stamps};
-use crate::stats::Counter;
+use crate::stats::{Counter, LoadTimer};
 use crate::tier::{self, Leased, RemoteKey, Tier};
 use crate::ttl::NEVER;
 
@@ -150,7 +150,7 @@ where
                             self.lead_remote::<I, E, F>(leader, hash, key.to_owned(), share, load);
                         return Box::pin(remote).await;
                     }
-                    let started = self.start_load();
+                    let (started, timer) = self.start_load();
                     let mut frame = self.frame();
                     let fut = frame::within(&mut frame, || leader.call(load));
                     let fut = Within {
@@ -158,6 +158,7 @@ where
                         frame: &mut frame,
                     };
                     let out = leader.watch(pin!(fut)).await;
+                    timer.finish();
                     let stamps = frame.finish();
                     return match self.settle(leader, hash, out, (started, stamps), share) {
                         Ok((leader, c)) => {
@@ -186,8 +187,10 @@ where
                     Waited::Value(_) | Waited::Failed(_) | Waited::Retry => {}
                     Waited::Reentrant => {
                         // The loader asked for its own key: answer uncached rather than deadlock.
-                        self.core.meter.stats.incr(Counter::Load);
-                        return load().await;
+                        let timer = self.time_load();
+                        let out = load().await;
+                        timer.finish();
+                        return out;
                     }
                 },
             }
@@ -226,7 +229,7 @@ where
                 Remote::Unreachable => reachable = false,
             }
         }
-        let started = self.start_load();
+        let (started, timer) = self.start_load();
         let mut frame = self.frame();
         let fut = frame::within(&mut frame, || leader.call(load));
         let fut = Within {
@@ -234,6 +237,7 @@ where
             frame: &mut frame,
         };
         let out = leader.watch(pin!(fut)).await;
+        timer.finish();
         let stamps = frame.finish();
         let out = match (
             self.settle(leader, hash, out, (started, stamps), share),
@@ -320,11 +324,21 @@ where
         frame::read(&self.core.scope, self.ident(key), (slots, remote));
     }
 
-    /// Counts a load starting, and tells when it started (for early refresh).
+    /// Counts a load starting, and tells when it started (for early refresh); the timer ends
+    /// when the loader returns (see [`time_load`](Self::time_load)).
     #[inline]
-    fn start_load(&self) -> u64 {
-        self.core.meter.stats.incr(Counter::Load);
-        self.load_start()
+    fn start_load(&self) -> (u64, LoadTimer<'_>) {
+        let timer = self.time_load();
+        (self.load_start(), timer)
+    }
+
+    /// Counts a loader run and times it, for the load statistics: [`LoadTimer::finish`] when
+    /// the loader returns; dropped unfinished (a panic, a dropped future), it counts a failed
+    /// load.
+    #[inline]
+    pub(super) fn time_load(&self) -> LoadTimer<'_> {
+        let meter = &*self.core.meter;
+        meter.stats.start_load(&meter.clock, &self.core.name)
     }
 
     /// What the leader's loader returned: the entry to store, with the leader, or an outcome

@@ -171,9 +171,15 @@ where
         let cache = self.clone();
         let mut refresh = refresh;
         crate::refresh::spawn(Box::new(move || {
-            cache.count_load();
+            let timer = cache.time_load();
             let frame = &mut refresh.frame;
             let out = catch_unwind(AssertUnwindSafe(|| frame::within(frame, load))).map_err(drop);
+            // A panic counts as a failed load (and, below, a failed refresh).
+            if out.is_ok() {
+                timer.finish();
+            } else {
+                drop(timer);
+            }
             block_on(cache.finish_background::<Blocking, E>(refresh, key, out));
         }));
     }
@@ -192,13 +198,18 @@ where
         let cache = self.clone();
         let mut refresh = refresh;
         crate::refresh::spawn_async(async move {
-            cache.count_load();
+            let timer = cache.time_load();
             let frame = &mut refresh.frame;
             let out = crate::refresh::CatchUnwind(Box::pin(async move {
                 let fut = std::pin::pin!(load());
                 Within { fut, frame }.await
             }))
             .await;
+            if out.is_ok() {
+                timer.finish();
+            } else {
+                drop(timer);
+            }
             cache.finish_background::<Async, E>(refresh, key, out).await;
         });
     }
@@ -224,21 +235,17 @@ where
         (mut refresh, key, old): (Refresh<K, V, N>, K, Entry<V, N>),
         load: impl FnOnce() -> F,
     ) -> Entry<V, N> {
-        self.count_load();
+        let timer = self.time_load();
         let fut = frame::within(&mut refresh.frame, load);
         let out = Within {
             fut: std::pin::pin!(fut),
             frame: &mut refresh.frame,
         }
         .await;
+        timer.finish();
         self.finish_refresh::<I, E>(refresh, key, out)
             .await
             .unwrap_or(old)
-    }
-
-    /// Counts a loader run (of a refresh).
-    fn count_load(&self) {
-        self.core.meter.stats.incr(Counter::Load);
     }
 
     /// Stale-while-revalidate and early refresh for direct callers: like
