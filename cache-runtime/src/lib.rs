@@ -103,7 +103,7 @@ mod ttl;
 pub mod warm;
 
 pub use bypass::{Uncached, uncached, uncached_async};
-pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY};
+pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Iter};
 /// Invalidation on write: after the function returns successfully (`Ok`, `Some`, or any value),
 /// removes `key` (or, with `all`, every entry) from the named `#[cached]` function's cache, so
 /// that the next read queries again. An `Err` or `None` evicts nothing.

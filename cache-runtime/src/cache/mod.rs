@@ -2,6 +2,7 @@
 
 mod build;
 mod builder;
+mod iter;
 mod load;
 mod lookup;
 mod miss;
@@ -9,6 +10,7 @@ mod refresh;
 mod write;
 
 pub use builder::CacheBuilder;
+pub use iter::Iter;
 pub use refresh::Lookup;
 pub(crate) use refresh::Refresh;
 

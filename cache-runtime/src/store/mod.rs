@@ -161,6 +161,21 @@ where
         dispatch!(self, s => s.clear());
     }
 
+    /// Copies of the entries, each entry present throughout visited once; no lock is held
+    /// between two `next` calls (a shard's lock is held while one entry, or one shard's
+    /// entries, are copied).
+    pub(crate) fn iter(&self) -> Iter<'_, K, T>
+    where
+        K: Clone,
+    {
+        match self {
+            Store::S3Fifo(s) => Iter::Quick(s.iter()),
+            Store::Lru(s) => Iter::Lru(s.iter()),
+            Store::Lfu(s) => Iter::Lfu(s.iter()),
+            Store::Fifo(s) => Iter::Fifo(s.iter()),
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         dispatch!(self, s => s.len())
     }
@@ -172,6 +187,32 @@ where
     /// Total weight held now.
     pub(crate) fn weight(&self) -> u64 {
         dispatch!(self, s => s.weight())
+    }
+}
+
+/// An iterator over copies of a store's entries (see [`Store::iter`]).
+pub(crate) enum Iter<'a, K, T> {
+    Quick(quick::QuickIter<'a, K, T>),
+    Lru(sharded::ShardedIter<'a, K, T, policy::Lru>),
+    Lfu(sharded::ShardedIter<'a, K, T, policy::Lfu>),
+    Fifo(sharded::ShardedIter<'a, K, T, policy::Fifo>),
+}
+
+impl<K, T> Iterator for Iter<'_, K, T>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    type Item = (K, T);
+
+    #[inline]
+    fn next(&mut self) -> Option<(K, T)> {
+        match self {
+            Iter::Quick(i) => i.next(),
+            Iter::Lru(i) => i.next(),
+            Iter::Lfu(i) => i.next(),
+            Iter::Fifo(i) => i.next(),
+        }
     }
 }
 

@@ -42,6 +42,10 @@ impl<K, T> quick_cache::Lifecycle<K, T> for Lifecycle<T> {
 
 type Inner<K, T> = quick_cache::sync::Cache<K, T, Weigher<K, T>, FixedState, Lifecycle<T>>;
 
+/// quick_cache's iterator over copies of its entries.
+pub(crate) type QuickIter<'a, K, T> =
+    quick_cache::sync::Iter<'a, K, T, Weigher<K, T>, FixedState, Lifecycle<T>>;
+
 pub(crate) struct QuickStore<K, T> {
     inner: Inner<K, T>,
 }
@@ -119,6 +123,14 @@ where
         for entry in self.inner.drain() {
             drop(entry);
         }
+    }
+
+    /// Copies of the entries: quick_cache takes a shard's read lock for one entry at a time.
+    pub(crate) fn iter(&self) -> QuickIter<'_, K, T>
+    where
+        K: Clone,
+    {
+        self.inner.iter()
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -345,6 +345,45 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
     pub(crate) fn len(&self) -> usize {
         self.table.len()
     }
+
+    /// Copies of every entry (for iteration outside the lock).
+    fn copy_entries(&self) -> Vec<(K, T)>
+    where
+        K: Clone,
+    {
+        self.table
+            .iter()
+            .filter_map(|&i| self.slab.get(i))
+            .map(|n| (n.key.clone(), n.value.clone()))
+            .collect()
+    }
+}
+
+/// Iterates over copies of a sharded store's entries, one shard at a time: a shard's lock is
+/// held while its entries are copied, never while the caller handles them.
+pub(crate) struct ShardedIter<'a, K, T, P> {
+    shards: &'a [Mutex<Shard<K, T, P>>],
+    next: usize,
+    copied: std::vec::IntoIter<(K, T)>,
+}
+
+impl<K: Hash + Eq + Clone, T: Clone, P: Policy> Iterator for ShardedIter<'_, K, T, P> {
+    type Item = (K, T);
+
+    fn next(&mut self) -> Option<(K, T)> {
+        loop {
+            if let Some(e) = self.copied.next() {
+                return Some(e);
+            }
+            let shard = self.shards.get(self.next)?;
+            self.next += 1;
+            let copied = shard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .copy_entries();
+            self.copied = copied.into_iter();
+        }
+    }
 }
 
 /// The `queue` of a node that is in no list.
@@ -449,6 +488,18 @@ where
                 std::mem::replace(&mut *s, fresh)
             };
             drop(old);
+        }
+    }
+
+    /// Copies of the entries, a shard at a time (see [`ShardedIter`]).
+    pub(crate) fn iter(&self) -> ShardedIter<'_, K, T, P>
+    where
+        K: Clone,
+    {
+        ShardedIter {
+            shards: &self.shards,
+            next: 0,
+            copied: Vec::new().into_iter(),
         }
     }
 
