@@ -70,6 +70,7 @@ pub(crate) struct CachedArgs {
     pub(crate) tags: Option<Given<Tags>>,
     pub(crate) depends: Option<Given<bool>>,
     pub(crate) version: Option<Given<LitInt>>,
+    pub(crate) on_removal: Option<Given<Expr>>,
 }
 
 impl CachedArgs {
@@ -155,6 +156,7 @@ impl CachedArgs {
             symbol::TAGS => self.tags = given(a, tags(a, true)),
             symbol::DEPENDS => self.depends = given(a, depends(a)),
             symbol::VERSION => self.version = given(a, version(a)),
+            symbol::ON_REMOVAL => self.on_removal = given(a, listener(a)),
             _ => {}
         }
     }
@@ -361,6 +363,19 @@ fn depends(a: &Arg) -> Read<bool> {
             "`depends` takes `true` (the default: an entry is dropped when an entry of another \
              cache its loader read is invalidated) or `false`",
         ))),
+        None => Err(None),
+    }
+}
+
+/// `on_removal = path` (or a closure): a function, not a literal.
+fn listener(a: &Arg) -> Read<Expr> {
+    match &a.value {
+        Some(v @ Expr::Lit(_)) => Err(Some(spanned(
+            v,
+            "`on_removal` takes a function called with `(&key, &value, cause)`: a path, e.g. \
+             `on_removal = log_removal`, or a closure `|key, value, cause| ..`",
+        ))),
+        Some(v) => Ok(v.clone()),
         None => Err(None),
     }
 }

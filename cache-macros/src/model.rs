@@ -34,6 +34,8 @@ pub(crate) struct Model {
     pub(crate) condition: Option<Expr>,
     /// `ttl_fn = |v| ..`: a value's own TTL.
     pub(crate) ttl_fn: Option<Expr>,
+    /// `on_removal = path`: told of each value that leaves the cache, and why.
+    pub(crate) on_removal: Option<Expr>,
     /// `tags = [..]` or `tags = |v| ..`: what the loader tags its entry with.
     pub(crate) tags: Tags,
 }

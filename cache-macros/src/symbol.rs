@@ -23,6 +23,7 @@ pub(crate) const TTL_FN: &str = "ttl_fn";
 pub(crate) const TAGS: &str = "tags";
 pub(crate) const DEPENDS: &str = "depends";
 pub(crate) const VERSION: &str = "version";
+pub(crate) const ON_REMOVAL: &str = "on_removal";
 
 /// Every argument `#[cached]` accepts, in the order the docs list them.
 pub(crate) const ALL: &[&str] = &[
@@ -47,6 +48,7 @@ pub(crate) const ALL: &[&str] = &[
     TAGS,
     DEPENDS,
     VERSION,
+    ON_REMOVAL,
 ];
 
 /// The policy names, from the runtime's own table (`cache_policy::Policy::ALL`): the "did you
@@ -112,6 +114,11 @@ pub(crate) const ALIASES: &[(&str, &str)] = &[
     ("track_dependencies", DEPENDS),
     ("schema_version", VERSION),
     ("ver", VERSION),
+    ("removal_listener", ON_REMOVAL),
+    ("eviction_listener", ON_REMOVAL),
+    ("listener", ON_REMOVAL),
+    ("on_evict", ON_REMOVAL),
+    ("on_remove", ON_REMOVAL),
 ];
 
 /// The closest of `candidates` to `given`, if close enough to be a typo.

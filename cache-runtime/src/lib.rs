@@ -103,7 +103,7 @@ mod ttl;
 pub mod warm;
 
 pub use bypass::{Uncached, uncached, uncached_async};
-pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Iter};
+pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Iter, RemovalCause};
 /// Invalidation on write: after the function returns successfully (`Ok`, `Some`, or any value),
 /// removes `key` (or, with `all`, every entry) from the named `#[cached]` function's cache, so
 /// that the next read queries again. An `Err` or `None` evicts nothing.
@@ -245,7 +245,36 @@ pub use cache_macros::cache_put;
 /// argument, owned), `key_type = <Type>` (optional),
 /// `jitter = 0.1 | "2s"`, `negative_ttl = "1s"`, `name = "..."` (default: the function's path),
 /// `returns = "result" | "option" | "value"`, `crate = path`, `tags = [..]`, `depends = false`,
-/// `version = N`. The README has the full table.
+/// `version = N`, `on_removal = path`. The README has the full table.
+///
+/// `on_removal = path` (or a closure) is told of each value that leaves the function's cache,
+/// with its key (the cache key, see `key`) and why ([`RemovalCause`]), as
+/// [`CacheBuilder::on_removal`] describes: outside every lock, never on a hit.
+///
+/// ```
+/// use cache_runtime::{RemovalCause, cache_evict, cached};
+/// use std::sync::Mutex;
+///
+/// static GONE: Mutex<Vec<(u64, RemovalCause)>> = Mutex::new(Vec::new());
+///
+/// fn log_removal(id: &u64, _name: &String, why: RemovalCause) {
+///     GONE.lock().unwrap().push((*id, why));
+/// }
+///
+/// #[cached(capacity = 2, policy = "lru", on_removal = log_removal)]
+/// fn user_name(id: u64) -> String {
+///     format!("user{id}")
+/// }
+///
+/// #[cache_evict(user_name, key = id)]
+/// fn rename(id: u64) {}
+///
+/// user_name(1);
+/// user_name(2);
+/// user_name(3); // evicts 1, the least recently used
+/// rename(2);
+/// assert_eq!(*GONE.lock().unwrap(), [(1, RemovalCause::Evicted), (2, RemovalCause::Explicit)]);
+/// ```
 ///
 /// Invalidation by group (issue 15): `tags = [..]` attaches tags to each entry, from the
 /// arguments (expressions, anything `AsRef<str>`, attached as the load starts) and from the

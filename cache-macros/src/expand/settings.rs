@@ -51,6 +51,9 @@ pub(super) fn configure(g: &Gen<'_>) -> TokenStream {
     if let Some(f) = &g.m.ttl_fn {
         calls.push(quote_spanned!(f.span()=> .ttl_fn(#f)));
     }
+    if let Some(f) = &g.m.on_removal {
+        calls.push(quote_spanned!(f.span()=> .on_removal(#f)));
+    }
     quote!(#(#calls)*)
 }
 

@@ -73,13 +73,18 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &CachedArgs, func: Func) -> Option<M
     let unless = args.unless.as_ref().and_then(|g| g.ok()).cloned();
     let condition = args.condition.as_ref().and_then(|g| g.ok()).cloned();
     let ttl_fn = args.ttl_fn.as_ref().and_then(|g| g.ok()).cloned();
+    let on_removal = args.on_removal.as_ref().and_then(|g| g.read(cx)).cloned();
     let tags = args
         .tags
         .as_ref()
         .and_then(|g| g.read(cx))
         .cloned()
         .unwrap_or_default();
-    for (name, v) in [(symbol::UNLESS, &unless), (symbol::TTL_FN, &ttl_fn)] {
+    for (name, v) in [
+        (symbol::UNLESS, &unless),
+        (symbol::TTL_FN, &ttl_fn),
+        (symbol::ON_REMOVAL, &on_removal),
+    ] {
         if v.is_some()
             && let Some(expr) = inferred_key
         {
@@ -115,6 +120,7 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &CachedArgs, func: Func) -> Option<M
         unless,
         condition,
         ttl_fn,
+        on_removal,
         tags,
     })
 }

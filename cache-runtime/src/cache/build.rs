@@ -201,6 +201,12 @@ where
             });
         }));
         let hasher = FixedState::with_seed(seed);
+        let stale = self
+            .stale
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2));
+        let removal = self
+            .on_removal
+            .map(|r| super::removal::notify(r, meter.clock.clone(), stale));
         let store = Store::new(StoreConfig {
             policy: self.policy,
             capacity: self.capacity,
@@ -209,6 +215,7 @@ where
             hasher: hasher.clone(),
             weigher,
             listener,
+            removal,
         });
         let name = self.name.unwrap_or_else(|| format!("cache-{id}"));
         let tier = self.tier.map(|make| make(&name, self.version));
@@ -257,9 +264,7 @@ where
             lease: tier.as_ref().and(self.lease),
             tier,
             l1_ttl,
-            stale: self
-                .stale
-                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2)),
+            stale,
             beta: self.early_refresh.unwrap_or(0.0),
             ttl_fn: self.ttl_fn,
         });

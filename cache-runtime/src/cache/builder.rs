@@ -8,6 +8,7 @@ use std::time::Duration;
 
 #[allow(unused_imports)] // the doc links
 use super::Cache;
+use super::removal::{self, Removal, RemovalCause};
 use super::{DEFAULT_CAPACITY, TtlFn};
 use crate::Policy;
 use crate::clock::Clock;
@@ -60,6 +61,7 @@ pub struct CacheBuilder<K, V, N = Infallible> {
     pub(super) ttl_fn: Option<TtlFn<V>>,
     pub(super) version: Option<u32>,
     pub(super) depends: bool,
+    pub(super) on_removal: Option<Removal<K, V>>,
     pub(super) _types: PhantomData<fn() -> N>,
 }
 
@@ -121,6 +123,7 @@ impl<K, V, N> CacheBuilder<K, V, N> {
             ttl_fn: None,
             version: None,
             depends: true,
+            on_removal: None,
             _types: PhantomData,
         }
     }
@@ -580,6 +583,50 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     #[must_use]
     pub fn ttl_fn(mut self, f: impl Fn(&V) -> Duration + Send + Sync + 'static) -> Self {
         self.ttl_fn = Some(Arc::new(f));
+        self
+    }
+
+    /// A listener told of each value that leaves the cache, with its key and the
+    /// [`RemovalCause`]: expired, evicted for size, invalidated explicitly, replaced.
+    ///
+    /// It is called after the cache's locks are released (it may use the cache), on the thread
+    /// whose call removed the entry (an insert that evicted, a `remove`, a load that replaced
+    /// an expired value, a lookup that found one), never on a hit. A listener that panics
+    /// loses that call only: the entry is gone and counted, nothing is poisoned, and the
+    /// caller does not see the panic. Negative entries are not reported.
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, RemovalCause};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&log);
+    /// let users: Cache<u64, String> = Cache::builder()
+    ///     .on_removal(move |id: &u64, name: &String, why| {
+    ///         seen.lock().unwrap().push((*id, name.clone(), why));
+    ///     })
+    ///     .build()?;
+    /// users.insert(1, "ada".into());
+    /// users.insert(1, "ada lovelace".into()); // replaces
+    /// users.remove(&1); // invalidates
+    /// assert_eq!(*log.lock().unwrap(), [
+    ///     (1, "ada".to_string(), RemovalCause::Replaced),
+    ///     (1, "ada lovelace".to_string(), RemovalCause::Explicit),
+    /// ]);
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn on_removal(
+        mut self,
+        listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self
+    where
+        K: Clone,
+    {
+        self.on_removal = Some(Removal {
+            listener: Arc::new(listener),
+            copy_key: removal::copy_key::<K>,
+        });
         self
     }
 

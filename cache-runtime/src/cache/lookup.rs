@@ -8,6 +8,7 @@ use super::miss::XFETCH_SPAN;
 use crate::entry::{Entry, Stamp, Stored};
 use crate::invalidate::frame;
 use crate::stats::Counter;
+use crate::store::Gone;
 use crate::ttl::NEVER;
 
 /// The hasher of [`Cache::ident`]: fixed, so that processes agree.
@@ -85,11 +86,11 @@ where
         Q: Hash + Eq + ?Sized,
     {
         if s.stamps.as_ref().is_some_and(Stamp::is_stale) {
-            drop(
-                self.core
-                    .store
-                    .remove_if(key, |s| s.stamps.as_ref().is_some_and(Stamp::is_stale)),
-            );
+            let gone = self
+                .core
+                .store
+                .remove_if(key, |s| s.stamps.as_ref().is_some_and(Stamp::is_stale));
+            self.core.removed(gone, Gone::Explicit);
             return false;
         }
         if frame::active() {
@@ -167,16 +168,13 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let stale = self.core.stale;
-        if self
-            .core
-            .store
-            .remove_if(key, |s| {
-                s.expires_at != NEVER && s.expires_at.saturating_add(stale) <= now
-            })
-            .is_some()
-        {
+        let gone = self.core.store.remove_if(key, |s| {
+            s.expires_at != NEVER && s.expires_at.saturating_add(stale) <= now
+        });
+        if gone.is_some() {
             self.core.meter.stats.incr(Counter::Expiration);
         }
+        self.core.removed(gone, Gone::Expired);
     }
 
     /// Looks `key` up and counts a hit, a negative hit or a miss.

@@ -7,12 +7,14 @@ mod load;
 mod lookup;
 mod miss;
 mod refresh;
+mod removal;
 mod write;
 
 pub use builder::CacheBuilder;
 pub use iter::Iter;
 pub use refresh::Lookup;
 pub(crate) use refresh::Refresh;
+pub use removal::RemovalCause;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -28,7 +30,7 @@ use crate::flight::Flights;
 use crate::invalidate::Scope;
 use crate::registry::Report;
 use crate::stats::Stats;
-use crate::store::Store;
+use crate::store::{Gone, Store};
 use crate::tier::Tier;
 use crate::ttl::Expiry;
 use crate::{CacheStats, Policy};
@@ -352,12 +354,12 @@ where
         match key {
             Some(k) => {
                 self.flights.invalidate(self.hasher.hash_one(k), k);
-                drop(self.store.remove(k));
+                self.removed(self.store.remove(k), Gone::Explicit);
                 self.scope.wrote(lookup::IDENT.hash_one(k));
             }
             None => {
                 self.flights.invalidate_all();
-                self.store.clear();
+                drop(self.store.clear());
                 self.scope.cleared();
             }
         }

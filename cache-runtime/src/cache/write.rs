@@ -11,7 +11,7 @@ use crate::BuildError;
 use crate::driver::{Blocking, block_on};
 use crate::entry::{Entry, Stored};
 use crate::stats::Counter;
-use crate::store::Evictions;
+use crate::store::{Evictions, Gone};
 use crate::tier;
 use crate::ttl::{NEVER, ttl_nanos};
 
@@ -88,7 +88,8 @@ where
         else {
             self.core.flights.invalidate(self.hash(&key), &key);
             self.write_remote(&key, None);
-            drop(self.core.store.remove(&key));
+            self.core
+                .removed(self.core.store.remove(&key), Gone::Replaced);
             return;
         };
         self.put(key, Entry::Value(value), expires_at);
@@ -189,7 +190,9 @@ where
         }
         let removed = self.core.store.remove(key);
         self.core.scope.wrote(self.ident(key));
-        removed.is_some_and(|s| !self.expired(&s))
+        let fresh = removed.as_ref().is_some_and(|(_, s)| !self.expired(s));
+        self.core.removed(removed, Gone::Explicit);
+        fresh
     }
 
     /// Removes every entry. Loads in flight answer their callers but store nothing.
@@ -211,7 +214,7 @@ where
         if let Some(tier) = self.core.tier.as_deref() {
             tier::clear(tier);
         }
-        self.core.store.clear();
+        drop(self.core.store.clear());
         self.core.scope.cleared();
     }
 
@@ -270,7 +273,7 @@ where
     /// # Ok::<(), cache_runtime::BuildError>(())
     /// ```
     pub fn purge_expired(&self) -> u64 {
-        self.core.sweep()
+        self.core.sweep().0
     }
 }
 
@@ -301,28 +304,36 @@ where
         if n >= self.sweep_interval
             && self.next_expiry.load(Ordering::Relaxed) <= self.meter.clock.now_nanos()
         {
-            self.sweep();
+            // Told to the removal listener with the insert's own evictions, once the caller
+            // holds no lock.
+            let (_, mut swept) = self.sweep();
+            swept.append(self.store.insert(key, stored));
+            return swept;
         }
         self.store.insert(key, stored)
     }
 
-    /// Removes every expired entry; returns how many.
-    pub(super) fn sweep(&self) -> u64 {
+    /// Removes every expired entry; returns how many, and (with a removal listener) the
+    /// entries, to drop once no lock is held.
+    pub(super) fn sweep(&self) -> (u64, Evictions<K, Stored<V, N>>) {
         self.inserts_since_sweep.store(0, Ordering::Relaxed);
         let now = self.meter.clock.now_nanos();
         let next = std::cell::Cell::new(NEVER);
-        let removed = self.store.retain(|_, s| {
-            let gone_at = s.expires_at.saturating_add(self.stale);
-            let keep = gone_at > now;
-            if keep {
-                next.set(next.get().min(gone_at));
-            }
-            keep
-        });
+        let (removed, swept) = self.store.retain(
+            |_, s| {
+                let gone_at = s.expires_at.saturating_add(self.stale);
+                let keep = gone_at > now;
+                if keep {
+                    next.set(next.get().min(gone_at));
+                }
+                keep
+            },
+            Gone::Expired,
+        );
         // A concurrent insert may have lowered it meanwhile; it is then found by the next sweep,
         // due at the latest at `next`.
         self.next_expiry.store(next.get(), Ordering::Relaxed);
         self.meter.stats.add(Counter::Expiration, removed);
-        removed
+        (removed, swept)
     }
 }

@@ -44,29 +44,84 @@ impl<K, T> Weigher<K, T> {
 /// must not call back into the store (the cache's listener only counts).
 pub(crate) struct Listener<T>(pub(crate) Arc<dyn Fn(&T) + Send + Sync>);
 
-/// Entries evicted by one operation, kept so that they drop (running the user's destructors)
-/// after the store's lock is released. The first is kept inline, so the usual single eviction of
-/// an insert allocates nothing.
+/// Why an entry left a store. The store itself tells only evictions and replacements; the cache
+/// adds the others, and decides whether an evicted or replaced entry had expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gone {
+    Evicted,
+    Replaced,
+    Expired,
+    Explicit,
+}
+
+/// Told of every entry that left a store, once no lock is held (see [`Evictions`]).
+pub(crate) type Notify<K, T> = Arc<dyn Fn(K, T, Gone) + Send + Sync>;
+
+/// The removal listener as a store keeps it, with a way to copy a key (`quick_cache`'s sweep
+/// lends its keys only).
+pub(crate) type OnRemove<K, T> = (Notify<K, T>, fn(&K) -> K);
+
+/// Entries that left the store in one operation, kept so that they drop (running the user's
+/// destructors), and are handed to the removal listener if there is one, after the store's
+/// lock is released: when this list is dropped. The first is kept inline, so the usual single
+/// eviction of an insert allocates nothing.
 pub(crate) struct Evictions<K, T> {
-    first: Option<(K, T)>,
-    rest: Vec<(K, T)>,
+    first: Option<(K, T, Gone)>,
+    rest: Vec<(K, T, Gone)>,
+    notify: Option<Notify<K, T>>,
+    /// For `quick_cache`, which reports a replaced entry as an eviction: the inserted key's
+    /// hash, until an entry with that hash left (see `quick::Lifecycle`).
+    pub(crate) replacing: Option<u64>,
+    /// `quick_cache` judged the inserted entry heavier than it admits.
+    pub(crate) oversized: bool,
 }
 
 impl<K, T> Default for Evictions<K, T> {
     fn default() -> Self {
-        Self {
-            first: None,
-            rest: Vec::new(),
-        }
+        Self::new(None)
     }
 }
 
 impl<K, T> Evictions<K, T> {
-    pub(crate) fn push(&mut self, key: K, value: T) {
+    pub(crate) fn new(notify: Option<Notify<K, T>>) -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+            notify,
+            replacing: None,
+            oversized: false,
+        }
+    }
+
+    pub(crate) fn push(&mut self, key: K, value: T, why: Gone) {
         if self.first.is_none() {
-            self.first = Some((key, value));
+            self.first = Some((key, value, why));
         } else {
-            self.rest.push((key, value));
+            self.rest.push((key, value, why));
+        }
+    }
+
+    /// Appends `other`'s entries (told once, with this list).
+    pub(crate) fn append(&mut self, mut other: Self) {
+        if let Some((k, v, why)) = other.first.take() {
+            self.push(k, v, why);
+        }
+        for (k, v, why) in other.rest.drain(..) {
+            self.push(k, v, why);
+        }
+    }
+}
+
+impl<K, T> Drop for Evictions<K, T> {
+    fn drop(&mut self) {
+        let Some(notify) = self.notify.take() else {
+            return;
+        };
+        let first = self.first.take();
+        for (k, v, why) in first.into_iter().chain(self.rest.drain(..)) {
+            // A panicking listener loses its own call only: the entry is gone and counted, no
+            // lock is held, and the next entries are still told.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| notify(k, v, why)));
         }
     }
 }
@@ -82,6 +137,9 @@ pub(crate) struct StoreConfig<K, T> {
     pub(crate) hasher: FixedState,
     pub(crate) weigher: Weigher<K, T>,
     pub(crate) listener: Listener<T>,
+    /// The removal listener, if any, with a way to copy a key (a store hands out the keys of
+    /// the entries it removes; `quick_cache`'s sweep lends them only).
+    pub(crate) removal: Option<OnRemove<K, T>>,
 }
 
 /// A store of one of the policies, dispatched without a virtual call.
@@ -135,7 +193,14 @@ where
         dispatch!(self, s => s.insert(key, value))
     }
 
-    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<T>
+    /// An empty list of removed entries, told to the removal listener when dropped.
+    pub(crate) fn evictions(&self) -> Evictions<K, T> {
+        dispatch!(self, s => Evictions::new(s.notify()))
+    }
+
+    /// Removes the entry of `key`: it is handed back, with its key, for the caller to tell the
+    /// removal listener once it holds no lock.
+    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<(K, T)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -143,8 +208,8 @@ where
         dispatch!(self, s => s.remove(key))
     }
 
-    /// Removes the entry of `key` if `pred` holds for its value.
-    pub(crate) fn remove_if<Q>(&self, key: &Q, pred: impl FnOnce(&T) -> bool) -> Option<T>
+    /// Removes the entry of `key` if `pred` holds for its value (see [`remove`](Self::remove)).
+    pub(crate) fn remove_if<Q>(&self, key: &Q, pred: impl FnOnce(&T) -> bool) -> Option<(K, T)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -152,13 +217,19 @@ where
         dispatch!(self, s => s.remove_if(key, pred))
     }
 
-    /// Keeps only the entries for which `keep` holds; returns how many were removed.
-    pub(crate) fn retain(&self, keep: impl Fn(&K, &T) -> bool) -> u64 {
-        dispatch!(self, s => s.retain(keep))
+    /// Keeps only the entries for which `keep` holds; returns how many were removed, and, with
+    /// a removal listener, the removed entries (marked `why`).
+    pub(crate) fn retain(
+        &self,
+        keep: impl Fn(&K, &T) -> bool,
+        why: Gone,
+    ) -> (u64, Evictions<K, T>) {
+        dispatch!(self, s => s.retain(keep, why))
     }
 
-    pub(crate) fn clear(&self) {
-        dispatch!(self, s => s.clear());
+    /// Removes every entry; with a removal listener, returns them (marked explicit).
+    pub(crate) fn clear(&self) -> Evictions<K, T> {
+        dispatch!(self, s => s.clear())
     }
 
     /// Copies of the entries, each entry present throughout visited once; no lock is held

@@ -52,6 +52,7 @@ fn store(policy: Policy, capacity: u64, weighted: bool) -> (Store<u64, u64>, Arc
         listener: Listener(Arc::new(move |_| {
             ev.fetch_add(1, Ordering::Relaxed);
         })),
+        removal: None,
     });
     (s, evictions)
 }

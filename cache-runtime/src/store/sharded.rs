@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use foldhash::quality::FixedState;
 use hashbrown::HashTable;
 
-use super::{Evictions, Listener, StoreConfig, Weigher};
+use super::{Evictions, Gone, Listener, Notify, StoreConfig, Weigher};
 
 /// No node: the end of a list.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -276,11 +276,11 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
         {
             // A replacement is not an eviction (no listener), but it leaves with the evictions,
             // to be dropped outside the lock.
-            evicted.push(n.key, n.value);
+            evicted.push(n.key, n.value, Gone::Replaced);
         }
         if weight > self.capacity {
             (listener.0)(&value);
-            evicted.push(key, value);
+            evicted.push(key, value, Gone::Evicted);
             return;
         }
         let weight = u32::try_from(weight).unwrap_or(u32::MAX);
@@ -308,7 +308,7 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
             // The policy has unlinked it already.
             if let Some(n) = self.take(v) {
                 (listener.0)(&n.value);
-                evicted.push(n.key, n.value);
+                evicted.push(n.key, n.value, Gone::Evicted);
             }
         }
         self.victims = victims;
@@ -319,7 +319,7 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
         hash: u64,
         key: &Q,
         pred: impl FnOnce(&T) -> bool,
-    ) -> Option<T>
+    ) -> Option<(K, T)>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -328,7 +328,7 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
         if !pred(&self.slab.get(i)?.value) {
             return None;
         }
-        self.take(i).map(|n| n.value)
+        self.take(i).map(|n| (n.key, n.value))
     }
 
     /// Removes the entries `keep` rejects, returning them (to be dropped outside the lock).
@@ -344,6 +344,16 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
 
     pub(crate) fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// Every entry, moved out (of a shard taken out of the store).
+    fn into_entries(mut self) -> Vec<(K, T)> {
+        let slots: Vec<u32> = self.table.iter().copied().collect();
+        slots
+            .into_iter()
+            .filter_map(|i| self.slab.remove(i))
+            .map(|n| (n.key, n.value))
+            .collect()
     }
 
     /// Copies of every entry (for iteration outside the lock).
@@ -396,6 +406,7 @@ pub(crate) struct Sharded<K, T, P> {
     weigher: Weigher<K, T>,
     listener: Listener<T>,
     capacity: u64,
+    removal: Option<Notify<K, T>>,
 }
 
 impl<K, T, P> Sharded<K, T, P>
@@ -418,7 +429,13 @@ where
             weigher: cfg.weigher,
             listener: cfg.listener,
             capacity: per_shard.saturating_mul(n64),
+            removal: cfg.removal.map(|(n, _)| n),
         }
+    }
+
+    /// The removal listener, for a list of removed entries.
+    pub(crate) fn notify(&self) -> Option<Notify<K, T>> {
+        self.removal.clone()
     }
 
     #[inline]
@@ -443,13 +460,13 @@ where
     pub(crate) fn insert(&self, key: K, value: T) -> Evictions<K, T> {
         let hash = self.hasher.hash_one(&key);
         let weight = self.weigher.weigh(&key, &value);
-        let mut evicted = Evictions::default();
+        let mut evicted = Evictions::new(self.notify());
         self.shard(hash)
             .insert(hash, key, value, weight, &self.listener, &mut evicted);
         evicted
     }
 
-    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<T>
+    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<(K, T)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -457,7 +474,7 @@ where
         self.remove_if(key, |_| true)
     }
 
-    pub(crate) fn remove_if<Q>(&self, key: &Q, pred: impl FnOnce(&T) -> bool) -> Option<T>
+    pub(crate) fn remove_if<Q>(&self, key: &Q, pred: impl FnOnce(&T) -> bool) -> Option<(K, T)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -466,20 +483,31 @@ where
         self.shard(hash).remove_if(hash, key, pred)
     }
 
-    pub(crate) fn retain(&self, keep: impl Fn(&K, &T) -> bool) -> u64 {
+    pub(crate) fn retain(
+        &self,
+        keep: impl Fn(&K, &T) -> bool,
+        why: Gone,
+    ) -> (u64, Evictions<K, T>) {
         let mut removed = 0;
+        let mut out = Evictions::new(self.notify());
         for m in &*self.shards {
             let doomed = m
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .retain(&keep);
-            // Dropped here, after the shard's lock is released.
+            // Dropped (or told) after the shard's lock is released.
             removed += doomed.len() as u64;
+            if self.removal.is_some() {
+                for n in doomed {
+                    out.push(n.key, n.value, why);
+                }
+            }
         }
-        removed
+        (removed, out)
     }
 
-    pub(crate) fn clear(&self) {
+    pub(crate) fn clear(&self) -> Evictions<K, T> {
+        let mut out = Evictions::new(self.notify());
         for m in &*self.shards {
             // Take the contents out so that their destructors run after the lock is released.
             let old = {
@@ -487,8 +515,15 @@ where
                 let fresh = Shard::new(s.capacity, s.items, s.hasher.clone());
                 std::mem::replace(&mut *s, fresh)
             };
-            drop(old);
+            if self.removal.is_some() {
+                for (k, v) in old.into_entries() {
+                    out.push(k, v, Gone::Explicit);
+                }
+            } else {
+                drop(old);
+            }
         }
+        out
     }
 
     /// Copies of the entries, a shard at a time (see [`ShardedIter`]).
