@@ -126,7 +126,8 @@ fn l2_hit(c: &mut Criterion) {
         });
     });
     // The backend alone (pool, timeout, breaker, the namespace's generation), on the raw key.
-    let backend = MemcachedBackend::new(&[memcached_url()], Duration::from_millis(500)).expect("URL");
+    let backend =
+        MemcachedBackend::new(&[memcached_url()], Duration::from_millis(500)).expect("URL");
     g.bench_function("backend_get", |b| {
         b.iter(|| {
             let v = cache_runtime::tier::Backend::get(&backend, &raw_key).expect("get");
