@@ -150,17 +150,8 @@ where
                             self.lead_remote::<I, E, F>(leader, hash, key.to_owned(), share, load);
                         return Box::pin(remote).await;
                     }
-                    let (started, timer) = self.start_load();
-                    let mut frame = self.frame();
-                    let fut = frame::within(&mut frame, || leader.call(load));
-                    let fut = Within {
-                        fut: pin!(fut),
-                        frame: &mut frame,
-                    };
-                    let out = leader.watch(pin!(fut)).await;
-                    timer.finish();
-                    let stamps = frame.finish();
-                    return match self.settle(leader, hash, out, (started, stamps), share) {
+                    let (out, started) = self.run_loader(&mut leader, load).await;
+                    return match self.settle(leader, hash, out, started, share) {
                         Ok((leader, c)) => {
                             self.complete_local(leader, || key.to_owned(), &c);
                             c.entry.into()
@@ -229,18 +220,9 @@ where
                 Remote::Unreachable => reachable = false,
             }
         }
-        let (started, timer) = self.start_load();
-        let mut frame = self.frame();
-        let fut = frame::within(&mut frame, || leader.call(load));
-        let fut = Within {
-            fut: pin!(fut),
-            frame: &mut frame,
-        };
-        let out = leader.watch(pin!(fut)).await;
-        timer.finish();
-        let stamps = frame.finish();
+        let (out, started) = self.run_loader(&mut leader, load).await;
         let out = match (
-            self.settle(leader, hash, out, (started, stamps), share),
+            self.settle(leader, hash, out, started, share),
             remote.as_ref().filter(|_| reachable),
         ) {
             (Ok((leader, c)), Some((tier, rk))) => {
@@ -300,6 +282,26 @@ where
             }
         }
         Remote::Load(None)
+    }
+
+    /// Runs the leader's loader, counted and timed, in a load frame of this cache (which follows
+    /// an async loader across `.await`): its outcome, with when it started and what it read and
+    /// tagged.
+    async fn run_loader<E, F: Future<Output = Loaded<V, N, E>>>(
+        &self,
+        leader: &mut Leader<'_, K, Entry<V, N>>,
+        load: impl FnOnce() -> F,
+    ) -> (Loaded<V, N, E>, (u64, Option<Arc<Stamps>>)) {
+        let (started, timer) = self.start_load();
+        let mut frame = self.frame();
+        let fut = frame::within(&mut frame, || leader.call(load));
+        let fut = Within {
+            fut: pin!(fut),
+            frame: &mut frame,
+        };
+        let out = leader.watch(pin!(fut)).await;
+        timer.finish();
+        (out, (started, frame.finish()))
     }
 
     /// The frame a load of this cache runs in.

@@ -84,7 +84,7 @@ impl Frame {
     /// Records a read of an entry of `from` (`ident`: its key's stable hash; `stamps`: what it
     /// depends on itself).
     fn read(&mut self, from: &Scope, ident: u64, (slots, remote): (&[u16], &[Remote])) {
-        let Some(scope) = self.scope.clone() else {
+        let Some(to_remote) = self.scope.as_ref().map(|s| s.global_tags.is_some()) else {
             return;
         };
         if !self.depends {
@@ -96,7 +96,7 @@ impl Frame {
             self.add_slot(s);
         }
         // Only an entry that goes to a remote tier records what the fleet checks.
-        if scope.global_tags.is_some() {
+        if to_remote {
             if from.global_tags.is_some() {
                 self.add_remote(RemoteKind::Local, from.dep_key(ident));
             }
