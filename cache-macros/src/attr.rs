@@ -49,6 +49,7 @@ impl<T> Given<T> {
 #[derive(Default)]
 pub(crate) struct CachedArgs {
     pub(crate) ttl: Option<Given<Dur>>,
+    pub(crate) tti: Option<Given<Dur>>,
     pub(crate) capacity: Option<Given<Capacity>>,
     /// `unbounded` (`unbounded = false` reads as `false`).
     pub(crate) unbounded: Option<Given<bool>>,
@@ -71,6 +72,10 @@ pub(crate) struct CachedArgs {
     pub(crate) depends: Option<Given<bool>>,
     pub(crate) version: Option<Given<LitInt>>,
     pub(crate) on_removal: Option<Given<Expr>>,
+    pub(crate) refresh_every: Option<Given<Dur>>,
+    pub(crate) refresh_top: Option<Given<u64>>,
+    /// `batch` (`batch = false` reads as `false`).
+    pub(crate) batch: Option<Given<bool>>,
 }
 
 impl CachedArgs {
@@ -93,13 +98,13 @@ impl CachedArgs {
                 cx.push(e);
                 continue;
             }
-            let flag = name == symbol::UNBOUNDED;
+            let flag = name == symbol::UNBOUNDED || name == symbol::BATCH;
             match (&a.value, flag) {
                 (None, false) if a.ty.is_none() => {
                     cx.error_spanned_by(&a.name, format!("`{name}` needs a value: `{name} = ...`"))
                 }
                 (Some(v), true) if !matches!(v, Expr::Lit(l) if matches!(l.lit, Lit::Bool(_))) => {
-                    cx.error_spanned_by(v, "`unbounded` takes no value (or `true`/`false`)");
+                    cx.error_spanned_by(v, format!("`{name}` takes no value (or `true`/`false`)"));
                 }
                 _ => {}
             }
@@ -120,6 +125,7 @@ impl CachedArgs {
         let expr = || a.value.clone().ok_or(None);
         match name {
             symbol::TTL => self.ttl = given(a, duration(a, name)),
+            symbol::TTI => self.tti = given(a, duration(a, name)),
             symbol::CAPACITY => self.capacity = given(a, capacity(a)),
             symbol::UNBOUNDED => self.unbounded = given(a, Ok(!is_false(a))),
             symbol::POLICY => self.policy = given(a, policy(a)),
@@ -157,6 +163,9 @@ impl CachedArgs {
             symbol::DEPENDS => self.depends = given(a, depends(a)),
             symbol::VERSION => self.version = given(a, version(a)),
             symbol::ON_REMOVAL => self.on_removal = given(a, listener(a)),
+            symbol::REFRESH_EVERY => self.refresh_every = given(a, duration(a, name)),
+            symbol::REFRESH_TOP => self.refresh_top = given(a, refresh_top(a)),
+            symbol::BATCH => self.batch = given(a, Ok(!is_false(a))),
             _ => {}
         }
     }
@@ -402,6 +411,21 @@ fn version(a: &Arg) -> Read<LitInt> {
     }
 }
 
+/// `refresh_top = 100`: a whole number of keys, at least 1.
+fn refresh_top(a: &Arg) -> Read<u64> {
+    let msg = "`refresh_top` takes a whole number of keys (at least 1), e.g. `refresh_top = 100`";
+    match &a.value {
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(i), ..
+        })) => match i.base10_parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(Some(spanned(i, msg))),
+        },
+        Some(v) => Err(Some(spanned(v, msg))),
+        None => Err(None),
+    }
+}
+
 /// `capacity = 10_000` or an expression.
 fn capacity(a: &Arg) -> Read<Capacity> {
     let bad = |tokens: &dyn quote::ToTokens, msg: &str| Err(Some(spanned(tokens, msg)));
@@ -465,7 +489,13 @@ fn duration(a: &Arg, what: &str) -> Read<Dur> {
             Ok(0) => err(
                 s,
                 format!(
-                    "`{what}` must be longer than zero (to disable caching, remove the attribute)"
+                    "`{what}` must be longer than zero ({})",
+                    match what {
+                        symbol::TTI => "to keep entries however long they go unread, remove `tti`",
+                        symbol::REFRESH_EVERY =>
+                            "to refresh only on a miss, remove `refresh_every`",
+                        _ => "to disable caching, remove the attribute",
+                    }
                 ),
             ),
             Ok(n) if n > u128::from(u64::MAX / 2) => err(

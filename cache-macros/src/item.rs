@@ -6,6 +6,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Attribute, Block, Signature, Visibility};
 
 /// A function or method with a body.
+#[derive(Clone)]
 pub(crate) struct Func {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,

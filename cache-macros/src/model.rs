@@ -38,6 +38,43 @@ pub(crate) struct Model {
     pub(crate) on_removal: Option<Expr>,
     /// `tags = [..]` or `tags = |v| ..`: what the loader tags its entry with.
     pub(crate) tags: Tags,
+    /// `refresh_every = ".."` (and `refresh_top`): the scheduled refresh.
+    pub(crate) schedule: Option<Schedule>,
+    /// `batch`: the function takes a collection of keys and returns a map of those found.
+    pub(crate) batch: Option<Batch>,
+}
+
+/// A `batch` function: `fn f(keys: C) -> M` (or `-> Result<M, E>`), where `C` is a collection
+/// of keys and `M` a map from key to value; its cache maps each key to its value.
+pub(crate) struct Batch {
+    /// The argument's name, and its pattern (`mut ids`) and type, as written.
+    pub(crate) ident: Ident,
+    pub(crate) pat: Box<syn::Pat>,
+    pub(crate) ty: Type,
+    /// How the keys the cache misses are handed to the body as that argument.
+    pub(crate) arg: BatchArg,
+    /// The key and value types, as the return type spells them.
+    pub(crate) key_ty: Type,
+    pub(crate) value_ty: Type,
+    /// `Result<M, E>`: an `Err` is returned, and nothing is cached.
+    pub(crate) fallible: bool,
+}
+
+/// The collection a `batch` function takes.
+pub(crate) enum BatchArg {
+    /// An owned collection (`Vec<K>`, `HashSet<K>`, ...): built from the missing keys.
+    Owned,
+    /// `&[K]`: the missing keys, borrowed.
+    Slice,
+    /// `&C`: a `C` built from the missing keys, borrowed.
+    Ref(Box<Type>),
+}
+
+/// `refresh_every` and `refresh_top`: every argument of the function is part of its key, so
+/// that a background round can call the body again from a key alone.
+pub(crate) struct Schedule {
+    pub(crate) every: Dur,
+    pub(crate) top: Option<u64>,
 }
 
 /// `tags = [..]`: the tags an entry is loaded with (both empty: no `tags`).
@@ -114,6 +151,8 @@ pub(crate) struct Settings {
     pub(crate) unbounded: bool,
     pub(crate) policy: Policy,
     pub(crate) ttl: Option<Dur>,
+    /// `tti`: the time-to-idle.
+    pub(crate) tti: Option<Dur>,
     pub(crate) negative_ttl: Option<Dur>,
     pub(crate) jitter: Option<Jitter>,
     pub(crate) stale: Option<Dur>,

@@ -3,6 +3,7 @@
 use cache_policy::Policy;
 
 pub(crate) const TTL: &str = "ttl";
+pub(crate) const TTI: &str = "tti";
 pub(crate) const CAPACITY: &str = "capacity";
 pub(crate) const UNBOUNDED: &str = "unbounded";
 pub(crate) const POLICY: &str = "policy";
@@ -24,10 +25,14 @@ pub(crate) const TAGS: &str = "tags";
 pub(crate) const DEPENDS: &str = "depends";
 pub(crate) const VERSION: &str = "version";
 pub(crate) const ON_REMOVAL: &str = "on_removal";
+pub(crate) const REFRESH_EVERY: &str = "refresh_every";
+pub(crate) const REFRESH_TOP: &str = "refresh_top";
+pub(crate) const BATCH: &str = "batch";
 
 /// Every argument `#[cached]` accepts, in the order the docs list them.
 pub(crate) const ALL: &[&str] = &[
     TTL,
+    TTI,
     CAPACITY,
     UNBOUNDED,
     POLICY,
@@ -49,6 +54,9 @@ pub(crate) const ALL: &[&str] = &[
     DEPENDS,
     VERSION,
     ON_REMOVAL,
+    REFRESH_EVERY,
+    REFRESH_TOP,
+    BATCH,
 ];
 
 /// The policy names, from the runtime's own table (`cache_policy::Policy::ALL`): the "did you
@@ -88,6 +96,20 @@ pub(crate) const ALIASES: &[(&str, &str)] = &[
     ("time_to_live", TTL),
     ("expire", TTL),
     ("expires", TTL),
+    ("refresh_interval", REFRESH_EVERY),
+    ("refresh_period", REFRESH_EVERY),
+    ("refresh_after", REFRESH_EVERY),
+    ("refresh_hottest", REFRESH_TOP),
+    ("refresh_keys", REFRESH_TOP),
+    ("many", BATCH),
+    ("get_many", BATCH),
+    ("load_many", BATCH),
+    ("multi", BATCH),
+    ("bulk", BATCH),
+    ("time_to_idle", TTI),
+    ("idle", TTI),
+    ("idle_ttl", TTI),
+    ("expire_after_access", TTI),
     ("size", CAPACITY),
     ("max_capacity", CAPACITY),
     ("max_size", CAPACITY),

@@ -129,7 +129,11 @@ impl Clock {
         }
     }
 
-    /// Whether `deadline` has passed: the check of a cache hit (see the module docs).
+    /// Whether this is a manual clock (which moves only when advanced).
+    pub(crate) fn is_manual(&self) -> bool {
+        self.manual.is_some()
+    }
+
     /// The time now to the clock's full precision (not the coarse tick), for timing loads: the
     /// manual clock's time, or the monotonic clock.
     pub(crate) fn precise_nanos(&self) -> u64 {
@@ -139,6 +143,21 @@ impl Clock {
         }
     }
 
+    /// The time as of the last tick: the ticker's stored time (one relaxed load) while it
+    /// runs, else the coarse clock; the manual clock's time. For recording reads (time-to-idle),
+    /// where a time up to a tick old will do.
+    #[inline(always)]
+    pub(crate) fn tick_nanos(&self) -> u64 {
+        match &self.manual {
+            None => match TICK.load(Ordering::Relaxed) {
+                0 => coarse_nanos(),
+                tick => tick,
+            },
+            Some(n) => n.load(Ordering::Acquire),
+        }
+    }
+
+    /// Whether `deadline` has passed: the check of a cache hit (see the module docs).
     #[inline(always)]
     pub(crate) fn is_past(&self, deadline: u64) -> bool {
         match &self.manual {

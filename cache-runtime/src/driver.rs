@@ -34,12 +34,24 @@ pub(crate) trait Io: Send + Sync + 'static {
         key: &'a str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, Fault>> + Send + 'a;
 
+    /// [`Backend::get_many`].
+    fn get_many<'a>(
+        b: &'a dyn Backend,
+        keys: &'a [&'a str],
+    ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, Fault>> + Send + 'a;
+
     /// [`Backend::set`].
     fn set<'a>(
         b: &'a dyn Backend,
         key: &'a str,
         value: &'a [u8],
         ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<(), Fault>> + Send + 'a;
+
+    /// [`Backend::set_many`].
+    fn set_many<'a>(
+        b: &'a dyn Backend,
+        items: &'a [(&'a str, &'a [u8], Option<Duration>)],
     ) -> impl Future<Output = Result<(), Fault>> + Send + 'a;
 
     /// [`Backend::delete`].
@@ -90,6 +102,13 @@ impl Io for Blocking {
         ready(b.get(key))
     }
 
+    fn get_many<'a>(
+        b: &'a dyn Backend,
+        keys: &'a [&'a str],
+    ) -> Ready<Result<Vec<Option<Vec<u8>>>, Fault>> {
+        ready(b.get_many(keys))
+    }
+
     fn set<'a>(
         b: &'a dyn Backend,
         key: &'a str,
@@ -97,6 +116,13 @@ impl Io for Blocking {
         ttl: Option<Duration>,
     ) -> Ready<Result<(), Fault>> {
         ready(b.set(key, value, ttl))
+    }
+
+    fn set_many<'a>(
+        b: &'a dyn Backend,
+        items: &'a [(&'a str, &'a [u8], Option<Duration>)],
+    ) -> Ready<Result<(), Fault>> {
+        ready(b.set_many(items))
     }
 
     fn delete<'a>(b: &'a dyn Backend, key: &'a str) -> Ready<Result<(), Fault>> {
@@ -144,6 +170,13 @@ impl Io for Async {
         b.get_async(key)
     }
 
+    fn get_many<'a>(
+        b: &'a dyn Backend,
+        keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Fault>> {
+        b.get_many_async(keys)
+    }
+
     fn set<'a>(
         b: &'a dyn Backend,
         key: &'a str,
@@ -151,6 +184,13 @@ impl Io for Async {
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), Fault>> {
         b.set_async(key, value, ttl)
+    }
+
+    fn set_many<'a>(
+        b: &'a dyn Backend,
+        items: &'a [(&'a str, &'a [u8], Option<Duration>)],
+    ) -> BoxFuture<'a, Result<(), Fault>> {
+        b.set_many_async(items)
     }
 
     fn delete<'a>(b: &'a dyn Backend, key: &'a str) -> BoxFuture<'a, Result<(), Fault>> {
@@ -252,6 +292,21 @@ mod tests {
         }));
         assert_eq!(out, 7);
         waker_thread.join().unwrap();
+    }
+
+    #[test]
+    fn both_drivers_write_a_batch_through_the_backend() {
+        use crate::tier::MemoryBackend;
+
+        let store = MemoryBackend::new();
+        let items: [(&str, &[u8], Option<Duration>); 2] = [
+            ("a", b"1", Some(Duration::from_secs(60))),
+            ("b", b"2", None),
+        ];
+        block_on(<Blocking as Io>::set_many(&store, &items[..1])).unwrap();
+        block_on(<Async as Io>::set_many(&store, &items[1..])).unwrap();
+        let got = block_on(<Blocking as Io>::get_many(&store, &["a", "b"])).unwrap();
+        assert_eq!(got, [Some(b"1".to_vec()), Some(b"2".to_vec())]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::invalidate::frame;
-use crate::invalidate::stamps::{Remote, Stamps};
+use crate::invalidate::stamps::{Idle, Remote, Stamps};
 
 /// A cached result: a value, or a negative result ("not found", an error) kept for
 /// `negative_ttl`. A negative result is never confused with a value.
@@ -51,33 +51,74 @@ impl<V, N> Entry<V, N> {
 }
 
 /// What the store holds: the entry and its deadline (coarse-clock nanoseconds; `NEVER` = no TTL).
+///
+/// Built by [`Stored::new`] only, which takes the entry's stamps whole: in a cache with a
+/// time-to-idle they carry its idle record (`Core::stored` adds it), so no way of storing an
+/// entry can leave it out.
 pub(crate) struct Stored<V, N> {
     pub(crate) entry: Entry<V, N>,
     pub(crate) expires_at: u64,
     /// With early refresh: how long before `expires_at` a hit starts drawing whether to refresh
     /// (the longest XFetch gap the entry's load time allows; 0 = never early).
     pub(crate) early: u64,
-    /// What the entry was computed from (its tags, the entries its loader read): it is stale
-    /// once one of them was invalidated. `None` for most entries: nothing to check.
+    /// What the entry was computed from (its tags, the entries its loader read), and when it was
+    /// last read in a cache with a time-to-idle: it is stale once one of them was invalidated,
+    /// or once it was left unread for that long. `None` for most entries: nothing to check.
     pub(crate) stamps: Option<Stamp>,
+    /// Keeps struct literals out of other modules (zero-sized).
+    _built: Built,
 }
 
-/// An entry's stamps (what it was computed from). The store holds them; the copy a lookup gets
-/// has them only when it must look at them: when they show an invalidation, or inside a load
-/// (which records what it reads). Otherwise the copy has none: a hit of a fresh tagged entry
-/// copies no reference count, and a hit of any entry tests one pointer.
+/// See [`Stored::_built`].
+struct Built;
+
+impl<V, N> Stored<V, N> {
+    /// An entry to store, with all its stamps (see `Stamps::with_idle`).
+    pub(crate) fn new(
+        entry: Entry<V, N>,
+        expires_at: u64,
+        early: u64,
+        stamps: Option<Arc<Stamps>>,
+    ) -> Self {
+        Stored {
+            entry,
+            expires_at,
+            early,
+            stamps: stamps.map(Stamp),
+            _built: Built,
+        }
+    }
+
+    /// Whether the entry was left unread for its time-to-idle.
+    #[inline]
+    pub(crate) fn idle_expired(&self) -> bool {
+        self.stamps.as_ref().is_some_and(|s| s.0.idle_expired())
+    }
+
+    /// When the entry leaves the cache at the latest, unless read before: its deadline plus the
+    /// `stale` window, or sooner, its idle deadline.
+    #[inline]
+    pub(crate) fn gone_at(&self, stale: u64) -> u64 {
+        let gone = self.expires_at.saturating_add(stale);
+        match self.stamps.as_ref().and_then(|s| s.0.idle.as_ref()) {
+            Some(idle) => gone.min(idle.deadline()),
+            None => gone,
+        }
+    }
+}
+
+/// An entry's stamps (what it was computed from, and its idle record). The store holds them;
+/// the copy a lookup gets has them only when it must look at them: when they show an
+/// invalidation or an idle expiry, or inside a load (which records what it reads). Otherwise the
+/// copy has none: a hit of a fresh tagged (or idle-tracked) entry copies no reference count, and
+/// a hit of any entry tests one pointer.
 pub(crate) struct Stamp(Arc<Stamps>);
 
 impl Stamp {
-    /// The stamps of a load.
-    pub(crate) fn of(st: Arc<Stamps>) -> Self {
-        Stamp(st)
-    }
-
-    /// Whether an invalidation reached the entry.
+    /// Whether an invalidation reached the entry, or it was left unread for its time-to-idle.
     #[inline]
     pub(crate) fn is_stale(&self) -> bool {
-        !self.0.fresh()
+        !self.0.fresh() || self.0.idle_expired()
     }
 
     /// The local slots.
@@ -90,14 +131,44 @@ impl Stamp {
         &self.0.remote
     }
 
-    /// What a copy of the entry carries (see [`Stamp`]).
+    /// What a copy of the entry carries (see [`Stamp`]). A copy is a read: with a time-to-idle,
+    /// the read is recorded (once per clock tick), or, past the idle deadline, the copy carries
+    /// the stamps so that the lookup removes the entry.
+    /// With a scheduled refresh, the read is counted. Inside a frame (a load, or a visit of the
+    /// entries that is not a read: `frame::peek`), the copy always carries the stamps.
     #[inline]
     fn for_copy(&self) -> Option<Stamp> {
-        if frame::active() || self.is_stale() {
+        let st = &*self.0;
+        if frame::active() {
+            return Some(self.copy_in_frame());
+        }
+        let idle_out = st.idle.as_ref().is_some_and(Idle::read);
+        if let Some(reads) = &st.reads {
+            reads.read();
+        }
+        if idle_out || !st.fresh() {
             Some(Stamp(Arc::clone(&self.0)))
         } else {
             None
         }
+    }
+
+    /// [`for_copy`](Self::for_copy) inside a frame: a read (recorded) unless the frame peeks.
+    #[cold]
+    fn copy_in_frame(&self) -> Stamp {
+        if !frame::peeking() {
+            let st = &*self.0;
+            let _ = st.idle.as_ref().is_some_and(Idle::read);
+            if let Some(reads) = &st.reads {
+                reads.read();
+            }
+        }
+        Stamp(Arc::clone(&self.0))
+    }
+
+    /// The reads counted since the last call (0 without a scheduled refresh).
+    pub(crate) fn take_reads(&self) -> u32 {
+        self.0.reads.as_ref().map_or(0, |r| r.take())
     }
 }
 
@@ -109,6 +180,7 @@ impl<V: Clone, N: Clone> Clone for Stored<V, N> {
             expires_at: self.expires_at,
             early: self.early,
             stamps: self.stamps.as_ref().and_then(Stamp::for_copy),
+            _built: Built,
         }
     }
 }

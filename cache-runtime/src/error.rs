@@ -48,6 +48,9 @@ pub enum BuildError {
     /// `max_pending_writes(0)`: a cache must be able to keep at least one write it could not
     /// send.
     InvalidPendingLimit,
+    /// `refresh_every` is zero or not shorter than the `ttl`, or `refresh_top` is zero or set
+    /// without `refresh_every`.
+    InvalidRefreshEvery(String),
 }
 
 impl fmt::Display for BuildError {
@@ -68,6 +71,7 @@ impl fmt::Display for BuildError {
             Self::InvalidPendingLimit => f.write_str(
                 "`max_pending_writes` must be at least 1 (beyond it the cache uses L1 only)",
             ),
+            Self::InvalidRefreshEvery(why) => write!(f, "invalid scheduled refresh: {why}"),
         }
     }
 }

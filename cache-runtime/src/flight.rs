@@ -253,12 +253,15 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
 
 impl<T: Clone> Flight<T> {
     /// Blocks until the leader finishes (sync callers).
+    /// A flight led by this very thread is re-entrant while it is pending (its leader is the
+    /// caller's own frame, and would never finish); once it has ended, its outcome is read like
+    /// any other (a batch that joined its own lead of a key asked twice).
     pub(crate) fn wait(&self) -> Waited<T> {
-        if self.leader_thread.is_some() && self.leader_thread == Some(thread_token()) {
-            return Waited::Reentrant;
-        }
         let mut state = lock(&self.state);
         if let State::Pending { sync_waiters, .. } = &mut *state {
+            if self.leader_thread.is_some() && self.leader_thread == Some(thread_token()) {
+                return Waited::Reentrant;
+            }
             *sync_waiters += 1;
         }
         loop {

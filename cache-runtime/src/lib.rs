@@ -103,7 +103,10 @@ mod ttl;
 pub mod warm;
 
 pub use bypass::{Uncached, uncached, uncached_async};
-pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, Iter, RemovalCause};
+pub use cache::{
+    Absent, Cache, CacheBuilder, DEFAULT_CAPACITY, Iter, REFRESH_CONCURRENCY, RemovalCause, reload,
+    reload_async,
+};
 /// Invalidation on write: after the function returns successfully (`Ok`, `Some`, or any value),
 /// removes `key` (or, with `all`, every entry) from the named `#[cached]` function's cache, so
 /// that the next read queries again. An `Err` or `None` evicts nothing.
@@ -240,12 +243,52 @@ pub use cache_macros::cache_put;
 /// ```
 ///
 /// Arguments (all optional, all checked at compile time): `ttl = "5s"` (or a `Duration`
-/// constant), `capacity = N` (default [`DEFAULT_CAPACITY`]), `unbounded`, `policy = "s3-fifo" |
+/// constant), `tti = "10m"` (time-to-idle, see [`CacheBuilder::time_to_idle`]), `capacity = N` (default [`DEFAULT_CAPACITY`]), `unbounded`, `policy = "s3-fifo" |
 /// "lru" | "lfu" | "fifo"`, `key = <expr>` (any expression over the arguments; default: every
 /// argument, owned), `key_type = <Type>` (optional),
 /// `jitter = 0.1 | "2s"`, `negative_ttl = "1s"`, `name = "..."` (default: the function's path),
 /// `returns = "result" | "option" | "value"`, `crate = path`, `tags = [..]`, `depends = false`,
-/// `version = N`, `on_removal = path`. The README has the full table.
+/// `version = N`, `on_removal = path`, `refresh_every = "1m"` and `refresh_top = N` (scheduled
+/// refresh, see [`CacheBuilder::refresh_every`]), `batch`. The README has the full table.
+///
+/// `batch` memoizes a function that takes a collection of keys and returns the map of those it
+/// found, key by key: the body is called once, with the keys the cache misses (see
+/// [`Cache::get_or_load_many`]); keys it does not return are cached as "not found" with
+/// `negative_ttl`.
+///
+/// ```
+/// use cache_runtime::cached;
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+///
+/// static QUERIES: Mutex<Vec<Vec<u64>>> = Mutex::new(Vec::new());
+///
+/// #[cached(batch, ttl = "10m", negative_ttl = "1m")]
+/// fn user_names(ids: &[u64]) -> HashMap<u64, String> {
+///     QUERIES.lock().unwrap().push(ids.to_vec()); // SELECT .. WHERE id = ANY($1)
+///     ids.iter().filter(|id| **id != 0).map(|id| (*id, format!("user{id}"))).collect()
+/// }
+///
+/// assert_eq!(user_names(&[0, 1]).len(), 1);
+/// let names = user_names(&[0, 1, 2]); // 0 is cached as "not found", 1 as a value
+/// assert_eq!(names[&2], "user2");
+/// assert_eq!(*QUERIES.lock().unwrap(), [vec![0, 1], vec![2]]);
+/// ```
+///
+/// `refresh_every` reloads the keys read since the last round in the background, before they
+/// expire, so that their readers never wait (a thread for a blocking function, a Tokio task for
+/// an async one):
+///
+/// ```
+/// use cache_runtime::cached;
+///
+/// #[cached(ttl = "5m", refresh_every = "1m", refresh_top = 100)]
+/// fn price(sku: u64) -> u64 {
+///     sku * 100 // a query
+/// }
+///
+/// assert_eq!(price(3), 300); // from now on, reloaded every minute while it is read
+/// ```
 ///
 /// `on_removal = path` (or a closure) is told of each value that leaves the function's cache,
 /// with its key (the cache key, see `key`) and why ([`RemovalCause`]), as

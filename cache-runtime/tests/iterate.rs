@@ -2,7 +2,6 @@
 //! `Cache::invalidate_if` (removal by predicate, an explicit invalidation like `remove`).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -185,6 +184,7 @@ fn invalidate_if_reloads_what_was_computed_from_the_removed_entries() {
 #[test]
 fn invalidate_if_deletes_the_remote_copies() {
     use cache_runtime::tier::MemoryBackend;
+    use std::sync::Arc;
     let backend = Arc::new(MemoryBackend::new());
     let c: Cache<u64, u64> = Cache::builder()
         .name("iterate.remote")

@@ -3,6 +3,8 @@
 //! `expand` writes a `#[cached]` function (`shaped` the body of one that refreshes or classifies
 //! its results, `settings` its cache's settings); `write` a `#[cache_put]`/`#[cache_evict]` one.
 
+mod batch;
+mod schedule;
 mod settings;
 mod shaped;
 pub(crate) mod write;
@@ -35,6 +37,9 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
 
     let (key_ty, value_ty, neg_ty) = (&g.key_ty, &g.value_ty, &g.neg_ty);
     let shape = shaped::shape(&g);
+    if let Some(b) = &m.batch {
+        return batch::expand(&g, b, &shape);
+    }
     if let KeyPlan::Inferred { expr } = &m.key {
         return expand_inferred(&g, expr, &shape);
     }
@@ -76,48 +81,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     // every error lands there.
     let kspan = key_ty.span();
     let q_ty = &g.q_ty;
-    let configure = settings::configure(&g);
-    let builder = format_ident!("__cache_builder", span = Span::mixed_site());
-    let (configure, backend_check) = match &m.backend {
-        None => (quote!(#builder #configure), quote!()),
-        Some(name) => {
-            // The tier is added through `__private::Call`, which reports nothing of its own:
-            // the checks at the user's tokens report a key or value that cannot be encoded.
-            let method = if m.negative {
-                quote!(remote_negative)
-            } else {
-                quote!(remote)
-            };
-            let add = dispatched(
-                &g,
-                &call_types(&g, &shape),
-                &["RemoteChecked", "RemoteNegativeChecked", "RemoteUnchecked"],
-                quote!(#method(#builder, #name)),
-            );
-            (quote!(let #builder = #builder #configure; #add), {
-                // Registered at link time, for `config::verify`.
-                let function = settings::name(&g);
-                quote_spanned!(name.span()=>
-                    const _: () = #krate::__private::assert_remote_backends::<()>();
-                    #krate::__private::inventory::submit! {
-                        #krate::__private::BackendUse { function: #function, backend: #name }
-                    }
-                )
-            })
-        }
-    };
-    // The settings reach the cache through a closure-free `fn`: builder calls without bounds,
-    // so that it adds no error of its own.
-    let configure_fn = quote! {
-        {
-            fn __configure(
-                #builder: #krate::__private::CacheBuilder<#key_ty, #value_ty, #neg_ty>,
-            ) -> #krate::__private::CacheBuilder<#key_ty, #value_ty, #neg_ty> {
-                #configure
-            }
-            __configure
-        }
-    };
+    let (backend_check, configure_fn) = configured(&g, &shape);
     let lookup_call = quote_spanned!(kspan=>
         #krate::__private::lookup::<#key_ty, #value_ty, #neg_ty, #q_ty>(#cache, #lookup_ref)
     );
@@ -126,17 +90,7 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
     let (loader_def, call_load) = body_closure(&g, load, result);
     // `if = ..`: a call whose condition is false skips the cache (as `uncached` does).
     let bypass_init = bypass_init(&g);
-    let site = settings::site(&g);
-    // The cache's site is a static without type parameters, and each thread keeps a reference
-    // to the cache: no static's type names the key or value types, so that nothing but the
-    // bound checks at the user's tokens can report a type that is not `Send` or `Sync`.
-    let static_def = quote! {
-        static #cache_static: #krate::__private::FnSite = #krate::__private::FnSite::new(#site);
-        #krate::__private::thread_local! {
-            static #cache_local: #krate::__private::FnLocal<#key_ty, #value_ty, #neg_ty> =
-                const { #krate::__private::FnLocal::new(#krate::__private::None) };
-        }
-    };
+    let static_def = statics(&g, cache_static, cache_local);
     let get_cache = fn_cache(&g, cache_static, cache_local, &configure_fn);
     let companion = companion(&g, &asserts, &static_def, &get_cache);
 
@@ -166,21 +120,138 @@ pub(crate) fn expand(m: &Model) -> TokenStream {
         }
     };
 
+    let body = quote! {
+        #asserts
+        #static_def
+        let #cache = #get_cache;
+        let #bypass = #bypass_init;
+        #key_before
+        #lookup_and_load
+    };
+    // The companion's copy leaves out the compile-time checks: each error is reported once.
+    let refresh = refresh_companion(&g, &body);
     let mut out = rewrite(
         func,
         quote! {
-            #asserts
             #backend_check
             #(#const_checks)*
-            #static_def
-            let #cache = #get_cache;
-            let #bypass = #bypass_init;
-            #key_before
-            #lookup_and_load
+            #body
         },
     );
     out.extend(companion);
+    out.extend(refresh);
     out
+}
+
+/// The cache's settings as a closure-free `fn` over its builder (the remote tier included), and
+/// the link-time registration of its backend (with `backend = ".."`).
+fn configured(g: &Gen<'_>, shape: &TokenStream) -> (TokenStream, TokenStream) {
+    let (m, krate) = (g.m, &g.krate);
+    let (key_ty, value_ty, neg_ty) = (&g.key_ty, &g.value_ty, &g.neg_ty);
+    let configure = settings::configure(g);
+    let builder = format_ident!("__cache_builder", span = Span::mixed_site());
+    let (configure, backend_check) = match &m.backend {
+        None => (quote!(#builder #configure), quote!()),
+        Some(name) => {
+            // The tier is added through `__private::Call`, which reports nothing of its own:
+            // the checks at the user's tokens report a key or value that cannot be encoded.
+            // A batch's cache has negative entries (`()`, "not found") whatever its settings.
+            let method = if m.negative || m.batch.is_some() {
+                quote!(remote_negative)
+            } else {
+                quote!(remote)
+            };
+            let add = dispatched(
+                g,
+                &call_types(g, shape),
+                &["RemoteChecked", "RemoteNegativeChecked", "RemoteUnchecked"],
+                quote!(#method(#builder, #name)),
+            );
+            (quote!(let #builder = #builder #configure; #add), {
+                // Registered at link time, for `config::verify`.
+                let function = settings::name(g);
+                quote_spanned!(name.span()=>
+                    const _: () = #krate::__private::assert_remote_backends::<()>();
+                    #krate::__private::inventory::submit! {
+                        #krate::__private::BackendUse { function: #function, backend: #name }
+                    }
+                )
+            })
+        }
+    };
+    // The settings reach the cache through a closure-free `fn`: builder calls without bounds,
+    // so that it adds no error of its own.
+    let configure_fn = quote! {
+        {
+            fn __configure(
+                #builder: #krate::__private::CacheBuilder<#key_ty, #value_ty, #neg_ty>,
+            ) -> #krate::__private::CacheBuilder<#key_ty, #value_ty, #neg_ty> {
+                #configure
+            }
+            __configure
+        }
+    };
+    (backend_check, configure_fn)
+}
+
+/// The statics where the function's cache is: its site, and each thread's reference to it. No
+/// static's type names the key or value types, so that nothing but the bound checks at the
+/// user's tokens can report a type that is not `Send` or `Sync`.
+fn statics(g: &Gen<'_>, cache_static: &syn::Ident, cache_local: &syn::Ident) -> TokenStream {
+    let (krate, key_ty, value_ty, neg_ty) = (&g.krate, &g.key_ty, &g.value_ty, &g.neg_ty);
+    let site = settings::site(g);
+    quote! {
+        static #cache_static: #krate::__private::FnSite = #krate::__private::FnSite::new(#site);
+        #krate::__private::thread_local! {
+            static #cache_local: #krate::__private::FnLocal<#key_ty, #value_ty, #neg_ty> =
+                const { #krate::__private::FnLocal::new(#krate::__private::None) };
+        }
+    }
+}
+
+/// `<fn>_refresh`: the function with the same signature, whose call reloads the entry of its
+/// arguments whatever its state (a forced refresh), joining a load already in flight. It runs
+/// the same body in a forced-refresh frame (`__private::reload`), whose first lookup misses and
+/// whose load reloads: the original function cannot be named from here (a free function and an
+/// associated one are called differently), so the body is the expansion's own. Emitted where
+/// `__cache_of_<fn>` is (see [`companion`]); elsewhere `cache_runtime::reload` does the same.
+fn refresh_companion(g: &Gen<'_>, body: &TokenStream) -> TokenStream {
+    let m = g.m;
+    let func = &m.func;
+    let has_receiver = matches!(func.sig.inputs.first(), Some(syn::FnArg::Receiver(_)));
+    let inherited = matches!(func.vis, syn::Visibility::Inherited);
+    if has_receiver && inherited {
+        return quote!();
+    }
+    let krate = &g.krate;
+    let name = &func.sig.ident;
+    let mut sig = func.sig.clone();
+    sig.ident = format_ident!(
+        "{}_refresh",
+        name.to_string().trim_start_matches("r#"),
+        span = name.span()
+    );
+    let doc = format!(
+        "Reloads the cached result of [`{name}`] for these arguments, whatever its state \
+         (a forced refresh), and returns it: a load of the same key already in flight is \
+         joined instead of started again; an outcome that is not cached (an error, a \
+         `None` without `negative_ttl`) is returned and leaves the entry as it was."
+    );
+    let attrs = func.attrs.iter().filter(|a| !a.path().is_ident("doc"));
+    let (vis, defaultness) = (&func.vis, &func.defaultness);
+    let wrapped = if sig.asyncness.is_some() {
+        quote!(#krate::__private::reload_async(async move { #body }).await)
+    } else {
+        quote!(#krate::__private::reload(move || { #body }))
+    };
+    quote! {
+        #(#attrs)*
+        #[doc = #doc]
+        #[allow(dead_code, clippy::redundant_closure_call)]
+        #vis #defaultness #sig {
+            #wrapped
+        }
+    }
 }
 
 /// The generated locals and statics. They cannot clash with the user's names: they live at
@@ -264,6 +335,20 @@ impl<'a> Gen<'a> {
             _ => quote!(::core::convert::Infallible),
         };
         let key_ty = key_ty(m);
+        if let Some(b) = &m.batch {
+            // A batch's cache: each key of the collection to its value, "not found" (`()`)
+            // cached with `negative_ttl`; the types as the returned map spells them.
+            let key_ty = b.key_ty.to_token_stream();
+            return Gen {
+                m,
+                q_ty: key_ty.clone(),
+                key_ty,
+                krate,
+                value_ty: b.value_ty.to_token_stream(),
+                ret_ty,
+                neg_ty: quote!(()),
+            };
+        }
         // A key borrowed as `&T` is looked up as `T`, written as the user wrote it: its errors
         // land where the key type's do (`<T as ToOwned>::Owned`, spanned at `T`).
         let q_ty = match &m.key {
@@ -720,7 +805,11 @@ fn bypass_init(g: &Gen<'_>) -> TokenStream {
 /// returned one to cache (an `Err` or `None`, cached or not, gets the argument tags only). The
 /// body then runs in a closure (an async block) of its own, so that its `return` and `?` end the
 /// body, not the loader.
-fn body_closure(g: &Gen<'_>, load: &syn::Ident, result: &syn::Ident) -> (TokenStream, TokenStream) {
+pub(super) fn body_closure(
+    g: &Gen<'_>,
+    load: &syn::Ident,
+    result: &syn::Ident,
+) -> (TokenStream, TokenStream) {
     let block = &g.m.func.block;
     let ret_ty = &g.ret_ty;
     let tags = &g.m.tags;
@@ -805,9 +894,13 @@ fn value_tags(g: &Gen<'_>, result: &syn::Ident) -> TokenStream {
     let (krate, value_ty) = (&g.krate, &g.value_ty);
     let span = Span::mixed_site();
     let value = format_ident!("__cache_value", span = span);
-    let helper = format_ident!("__cache_tag_value", span = span);
+    // A runtime function, not a local one: the `<fn>_refresh` companion's copy of this code
+    // then reports a closure of the wrong type with the same error, which is shown once.
     let calls = closures.iter().map(|c| {
-        let call = respan(quote!(#helper::<#value_ty, _, _>), c.span());
+        let call = respan(
+            quote!(#krate::__private::tag_value::<#value_ty, _, _>),
+            c.span(),
+        );
         quote_spanned!(c.span()=> #call(#value, #c);)
     });
     let pattern = match g.m.returns {
@@ -818,16 +911,6 @@ fn value_tags(g: &Gen<'_>, result: &syn::Ident) -> TokenStream {
     quote! {
         #[allow(irrefutable_let_patterns)]
         if let #pattern = &#result {
-            fn #helper<V: ?::core::marker::Sized, I, F>(value: &V, tags: F)
-            where
-                F: ::core::ops::FnOnce(&V) -> I,
-                I: ::core::iter::IntoIterator,
-                I::Item: ::core::convert::AsRef<str>,
-            {
-                for tag in tags(value) {
-                    let _ = #krate::tag(tag);
-                }
-            }
             #(#calls)*
         }
     }
@@ -875,11 +958,39 @@ fn fn_cache(
     configure_fn: &TokenStream,
 ) -> TokenStream {
     let (krate, key_ty, value_ty, neg_ty) = (&g.krate, &g.key_ty, &g.value_ty, &g.neg_ty);
-    quote_spanned!(key_ty.span()=>
-        #krate::__private::fn_cache::<#key_ty, #value_ty, #neg_ty>(
+    let Some(sched) = &g.m.schedule else {
+        return quote_spanned!(key_ty.span()=>
+            #krate::__private::fn_cache::<#key_ty, #value_ty, #neg_ty>(
+                &#cache_local,
+                &#cache_static,
+                #configure_fn,
+            )
+        );
+    };
+    // `refresh_every`: the builder also gets the reloader, a closure over nothing defined here
+    // (the body may name `Self`, which a nested `fn` could not).
+    let (reload_def, reload) = schedule::reloader(g, &shaped::shape(g));
+    let every = settings::duration(g, &sched.every);
+    let method = if g.m.func.sig.asyncness.is_some() {
+        quote!(refresh_every_loaded_async)
+    } else {
+        quote!(refresh_every_loaded)
+    };
+    let top = sched.top.map(|n| {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        quote!(.refresh_top(#n))
+    });
+    let builder = format_ident!("__cache_builder", span = Span::mixed_site());
+    let get = quote_spanned!(key_ty.span()=>
+        #krate::__private::fn_cache_with::<#key_ty, #value_ty, #neg_ty>(
             &#cache_local,
             &#cache_static,
             #configure_fn,
+            move |#builder| #builder.#method(#every, #reload) #top,
         )
-    )
+    );
+    quote!({
+        #reload_def
+        #get
+    })
 }

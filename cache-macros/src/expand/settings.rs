@@ -24,6 +24,7 @@ pub(super) fn configure(g: &Gen<'_>) -> TokenStream {
     calls.push(quote!(.policy(#krate::Policy::#policy)));
     let durations = [
         ("ttl", s.ttl.as_ref()),
+        ("time_to_idle", s.tti.as_ref()),
         ("negative_ttl", s.negative_ttl.as_ref()),
         ("stale_while_revalidate", s.stale.as_ref()),
         ("distributed_lock", g.m.lease.as_ref()),
@@ -88,6 +89,7 @@ pub(super) fn const_checks(g: &Gen<'_>) -> Vec<TokenStream> {
     }
     for (what, d) in [
         ("ttl", &s.ttl),
+        ("tti", &s.tti),
         ("negative_ttl", &s.negative_ttl),
         ("stale", &s.stale),
     ] {
@@ -130,7 +132,7 @@ fn secs_nanos(nanos: u128) -> (u64, u32) {
 }
 
 /// A `Duration` setting (spanned at the user's literal or expression).
-fn duration(g: &Gen<'_>, d: &Dur) -> TokenStream {
+pub(super) fn duration(g: &Gen<'_>, d: &Dur) -> TokenStream {
     let krate = &g.krate;
     match d {
         Dur::Lit(nanos, span) => {

@@ -2,6 +2,7 @@
 //! what to generate. Every problem is reported through the [`Ctxt`], in the order of the checks;
 //! nothing here panics on user input, and nothing here makes tokens.
 
+mod batch;
 mod key;
 mod settings;
 mod signature;
@@ -13,11 +14,18 @@ use syn::{FnArg, ReturnType, Type};
 use crate::attr::CachedArgs;
 use crate::ctxt::Ctxt;
 use crate::item::Func;
-use crate::model::{KeyPlan, Model, Refresh, Returns};
+use crate::model::{KeyPlan, Model, Refresh, Returns, Schedule};
 use crate::symbol;
 
 /// Validates everything; `None` when there were errors (all recorded in `cx`).
 pub(crate) fn validate(cx: &mut Ctxt, args: &CachedArgs, func: Func) -> Option<Model> {
+    if args
+        .batch
+        .as_ref()
+        .is_some_and(|b| matches!(b.value, Ok(true)))
+    {
+        return batch::validate(cx, args, func);
+    }
     let krate = args.krate.as_ref().and_then(|g| g.read(cx)).cloned();
     signature::check(cx, &func);
     let returns = returns(cx, args, &func);
@@ -70,6 +78,7 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &CachedArgs, func: Func) -> Option<M
         );
     }
     let refresh = refresh_mode(cx, args, &func, inferred_key);
+    let schedule = schedule(cx, args, &func, key.as_ref());
     let unless = args.unless.as_ref().and_then(|g| g.ok()).cloned();
     let condition = args.condition.as_ref().and_then(|g| g.ok()).cloned();
     let ttl_fn = args.ttl_fn.as_ref().and_then(|g| g.ok()).cloned();
@@ -94,15 +103,7 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &CachedArgs, func: Func) -> Option<M
             );
         }
     }
-    if ttl_fn.is_some()
-        && args.ttl.is_some()
-        && let Some(a) = &args.ttl_fn
-    {
-        cx.error_spanned_by(
-            &a.name,
-            "`ttl_fn` and `ttl` conflict: `ttl_fn` gives each value its own TTL; remove `ttl`",
-        );
-    }
+    ttl_fn_conflict(cx, args);
     if cx.has_errors() {
         return None;
     }
@@ -122,7 +123,112 @@ pub(crate) fn validate(cx: &mut Ctxt, args: &CachedArgs, func: Func) -> Option<M
         ttl_fn,
         on_removal,
         tags,
+        schedule,
+        batch: None,
     })
+}
+
+/// `ttl_fn` with `ttl`: one of the two is too many.
+fn ttl_fn_conflict(cx: &mut Ctxt, args: &CachedArgs) {
+    if args.ttl.is_some()
+        && let Some(a) = &args.ttl_fn
+        && a.ok().is_some()
+    {
+        cx.error_spanned_by(
+            &a.name,
+            "`ttl_fn` and `ttl` conflict: `ttl_fn` gives each value its own TTL; remove `ttl`",
+        );
+    }
+}
+
+/// `refresh_every` and `refresh_top`: a round reloads keys in the background, calling the body
+/// with arguments rebuilt from each key, so every argument must be the key (or part of it).
+fn schedule(
+    cx: &mut Ctxt,
+    args: &CachedArgs,
+    func: &Func,
+    key: Option<&KeyPlan>,
+) -> Option<Schedule> {
+    let Some(every) = &args.refresh_every else {
+        if let Some(top) = &args.refresh_top {
+            cx.error_spanned_by(
+                &top.name,
+                "`refresh_top` is how many keys a scheduled refresh reloads: add \
+                 `refresh_every = \"...\"`",
+            );
+        }
+        return None;
+    };
+    let name = &every.name;
+    let mut ok = true;
+    if let Some(r) = func.sig.receiver() {
+        cx.error_spanned_by(
+            r,
+            "`refresh_every` reloads keys in the background, where there is no `self` to call \
+             the method on: memoize a free (or associated) function whose arguments are the key",
+        );
+        ok = false;
+    }
+    if !func.sig.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &func.sig.generics,
+            "`refresh_every` does not support generic functions: a background round cannot \
+             tell which instance to call",
+        );
+        ok = false;
+    }
+    // The parameters the key is made of, in the key's order.
+    let in_key: Vec<&syn::Ident> = match key {
+        Some(KeyPlan::Borrowed(p) | KeyPlan::Owned(p)) => vec![&p.ident],
+        Some(KeyPlan::Tuple(ps)) => ps.iter().map(|p| &p.ident).collect(),
+        Some(KeyPlan::Expr { expr, .. } | KeyPlan::Inferred { expr }) => {
+            cx.error_spanned_by(
+                expr,
+                format!(
+                    "with `{name}`, the key must be the arguments themselves (a background round \
+                     calls the function again from its key alone): use `key = <argument>` or \
+                     `key = (a, b)`, or no `key`"
+                ),
+            );
+            return None;
+        }
+        None => return None,
+    };
+    for arg in &func.sig.inputs {
+        if let FnArg::Typed(pt) = arg {
+            let named = match &*pt.pat {
+                syn::Pat::Ident(pi) => in_key.contains(&&pi.ident),
+                _ => false,
+            };
+            if !named {
+                cx.error_spanned_by(
+                    &pt.pat,
+                    format!(
+                        "with `{name}`, every argument must be part of the key (a background round \
+                         calls the function again from its key alone), and `{}` is not",
+                        pt.pat.to_token_stream()
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    let every = every.read(cx).cloned()?;
+    let top = args.refresh_top.as_ref().and_then(|a| a.read(cx)).copied();
+    if let (crate::model::Dur::Lit(n, span), Some(Ok(crate::model::Dur::Lit(ttl, _)))) =
+        (&every, args.ttl.as_ref().map(|t| &t.value))
+        && n >= ttl
+    {
+        cx.error_at(
+            *span,
+            format!(
+                "`{name}` must be shorter than `ttl`: a hot key is reloaded every round, and \
+                 would expire before its refresh otherwise"
+            ),
+        );
+        ok = false;
+    }
+    ok.then_some(Schedule { every, top })
 }
 
 /// What the function returns: as `returns = ".."` says, else read off the return type.

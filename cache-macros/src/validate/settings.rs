@@ -34,6 +34,7 @@ pub(super) fn settings(cx: &mut Ctxt, args: &CachedArgs) -> Settings {
         .copied()
         .unwrap_or_default();
     let ttl = args.ttl.as_ref().and_then(|a| a.read(cx)).cloned();
+    let tti = args.tti.as_ref().and_then(|a| a.read(cx)).cloned();
     let negative_ttl = args.negative_ttl.as_ref().and_then(|a| a.read(cx)).cloned();
     let jitter = args.jitter.as_ref().and_then(|a| {
         // The TTL the jitter is measured against.
@@ -74,6 +75,7 @@ pub(super) fn settings(cx: &mut Ctxt, args: &CachedArgs) -> Settings {
         unbounded,
         policy,
         ttl,
+        tti,
         negative_ttl,
         jitter,
         stale,

@@ -42,8 +42,8 @@ where
     /// ```
     ///
     /// # Errors
-    /// A zero capacity, a zero or overlong TTL, a jitter over 100% (or without a TTL), a shard
-    /// count of zero or over 65,536.
+    /// A zero capacity, a zero or overlong TTL or time-to-idle, a jitter over 100% (or without a
+    /// TTL), a shard count of zero or over 65,536.
     pub fn build(self) -> Result<Cache<K, V, N>, BuildError> {
         self.validate()?;
         Ok(self.build_validated())
@@ -73,9 +73,14 @@ where
         }
         if b.validate().is_err() {
             b.ttl = b.ttl.filter(|t| ttl_nanos(*t, "ttl").is_ok());
+            b.tti = b.tti.filter(|t| ttl_nanos(*t, "time_to_idle").is_ok());
             b.negative_ttl = b
                 .negative_ttl
                 .filter(|t| ttl_nanos(*t, "negative_ttl").is_ok());
+        }
+        if b.validate_schedule().is_err() {
+            b.schedule = None;
+            b.refresh_top = None;
         }
         if b.validate().is_err() {
             b.capacity = DEFAULT_CAPACITY;
@@ -96,6 +101,9 @@ where
         }
         if let Some(w) = self.stale {
             ttl_nanos(w, "stale")?;
+        }
+        if let Some(t) = self.tti {
+            ttl_nanos(t, "time_to_idle")?;
         }
         if let Some(beta) = self.early_refresh {
             if !(beta.is_finite() && beta > 0.0 && beta <= 1e6) {
@@ -121,7 +129,26 @@ where
         if self.pending_limit == Some(0) {
             return Err(BuildError::InvalidPendingLimit);
         }
+        self.validate_schedule()?;
         Expiry::new(self.jitter_base(), self.negative_ttl, self.jitter, 0).map(|_| ())
+    }
+
+    /// The checks of `refresh_every` and `refresh_top`.
+    fn validate_schedule(&self) -> Result<(), BuildError> {
+        let invalid = |why: String| Err(BuildError::InvalidRefreshEvery(why));
+        match (&self.schedule, self.refresh_top) {
+            (None, Some(_)) => invalid("`refresh_top` needs `refresh_every`".into()),
+            (Some(_), Some(0)) => invalid("`refresh_top` must be at least 1".into()),
+            (Some((every, _)), _) if every.is_zero() => {
+                invalid("`refresh_every` must be longer than zero".into())
+            }
+            (Some((every, _)), _) if self.ttl.is_some_and(|ttl| *every >= ttl) => invalid(format!(
+                "`refresh_every` ({every:?}) must be shorter than the `ttl` ({:?}): entries \
+                 would expire before their refresh",
+                self.ttl.unwrap_or_default()
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The longest remote TTL an entry of this cache can be written with (`None`: unbounded, or
@@ -163,7 +190,11 @@ where
     /// The construction proper, from validated settings.
     fn assemble(self, id: u64, seed: u64, expiry: Expiry) -> Cache<K, V, N> {
         let horizon = self.longest_remote_ttl();
-        if self.ttl.is_some() || self.negative_ttl.is_some() || self.ttl_fn.is_some() {
+        if self.ttl.is_some()
+            || self.negative_ttl.is_some()
+            || self.ttl_fn.is_some()
+            || self.tti.is_some()
+        {
             crate::clock::start_ticker();
         }
         let meter = Arc::new(Meter {
@@ -191,7 +222,8 @@ where
         let listener_name: Arc<str> =
             Arc::from(self.name.clone().unwrap_or_else(|| format!("cache-{id}")));
         let listener = Listener(Arc::new(move |s: &Stored<V, N>| {
-            let expired = s.expires_at != NEVER && listener_meter.clock.is_past(s.expires_at);
+            let expired = (s.expires_at != NEVER && listener_meter.clock.is_past(s.expires_at))
+                || s.idle_expired();
             #[cfg(feature = "tracing")]
             tracing::trace!(cache = %listener_name, expired, "cache eviction");
             listener_meter.stats.incr(if expired {
@@ -267,7 +299,16 @@ where
             stale,
             beta: self.early_refresh.unwrap_or(0.0),
             ttl_fn: self.ttl_fn,
+            tti: self.tti.and_then(|d| ttl_nanos(d, "time_to_idle").ok()),
+            counts_reads: self.schedule.is_some(),
         });
+        if let Some((_, start)) = self.schedule {
+            start(
+                &core,
+                self.refresh_top
+                    .unwrap_or(super::schedule::DEFAULT_REFRESH_TOP),
+            );
+        }
         if let Some(tier) = &core.tier {
             let l1: Arc<dyn crate::tier::LocalL1<K>> = core.clone();
             tier.attach(Arc::downgrade(&l1));

@@ -47,6 +47,7 @@ pub struct CacheBuilder<K, V, N = Infallible> {
     pub(super) weigher: Option<WeighFn<K, V>>,
     pub(super) policy: Policy,
     pub(super) ttl: Option<Duration>,
+    pub(super) tti: Option<Duration>,
     pub(super) negative_ttl: Option<Duration>,
     pub(super) jitter: Option<Jitter>,
     pub(super) clock: Clock,
@@ -62,8 +63,14 @@ pub struct CacheBuilder<K, V, N = Infallible> {
     pub(super) version: Option<u32>,
     pub(super) depends: bool,
     pub(super) on_removal: Option<Removal<K, V>>,
+    /// `refresh_every`: the period, and what starts the refresh thread (with `refresh_top`).
+    pub(super) schedule: Option<(Duration, ScheduleStart<K, V, N>)>,
+    pub(super) refresh_top: Option<usize>,
     pub(super) _types: PhantomData<fn() -> N>,
 }
+
+/// Starts a cache's scheduled refresh, given its core and `refresh_top`.
+pub(super) type ScheduleStart<K, V, N> = Box<dyn FnOnce(&Arc<super::Core<K, V, N>>, usize) + Send>;
 
 /// Makes a cache's remote tier from its name and version.
 pub(super) type TierFactory<K, V, N> =
@@ -77,6 +84,7 @@ impl<K, V, N> fmt::Debug for CacheBuilder<K, V, N> {
             .field("weighted", &self.weigher.is_some())
             .field("policy", &self.policy)
             .field("ttl", &self.ttl)
+            .field("tti", &self.tti)
             .field("negative_ttl", &self.negative_ttl)
             .field("jitter", &self.jitter)
             .finish_non_exhaustive()
@@ -109,6 +117,7 @@ impl<K, V, N> CacheBuilder<K, V, N> {
             weigher: None,
             policy: Policy::default(),
             ttl: None,
+            tti: None,
             negative_ttl: None,
             jitter: None,
             clock: Clock::coarse(),
@@ -124,6 +133,8 @@ impl<K, V, N> CacheBuilder<K, V, N> {
             version: None,
             depends: true,
             on_removal: None,
+            schedule: None,
+            refresh_top: None,
             _types: PhantomData,
         }
     }
@@ -275,6 +286,44 @@ impl<K, V, N> CacheBuilder<K, V, N> {
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// Time-to-idle: an entry not read for this long expires (moka's `time_to_idle`, Caffeine's
+    /// `expireAfterAccess`). With a [`ttl`](Self::ttl) too, the earlier deadline wins: an entry
+    /// read often still expires at its TTL, one left unread goes sooner.
+    ///
+    /// A read is a hit of the entry (any lookup that finds it: `get`, a `#[cached]` call,
+    /// [`contains_key`](Cache::contains_key), [`iter`](Cache::iter)); it moves the idle deadline
+    /// at most once per clock tick (10 ms for the coarse clock), so expiry is exact to within a
+    /// tick, and a hit costs a few more instructions than without (see BENCHMARKS.md). It applies
+    /// to negative entries as to values. An entry that expires so is counted as an expiration
+    /// and reported to the [`on_removal`](Self::on_removal) listener as
+    /// [`RemovalCause::Expired`].
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let sessions: Cache<u64, String> = Cache::builder()
+    ///     .time_to_idle(Duration::from_secs(10))
+    ///     .clock(Clock::manual(&clock))
+    ///     .build()?;
+    /// sessions.insert(1, "ada".to_string());
+    /// sessions.insert(2, "grace".to_string());
+    /// for _ in 0..6 {
+    ///     clock.advance(Duration::from_secs(5));
+    ///     assert!(sessions.get(&1).is_some()); // read every 5 s: kept
+    /// }
+    /// assert_eq!(sessions.get(&2), None); // unread for 30 s: expired
+    /// assert_eq!(sessions.stats().expirations, 1);
+    /// assert!(Cache::<u64, u64>::builder().time_to_idle(Duration::ZERO).build().is_err());
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.tti = Some(tti);
         self
     }
 
@@ -627,6 +676,169 @@ impl<K, V, N> CacheBuilder<K, V, N> {
             listener: Arc::new(listener),
             copy_key: removal::copy_key::<K>,
         });
+        self
+    }
+
+    /// Scheduled refresh: every `every` (moved by up to 10% either way, so that caches started
+    /// together do not refresh together), the keys read since the last round, at most
+    /// [`refresh_top`](Self::refresh_top) of them (default 1,000) by how often they were read,
+    /// are reloaded with `load` in the background, through the key's single-flight (a load
+    /// already in flight is joined), [`REFRESH_CONCURRENCY`](crate::REFRESH_CONCURRENCY) at a
+    /// time. A hot key is thus reloaded before it expires, and its readers never wait for it;
+    /// a key not read in a round is left to expire. `load`'s `Err` is a negative result (cached
+    /// with `negative_ttl`; without it, the old value stays and `refresh_errors` counts it).
+    ///
+    /// The reloads run on a background thread, which the cache holds weakly: it ends when the
+    /// cache is dropped. `every` must be shorter than the `ttl`, or entries would expire before
+    /// their refresh. The cache's [`clock`](Self::clock) keeps the time (a manual clock in
+    /// tests).
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let price = Arc::new(AtomicU64::new(100));
+    /// let source = Arc::clone(&price);
+    /// let clock = ManualClock::new();
+    /// let prices: Cache<&str, u64> = Cache::builder()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .clock(Clock::manual(&clock))
+    ///     .refresh_every(Duration::from_secs(20), move |_item| Ok(source.load(Ordering::SeqCst)))
+    ///     .build()?;
+    /// prices.insert("tea", 100);
+    /// assert_eq!(prices.get(&"tea"), Some(100)); // read: it is hot
+    /// price.store(120, Ordering::SeqCst);
+    /// clock.advance(Duration::from_secs(25)); // a round is due
+    /// while prices.stats().refreshes == 0 {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// }
+    /// assert_eq!(prices.get(&"tea"), Some(120)); // reloaded in the background
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn refresh_every(
+        self,
+        every: Duration,
+        load: impl Fn(&K) -> Result<V, N> + Send + Sync + 'static,
+    ) -> Self
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        N: Clone + Send + Sync + 'static,
+    {
+        self.refresh_every_loaded(every, move |k: &K| match load(k) {
+            Ok(v) => crate::entry::Loaded::Value(v),
+            Err(n) => crate::entry::Loaded::Negative(n),
+        })
+    }
+
+    /// The async form of [`refresh_every`](Self::refresh_every): each reload is a task on the
+    /// Tokio runtime the cache is built on (without one, the refresh thread runs the futures).
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let clock = ManualClock::new();
+    /// let rates: Cache<String, u64> = Cache::builder()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .clock(Clock::manual(&clock))
+    ///     .refresh_every_async(Duration::from_secs(20), |cur: String| async move {
+    ///         Ok(cur.len() as u64 * 100)
+    ///     })
+    ///     .build()?;
+    /// rates.insert("eur".to_string(), 1);
+    /// assert_eq!(rates.get("eur"), Some(1));
+    /// clock.advance(Duration::from_secs(25)); // the first round is due: "eur" was read
+    /// while rates.get("eur") != Some(300) {
+    ///     tokio::time::sleep(Duration::from_millis(1)).await;
+    /// }
+    /// assert_eq!(rates.stats().refreshes, 1);
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn refresh_every_async<F>(
+        self,
+        every: Duration,
+        load: impl Fn(K) -> F + Send + Sync + 'static,
+    ) -> Self
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        N: Clone + Send + Sync + 'static,
+        F: std::future::Future<Output = Result<V, N>> + Send + 'static,
+    {
+        self.refresh_every_loaded_async(every, move |k: K| {
+            let fut = load(k);
+            Box::pin(async move {
+                match fut.await {
+                    Ok(v) => crate::entry::Loaded::Value(v),
+                    Err(n) => crate::entry::Loaded::Negative(n),
+                }
+            })
+        })
+    }
+
+    /// [`refresh_every`](Self::refresh_every) with a loader that classifies its own outcome
+    /// (`#[cached(refresh_every = ..)]`: `Loaded::Error` is not cached).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn refresh_every_loaded(
+        mut self,
+        every: Duration,
+        load: impl Fn(&K) -> crate::entry::Loaded<V, N, ()> + Send + Sync + 'static,
+    ) -> Self
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        N: Clone + Send + Sync + 'static,
+    {
+        let reloader = super::schedule::Reloader::Blocking(Arc::new(load));
+        self.schedule = Some((every, super::schedule::starter(every, reloader)));
+        self
+    }
+
+    /// The async form of [`refresh_every_loaded`](Self::refresh_every_loaded).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn refresh_every_loaded_async(
+        mut self,
+        every: Duration,
+        load: impl Fn(K) -> super::schedule::ReloadFuture<V, N> + Send + Sync + 'static,
+    ) -> Self
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        N: Clone + Send + Sync + 'static,
+    {
+        let reloader = super::schedule::Reloader::Async(Arc::new(load));
+        self.schedule = Some((every, super::schedule::starter(every, reloader)));
+        self
+    }
+
+    /// With [`refresh_every`](Self::refresh_every): how many keys a round reloads at most, the
+    /// most read first (default 1,000).
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    /// use std::time::Duration;
+    ///
+    /// let top: Cache<u64, u64> = Cache::builder()
+    ///     .ttl(Duration::from_secs(300))
+    ///     .refresh_every(Duration::from_secs(60), |k| Ok(k * 2))
+    ///     .refresh_top(100) // the 100 most read keys of each minute
+    ///     .build()?;
+    /// # drop(top);
+    /// assert!(Cache::<u64, u64>::builder().refresh_top(10).build().is_err()); // needs refresh_every
+    /// # Ok::<(), cache_runtime::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn refresh_top(mut self, keys: usize) -> Self {
+        self.refresh_top = Some(keys);
         self
     }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::hash::Hash;
 
 use super::Cache;
-use crate::entry::{Entry, Stored};
+use crate::entry::{Entry, Stamp, Stored};
 use crate::store;
 
 /// An iterator over copies of a cache's live values, from [`Cache::iter`].
@@ -35,8 +35,10 @@ where
 
     fn next(&mut self) -> Option<(K, V)> {
         loop {
-            let (k, s) = self.entries.next()?;
-            if self.cache.expired(&s) {
+            // A visit, not a read (it keeps no entry from idling).
+            let (k, s) = crate::invalidate::frame::peek(|| self.entries.next())?;
+            // The copy carries its stamps only when they show an invalidation or idle expiry.
+            if self.cache.expired(&s) || s.stamps.as_ref().is_some_and(Stamp::is_stale) {
                 continue;
             }
             if let Entry::Value(v) = s.entry {

@@ -76,7 +76,8 @@ where
     }
 
     /// Whether `s`, the entry of `key`, is still fresh by its stamps (else it is removed);
-    /// inside a load, the read is recorded. (Every explicit write bumps the written entry's
+    /// inside a load, the read is recorded; inside a forced refresh of this cache, `false`
+    /// (see [`crate::reload`]). (Every explicit write bumps the written entry's
     /// dependency slot, so a write this read did not see is not lost to the load.)
     #[cold]
     #[inline(never)]
@@ -90,10 +91,21 @@ where
                 .core
                 .store
                 .remove_if(key, |s| s.stamps.as_ref().is_some_and(Stamp::is_stale));
-            self.core.removed(gone, Gone::Explicit);
+            // Left unread for its time-to-idle: an expiry; else an invalidation.
+            let why = if gone.as_ref().is_some_and(|(_, s)| s.idle_expired()) {
+                self.core.meter.stats.incr(Counter::Expiration);
+                Gone::Expired
+            } else {
+                Gone::Explicit
+            };
+            self.core.removed(gone, why);
             return false;
         }
         if frame::active() {
+            // The target of a forced refresh: a miss, whose load reloads the entry.
+            if frame::take_force(&self.core.scope) {
+                return false;
+            }
             let (slots, remote) = s
                 .stamps
                 .as_ref()

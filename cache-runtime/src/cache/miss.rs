@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::Cache;
 use crate::driver::Io;
-use crate::entry::{Entry, Loaded, Share, Stamp, Stored};
+use crate::entry::{Entry, Loaded, Share};
 use crate::flight::{Failure, Flights, Join, Lead, Leader, Waited};
 use crate::invalidate::frame::{self, Frame, Within};
 use crate::invalidate::remote as fleet;
@@ -76,6 +76,17 @@ impl<K, V, N> Drop for LeaseGuard<'_, K, V, N> {
     }
 }
 
+/// What a load is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Want {
+    /// A miss: the leader first looks again in L1, then in the remote tier, and loads only
+    /// when neither has the entry.
+    Missing,
+    /// A forced refresh: the leader loads whatever either tier holds, and replaces the entry
+    /// with a cacheable outcome (anything else leaves it as it was).
+    Fresh,
+}
+
 /// What the remote tier answered a leader before it loads.
 enum Remote<'a, K, V, N> {
     /// The entry (and what it depends on): fill L1 with it.
@@ -116,10 +127,44 @@ where
         F: Future<Output = Loaded<V, N, E>>,
     {
         if !frame::active() {
-            return self.single_flight::<I, Q, E, F>(key, share, load).await;
+            return self
+                .single_flight::<I, Q, E, F>(key, share, Want::Missing, load)
+                .await;
         }
-        let out = self.single_flight::<I, Q, E, F>(key, share, load).await;
+        // Inside a forced refresh of this cache (`reload`, `<fn>_refresh`), the load reloads.
+        let want = if frame::take_forced_load(&self.core.scope) {
+            Want::Fresh
+        } else {
+            Want::Missing
+        };
+        let out = self
+            .single_flight::<I, Q, E, F>(key, share, want, load)
+            .await;
         self.record_stored(key);
+        out
+    }
+
+    /// A forced refresh of `key`: like [`load_after_miss`](Self::load_after_miss), but the
+    /// leader loads whatever L1 or the remote tier holds, and a cacheable outcome replaces the
+    /// entry in both (an outcome not to cache leaves it as it was). A load of `key` already in
+    /// flight is joined instead: its outcome is as fresh as this one would be.
+    pub(super) async fn reload<I: Io, Q, E, F>(
+        &self,
+        key: &Q,
+        share: Option<Share<E>>,
+        load: impl FnOnce() -> F,
+    ) -> Loaded<V, N, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Loaded<V, N, E>>,
+    {
+        let out = self
+            .single_flight::<I, Q, E, F>(key, share, Want::Fresh, load)
+            .await;
+        if frame::active() {
+            self.record_stored(key);
+        }
         out
     }
 
@@ -128,6 +173,7 @@ where
         &self,
         key: &Q,
         share: Option<Share<E>>,
+        want: Want,
         load: impl FnOnce() -> F,
     ) -> Loaded<V, N, E>
     where
@@ -139,15 +185,23 @@ where
         loop {
             match self.core.flights.join(hash, key, I::BLOCKING) {
                 Join::Leader(mut leader) => {
-                    // Another caller may have stored the value between our miss and now.
-                    if let Some(e) = self.lookup(key) {
-                        leader.complete(&e, || ());
-                        return e.into();
+                    if want == Want::Missing {
+                        // Another caller may have stored the value between our miss and now.
+                        if let Some(e) = self.lookup(key) {
+                            leader.complete(&e, || ());
+                            return e.into();
+                        }
+                    } else {
+                        self.core.meter.stats.incr(Counter::Refresh);
                     }
                     if self.core.tier.is_some() {
                         // The remote tier's steps, boxed: a cache without one keeps a small future.
-                        let remote =
-                            self.lead_remote::<I, E, F>(leader, hash, key.to_owned(), share, load);
+                        let remote = self.lead_remote::<I, E, F>(
+                            leader,
+                            (hash, key.to_owned(), want),
+                            share,
+                            load,
+                        );
                         return Box::pin(remote).await;
                     }
                     let (out, started) = self.run_loader(&mut leader, load).await;
@@ -201,18 +255,19 @@ where
 
     /// A leader's miss with a remote tier: its entry, or another process's load, or this
     /// process's load (under the fleet-wide lease when there is one), stored in both tiers.
+    /// A forced refresh (`Want::Fresh`) loads at once, and stores in both tiers.
     async fn lead_remote<I: Io, E, F: Future<Output = Loaded<V, N, E>>>(
         &self,
         mut leader: Leader<'_, K, Entry<V, N>>,
-        hash: u64,
-        key: K,
+        (hash, key, want): (u64, K, Want),
         share: Option<Share<E>>,
         load: impl FnOnce() -> F,
     ) -> Loaded<V, N, E> {
         let (key, remote) = self.remote_key(key);
         let (mut lease, mut reachable) = (None, true);
         // A key that does not encode has no remote entry: it is loaded for this process only.
-        if let Some((tier, rk)) = &remote {
+        // A forced refresh loads whatever the remote tier holds, and needs no lease.
+        if let Some((tier, rk)) = remote.as_ref().filter(|_| want == Want::Missing) {
             match self.ask_remote::<I>(*tier, rk).await {
                 Remote::Found(e) => return self.fill_from_remote(leader, key, e).into(),
                 Remote::Load(held) => lease = held,
@@ -329,7 +384,7 @@ where
     /// Counts a load starting, and tells when it started (for early refresh); the timer ends
     /// when the loader returns (see [`time_load`](Self::time_load)).
     #[inline]
-    fn start_load(&self) -> (u64, LoadTimer<'_>) {
+    pub(super) fn start_load(&self) -> (u64, LoadTimer<'_>) {
         let timer = self.time_load();
         (self.load_start(), timer)
     }
@@ -347,7 +402,7 @@ where
     /// not to cache (shared with the waiters when it can be, see [`Self::end_uncached`]).
     #[allow(clippy::type_complexity)]
     #[inline]
-    fn settle<'l, E>(
+    pub(super) fn settle<'l, E>(
         &self,
         leader: Leader<'l, K, Entry<V, N>>,
         hash: u64,
@@ -400,25 +455,30 @@ where
         D: std::ops::Deref<Target = Flights<K, Entry<V, N>>>,
     {
         let ttl = remaining(c.now, c.deadline);
-        match &c.stamps {
-            None => tier::put::<I, K, V, N>(tier, rk, &c.entry, &[], ttl).await,
-            Some(st) => {
-                // The tokens of its tags' and dependencies' generation keys now; an entry
-                // already invalidated during its load, or whose stamps cannot be read, is
-                // kept out of the fleet's reach.
-                let remote = if st.remote.is_empty() {
-                    Some(Vec::new())
-                } else {
-                    fleet::resolve::<I>(tier.backend(), st).await
-                };
-                if let Some(remote) = remote.filter(|_| st.fresh()) {
-                    tier::put::<I, K, V, N>(tier, rk, &c.entry, &remote, ttl).await;
-                }
-            }
+        if let Some(remote) = Self::remote_stamps::<I>(tier, c.stamps.as_ref()).await {
+            tier::put::<I, K, V, N>(tier, rk, &c.entry, &remote, ttl).await;
         }
         if !self.complete_local(leader, key, c) {
             tier::write::<I, K, V, N>(tier, rk, None).await;
         }
+    }
+
+    /// What a loaded entry that depends on `stamps` carries into the remote tier: the tokens of
+    /// its tags' and dependencies' generation keys now. `None`: not to be written (already
+    /// invalidated during its load, or its stamps cannot be read: kept out of the fleet's reach).
+    pub(super) async fn remote_stamps<I: Io>(
+        tier: &dyn Tier<K, V, N>,
+        stamps: Option<&Arc<Stamps>>,
+    ) -> Option<Vec<RemoteStamp>> {
+        let Some(st) = stamps else {
+            return Some(Vec::new());
+        };
+        let remote = if st.remote.is_empty() {
+            Some(Vec::new())
+        } else {
+            fleet::resolve::<I>(tier.backend(), st).await
+        };
+        remote.filter(|_| st.fresh())
     }
 
     /// A `tracing` event for a finished load: the cache's name and the key's hash (never the
@@ -510,12 +570,12 @@ where
         let stored = leader.complete(&c.entry, || {
             self.core.insert(
                 key(),
-                Stored {
-                    entry: c.entry.clone(),
-                    expires_at: self.l1_deadline(c.now, c.deadline),
-                    early: c.early,
-                    stamps: c.stamps.clone().map(Stamp::of),
-                },
+                self.core.stored(
+                    c.entry.clone(),
+                    self.l1_deadline(c.now, c.deadline),
+                    c.early,
+                    c.stamps.clone(),
+                ),
             )
         });
         stored.is_some()
@@ -531,7 +591,7 @@ where
     }
 
     /// Fills L1 from an entry the remote tier had, and ends the flight with it.
-    fn fill_from_remote(
+    pub(super) fn fill_from_remote(
         &self,
         leader: Leader<'_, K, Entry<V, N>>,
         key: K,
@@ -546,12 +606,12 @@ where
         let stored = leader.complete(&e, || {
             self.core.insert(
                 key,
-                Stored {
-                    entry: e.clone(),
-                    expires_at: self.l1_deadline(now, deadline),
-                    early: 0,
-                    stamps: fleet::local_stamps(remote).map(Stamp::of),
-                },
+                self.core.stored(
+                    e.clone(),
+                    self.l1_deadline(now, deadline),
+                    0,
+                    fleet::local_stamps(remote),
+                ),
             )
         });
         drop(stored);

@@ -1,5 +1,6 @@
 //! The typed cache a memoized function owns: store + expiry + single-flight + statistics.
 
+mod batch;
 mod build;
 mod builder;
 mod iter;
@@ -7,14 +8,19 @@ mod load;
 mod lookup;
 mod miss;
 mod refresh;
+mod reload;
 mod removal;
+mod schedule;
 mod write;
 
+pub use batch::Absent;
 pub use builder::CacheBuilder;
 pub use iter::Iter;
 pub use refresh::Lookup;
 pub(crate) use refresh::Refresh;
+pub use reload::{reload, reload_async};
 pub use removal::RemovalCause;
+pub use schedule::REFRESH_CONCURRENCY;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -28,6 +34,7 @@ use crate::clock::Clock;
 use crate::entry::{Entry, Stored};
 use crate::flight::Flights;
 use crate::invalidate::Scope;
+use crate::invalidate::stamps::{Idle, Stamps};
 use crate::registry::Report;
 use crate::stats::Stats;
 use crate::store::{Gone, Store};
@@ -88,6 +95,10 @@ pub(crate) struct Core<K, V, N> {
     pub(crate) beta: f64,
     /// A value's own TTL, chosen from the value.
     pub(crate) ttl_fn: Option<TtlFn<V>>,
+    /// The time-to-idle (ns): an entry not read for this long expires.
+    pub(crate) tti: Option<u64>,
+    /// With a scheduled refresh: each entry counts its reads (see `schedule.rs`).
+    pub(crate) counts_reads: bool,
 }
 
 /// A bounded, thread-safe memoization cache from `K` to `V`, with optional cached negative
@@ -315,7 +326,7 @@ where
     /// from another process does. For benchmarks and tests.
     #[doc(hidden)]
     pub fn evict_local(&self, key: &K) {
-        crate::tier::LocalL1::evict_local(&*self.core, Some(key));
+        crate::tier::LocalL1::evict_local(&*self.core, Some(key), true);
     }
 
     /// How many loads are in flight now (for tests and diagnostics).
@@ -332,6 +343,23 @@ where
     V: Clone + Send + Sync + 'static,
     N: Clone + Send + Sync + 'static,
 {
+    /// An entry to store, with the stamps its load recorded and, with a time-to-idle, its idle
+    /// record (read now): every entry the cache stores is built here.
+    #[inline]
+    pub(crate) fn stored(
+        &self,
+        entry: Entry<V, N>,
+        expires_at: u64,
+        early: u64,
+        stamps: Option<Arc<Stamps>>,
+    ) -> Stored<V, N> {
+        let idle = self
+            .tti
+            .map(|tti| Idle::new(self.meter.clock.now_nanos(), tti, self.meter.clock.clone()));
+        let stamps = Stamps::with_access(stamps, idle, self.counts_reads);
+        Stored::new(entry, expires_at, early, stamps)
+    }
+
     fn stats(&self) -> CacheStats {
         let mut s = self.meter.stats.snapshot(self.store.len());
         if let Some(tier) = &self.tier {
@@ -350,17 +378,21 @@ where
     V: Clone + Send + Sync + 'static,
     N: Clone + Send + Sync + 'static,
 {
-    fn evict_local(&self, key: Option<&K>) {
+    fn evict_local(&self, key: Option<&K>, bump: bool) {
         match key {
             Some(k) => {
                 self.flights.invalidate(self.hasher.hash_one(k), k);
                 self.removed(self.store.remove(k), Gone::Explicit);
-                self.scope.wrote(lookup::IDENT.hash_one(k));
+                if bump {
+                    self.scope.wrote(lookup::IDENT.hash_one(k));
+                }
             }
             None => {
                 self.flights.invalidate_all();
                 drop(self.store.clear());
-                self.scope.cleared();
+                if bump {
+                    self.scope.cleared();
+                }
             }
         }
     }

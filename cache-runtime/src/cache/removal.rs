@@ -17,12 +17,12 @@ use crate::ttl::NEVER;
 /// Why a value left the cache, as told to the
 /// [`on_removal`](crate::CacheBuilder::on_removal) listener.
 ///
-/// A value past its deadline (and past its `stale` window) is reported `Expired` whatever
-/// removed it: a read that found it, a sweep, an eviction, a replacement.
+/// A value past its deadline (and past its `stale` window), or left unread for its
+/// [time-to-idle](crate::CacheBuilder::time_to_idle), is reported `Expired` whatever removed it: a read that found it, a sweep, an eviction, a replacement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RemovalCause {
-    /// Its TTL had passed.
+    /// Its TTL had passed, or it was left unread for its time-to-idle.
     Expired,
     /// Evicted to make room (or refused for being heavier than the cache).
     Evicted,
@@ -69,7 +69,8 @@ where
         let Entry::Value(v) = &s.entry else {
             return;
         };
-        let expired = s.expires_at != NEVER && clock.is_past(s.expires_at.saturating_add(stale));
+        let expired = (s.expires_at != NEVER && clock.is_past(s.expires_at.saturating_add(stale)))
+            || s.idle_expired();
         let cause = match why {
             _ if expired => RemovalCause::Expired,
             Gone::Expired => RemovalCause::Expired,

@@ -23,12 +23,7 @@ where
 {
     /// Stores `entry` until `expires_at` (write-through to the remote tier, if any).
     fn put(&self, key: K, entry: Entry<V, N>, expires_at: u64) {
-        let mut stored = Stored {
-            entry,
-            expires_at,
-            early: 0,
-            stamps: None,
-        };
+        let mut stored = self.core.stored(entry, expires_at, 0, None);
         let ident = self.ident(&key);
         // Mark any load of this key in flight first, so that its older result cannot overwrite
         // this one when it finishes.
@@ -90,6 +85,8 @@ where
             self.write_remote(&key, None);
             self.core
                 .removed(self.core.store.remove(&key), Gone::Replaced);
+            // A write all the same: what was computed from the old entry is stale now.
+            self.core.scope.wrote(self.ident(&key));
             return;
         };
         self.put(key, Entry::Value(value), expires_at);
@@ -293,7 +290,7 @@ where
     /// most capacity/8 inserts.
     pub(super) fn insert(&self, key: K, stored: Stored<V, N>) -> Evictions<K, Stored<V, N>> {
         // Deadlines mostly rise, so a plain load usually shows there is nothing to lower.
-        let gone_at = stored.expires_at.saturating_add(self.stale);
+        let gone_at = stored.gone_at(self.stale);
         if gone_at < self.next_expiry.load(Ordering::Relaxed) {
             self.next_expiry.fetch_min(gone_at, Ordering::Relaxed);
         }
@@ -321,7 +318,8 @@ where
         let next = std::cell::Cell::new(NEVER);
         let (removed, swept) = self.store.retain(
             |_, s| {
-                let gone_at = s.expires_at.saturating_add(self.stale);
+                // Past its deadline (and `stale` window), or left unread for its time-to-idle.
+                let gone_at = s.gone_at(self.stale);
                 let keep = gone_at > now;
                 if keep {
                     next.set(next.get().min(gone_at));

@@ -26,6 +26,32 @@ pub(crate) struct Frame {
     since: u64,
     slots: Vec<u16>,
     remote: Vec<Remote>,
+    /// A forced refresh's frame (see [`Force`]); `Force::Off` for a load's.
+    force: Force,
+    /// A frame that visits entries without reading them (see [`peek`]).
+    peek: bool,
+}
+
+/// The state of a forced refresh ([`crate::reload`], `<fn>_refresh`): its frame records
+/// nothing; the first lookup of the target cache made directly in it (not inside a load it
+/// starts) misses, and the load that follows reloads the entry whatever its state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Force {
+    /// A load's frame.
+    #[default]
+    Off,
+    /// Waiting for the lookup of the cache whose scope is at this address (`None`: any cache).
+    Armed(Option<usize>),
+    /// That cache's lookup missed: its next load (in this frame) is the forced one.
+    Taken(usize),
+    /// Done: the frame records nothing more.
+    Done,
+}
+
+/// The identity of a cache's scope, for [`Force`].
+#[inline]
+pub(crate) fn scope_id(scope: &Arc<Scope>) -> usize {
+    Arc::as_ptr(scope).addr()
 }
 
 thread_local! {
@@ -50,6 +76,17 @@ impl Frame {
             since: stamps::epoch(),
             slots: Vec::new(),
             remote: Vec::new(),
+            force: Force::Off,
+            peek: false,
+        }
+    }
+
+    /// The frame of a forced refresh of the first lookup of `target` (`None`: of any cache)
+    /// made directly in it.
+    pub(crate) fn force(target: Option<usize>) -> Self {
+        Frame {
+            force: Force::Armed(target),
+            ..Frame::default()
         }
     }
 
@@ -162,6 +199,22 @@ impl<Fut: Future> Future for Within<'_, Fut> {
     }
 }
 
+/// Runs `f`, whose copies of entries (a visit of the store) are not reads: they neither count
+/// for a scheduled refresh nor keep an entry from idling, and carry the entries' stamps.
+pub(crate) fn peek<R>(f: impl FnOnce() -> R) -> R {
+    let mut frame = Frame {
+        peek: true,
+        ..Frame::default()
+    };
+    within(&mut frame, f)
+}
+
+/// Whether the innermost open frame is a [`peek`].
+#[cold]
+pub(crate) fn peeking() -> bool {
+    STACK.with_borrow(|s| s.last().is_some_and(|f| f.peek))
+}
+
 /// Records, in the innermost open frame, `tag` on the entry being loaded. `false` outside a load.
 pub(crate) fn tag(tag: &str) -> bool {
     if !active() {
@@ -170,6 +223,38 @@ pub(crate) fn tag(tag: &str) -> bool {
     STACK.with_borrow_mut(|s| match s.last_mut() {
         Some(f) if f.scope.is_some() => {
             f.tag(tag);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// A lookup of the cache of `scope` (made while a frame is open): `true` when it is the target
+/// of the innermost frame's forced refresh, which it then takes (the lookup is to miss).
+#[cold]
+pub(crate) fn take_force(scope: &Arc<Scope>) -> bool {
+    let id = scope_id(scope);
+    STACK.with_borrow_mut(|s| match s.last_mut() {
+        Some(f) if f.force == Force::Armed(None) || f.force == Force::Armed(Some(id)) => {
+            f.force = Force::Taken(id);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// A load of the cache of `scope` (made while a frame is open): `true` when it is the innermost
+/// frame's forced refresh (its lookup missed for it, or found nothing), which it then ends.
+#[cold]
+pub(crate) fn take_forced_load(scope: &Arc<Scope>) -> bool {
+    let id = scope_id(scope);
+    STACK.with_borrow_mut(|s| match s.last_mut() {
+        Some(f)
+            if f.force == Force::Armed(None)
+                || f.force == Force::Armed(Some(id))
+                || f.force == Force::Taken(id) =>
+        {
+            f.force = Force::Done;
             true
         }
         _ => false,

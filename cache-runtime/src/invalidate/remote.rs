@@ -103,7 +103,8 @@ pub(crate) fn listen(backend: &Arc<dyn Backend>) {
         return;
     }
     let handler: Arc<InvalidationHandler> = Arc::new(|msg: Option<&[u8]>| {
-        if let Some(m) = msg {
+        // An echo of this process's own invalidation: the slots moved when it was made.
+        if let Some(m) = msg.filter(|_| !crate::tier::echo()) {
             heard(m);
         }
     });
@@ -170,4 +171,111 @@ pub(crate) fn local_stamps(remote: Vec<Remote>) -> Option<Arc<Stamps>> {
         slots.into(),
         remote.into(),
     )))
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::tier::testing::Probe;
+    use crate::tier::{self, Backend};
+    use crate::{Cache, tag};
+
+    /// A cache of product pages (tagged `menu`, built from the stock cache) on `probe`, under
+    /// `prefix`; loads counted in `loads`.
+    struct Shop {
+        stock: Cache<u64, u32>,
+        pages: Cache<u64, String>,
+        loads: AtomicUsize,
+    }
+
+    impl Shop {
+        fn new(probe: &Arc<Probe>, prefix: &str) -> Self {
+            let backend: Arc<dyn Backend> = probe.clone();
+            Shop {
+                stock: Cache::builder()
+                    .name("stock")
+                    .remote(backend.clone(), prefix)
+                    .build()
+                    .unwrap(),
+                pages: Cache::builder()
+                    .name("pages")
+                    .remote(backend, prefix)
+                    .build()
+                    .unwrap(),
+                loads: AtomicUsize::new(0),
+            }
+        }
+
+        /// Page 1, from `stock` units; `meanwhile` runs during its load, if it loads.
+        fn page(&self, stock: u32, meanwhile: impl FnOnce()) -> String {
+            self.pages.get_or_insert_with(&1, || {
+                self.loads.fetch_add(1, Ordering::SeqCst);
+                tag("menu");
+                let left = self.stock.get_or_insert_with(&1, || stock);
+                meanwhile();
+                format!("{left} left")
+            })
+        }
+
+        /// Whether page 1 is in L1 and, once L1 forgot it, in L2 (read without a load).
+        fn kept(&self) -> (bool, bool) {
+            let l1 = self.pages.contains_key(&1);
+            self.pages.evict_local(&1);
+            let before = self.loads.load(Ordering::SeqCst);
+            self.page(0, || {});
+            (l1, self.loads.load(Ordering::SeqCst) == before)
+        }
+    }
+
+    /// The invalidation this process published, heard back on the channel during a load that
+    /// started after it: through another backend of this process (an echo), it was applied
+    /// here when it was made and is not applied again; the load's entry is kept in L1 and L2.
+    #[test]
+    fn an_echo_of_a_tag_invalidation_does_not_undo_a_load_that_started_after_it() {
+        let probe = Arc::new(Probe::broadcasting());
+        let shop = Shop::new(&probe, "echo-tag-test");
+        assert_eq!(shop.page(5, || {}), "5 left");
+        probe.deliver();
+        shop.pages.invalidate_tag("menu");
+        assert!(!shop.pages.contains_key(&1));
+        let echo = || tier::deliver_echo(|| probe.deliver());
+        assert_eq!(shop.page(5, echo), "5 left");
+        assert_eq!(shop.loads.load(Ordering::SeqCst), 2);
+        assert_eq!(shop.kept(), (true, true), "(L1, L2)");
+    }
+
+    /// The same for a dependency: the stock the page read was removed before the page's load.
+    #[test]
+    fn an_echo_of_a_removal_does_not_undo_a_load_that_started_after_it() {
+        let probe = Arc::new(Probe::broadcasting());
+        let shop = Shop::new(&probe, "echo-dep-test");
+        assert_eq!(shop.page(5, || {}), "5 left");
+        probe.deliver();
+        shop.stock.remove(&1);
+        assert!(!shop.pages.contains_key(&1), "the page read the stock");
+        let echo = || tier::deliver_echo(|| probe.deliver());
+        assert_eq!(shop.page(4, echo), "4 left");
+        assert_eq!(shop.loads.load(Ordering::SeqCst), 2);
+        assert_eq!(shop.kept(), (true, true), "(L1, L2)");
+    }
+
+    /// Another process's invalidation heard during a load cannot be ordered with it: it may
+    /// have been made after the loader read its data, so the entry is kept neither in L1 nor
+    /// in L2 (one more load, never a stale value).
+    #[test]
+    fn another_processs_invalidation_heard_during_a_load_keeps_its_entry_out() {
+        let probe = Arc::new(Probe::broadcasting());
+        let shop = Shop::new(&probe, "heard-test");
+        assert_eq!(shop.page(5, || {}), "5 left");
+        probe.deliver();
+        shop.stock.remove(&1);
+        assert_eq!(shop.page(4, || probe.deliver()), "4 left");
+        assert_eq!(shop.kept(), (false, false), "(L1, L2)");
+
+        shop.pages.invalidate_tag("menu");
+        assert_eq!(shop.page(4, || probe.deliver()), "4 left");
+        assert_eq!(shop.kept(), (false, false), "(L1, L2)");
+    }
 }

@@ -8,7 +8,10 @@
 //!
 //! Two names that share a slot only make each other's entries reload once: never stale.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::clock::Clock;
 
 /// The number of generation slots (a power of two).
 pub(crate) const BUCKETS: usize = 1 << 16;
@@ -61,7 +64,8 @@ pub(crate) fn moved_since(since: u64, slots: &[u16]) -> bool {
 }
 
 /// What one entry was computed from, checked on every read of it: the epoch its load started
-/// at, and the slots of its tags and of the entries it read.
+/// at, and the slots of its tags and of the entries it read; in a cache with a time-to-idle,
+/// also when it was last read (every entry of such a cache has stamps, see [`Idle`]).
 #[derive(Debug, Default)]
 pub(crate) struct Stamps {
     pub(crate) since: u64,
@@ -70,6 +74,10 @@ pub(crate) struct Stamps {
     pub(crate) slots: Box<[u16]>,
     /// With a remote tier: what the entry's L2 copy is checked against (see [`Remote`]).
     pub(crate) remote: Box<[Remote]>,
+    /// With a time-to-idle: when the entry was last read.
+    pub(crate) idle: Option<Idle>,
+    /// With a scheduled refresh: how often the entry was read since the last round.
+    pub(crate) reads: Option<Reads>,
 }
 
 /// How many slots [`Stamps`] keeps inline.
@@ -85,7 +93,38 @@ impl Stamps {
             head,
             slots,
             remote,
+            idle: None,
+            reads: None,
         }
+    }
+
+    /// These stamps, with the idle record `idle` and (`reads`) a read counter (neither:
+    /// unchanged). Stamps are shared once stored, so the slots are copied when someone else
+    /// holds them too (the miss path only).
+    pub(crate) fn with_access(
+        st: Option<Arc<Stamps>>,
+        idle: Option<Idle>,
+        reads: bool,
+    ) -> Option<Arc<Stamps>> {
+        if idle.is_none() && !reads {
+            return st;
+        }
+        let mut own = match st.map(Arc::try_unwrap) {
+            None => Stamps::default(),
+            Some(Ok(own)) => own,
+            Some(Err(shared)) => {
+                Stamps::new(shared.since, shared.slots.clone(), shared.remote.clone())
+            }
+        };
+        own.idle = idle;
+        own.reads = reads.then(Reads::default);
+        Some(Arc::new(own))
+    }
+
+    /// Whether the entry was left unread for its time-to-idle (never, without one).
+    #[inline]
+    pub(crate) fn idle_expired(&self) -> bool {
+        self.idle.as_ref().is_some_and(Idle::expired)
     }
 
     /// Whether no slot of the entry was invalidated since its load started.
@@ -97,6 +136,79 @@ impl Stamps {
         } else {
             !moved_since(self.since, &self.slots)
         }
+    }
+}
+
+/// When an entry of a cache with a time-to-idle was last read, and how long it may stay unread.
+///
+/// A read of the entry (the copy a hit takes, see `entry::Stamp`) checks `last + tti` against the
+/// clock's tick and, when the tick moved since, stores it: at most one store per entry per tick
+/// (10 ms for the coarse clock), however many threads read it; the other reads load only.
+/// Expiry is exact to within a tick.
+#[derive(Debug)]
+pub(crate) struct Idle {
+    /// The clock's time of the entry's last (recorded) read.
+    last: AtomicU64,
+    /// The time-to-idle (ns).
+    tti: u64,
+    clock: Clock,
+}
+
+impl Idle {
+    /// The record of an entry stored at `now`.
+    pub(crate) fn new(now: u64, tti: u64, clock: Clock) -> Self {
+        Idle {
+            last: AtomicU64::new(now),
+            tti,
+            clock,
+        }
+    }
+
+    /// The time the entry expires unless read before.
+    #[inline]
+    pub(crate) fn deadline(&self) -> u64 {
+        self.last.load(Ordering::Relaxed).saturating_add(self.tti)
+    }
+
+    /// Whether the entry was left unread for the time-to-idle.
+    #[inline]
+    pub(crate) fn expired(&self) -> bool {
+        self.clock.is_past(self.deadline())
+    }
+
+    /// A read of the entry: `true` if it had already expired (then nothing is recorded), else
+    /// the read is recorded if the clock's tick moved since the last one recorded.
+    #[inline]
+    pub(crate) fn read(&self) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        if self.clock.is_past(last.saturating_add(self.tti)) {
+            return true;
+        }
+        let now = self.clock.tick_nanos();
+        if now > last {
+            self.last.store(now, Ordering::Relaxed);
+        }
+        false
+    }
+}
+
+/// How often an entry of a cache with a scheduled refresh was read since the refresh's last
+/// round (which takes the count). Counted by the hit's copy with a relaxed load and store, not
+/// a read-modify-write: concurrent reads may count once, a hint that costs no contention.
+#[derive(Debug, Default)]
+pub(crate) struct Reads(std::sync::atomic::AtomicU32);
+
+impl Reads {
+    /// Counts a read.
+    #[inline]
+    pub(crate) fn read(&self) {
+        let n = self.0.load(Ordering::Relaxed);
+        self.0.store(n.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// The reads since the last call, and starts counting again.
+    pub(crate) fn take(&self) -> u32 {
+        self.0.swap(0, Ordering::Relaxed)
     }
 }
 

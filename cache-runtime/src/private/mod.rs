@@ -17,10 +17,12 @@ pub use crate::cache::Lookup;
 pub use crate::entry::Loaded;
 use crate::{Cache, Entry};
 
+mod batch;
 mod call;
 mod remote;
 mod shaped;
 pub use crate::entry::Share;
+pub use batch::{batch_answer, batch_answer_result, batch_found, batch_found_result};
 pub use call::{Call, CallChecked, CallUnchecked, call_of, key_of};
 #[cfg(feature = "config")]
 pub use remote::BackendUse;
@@ -136,13 +138,42 @@ pub fn fn_cache<K: CacheKey, V: CacheValue, N: CacheValue>(
     }
 }
 
+/// [`fn_cache`] for a function with more settings than `configure` can make (a closure-free
+/// `fn`): `more` adds them on the first call (`refresh_every`'s reloader).
+#[inline]
+pub fn fn_cache_with<K: CacheKey, V: CacheValue, N: CacheValue>(
+    local: &'static LocalKey<FnLocal<K, V, N>>,
+    site: &'static FnSite,
+    configure: Configure<K, V, N>,
+    more: impl FnOnce(CacheBuilder<K, V, N>) -> CacheBuilder<K, V, N>,
+) -> &'static Cache<K, V, N> {
+    match local.get() {
+        Some(c) => c,
+        None => first_call(local, site, move |b| more(configure(b))),
+    }
+}
+
+/// The future of a `refresh_every` reloader of an async function.
+pub type ReloadFuture<V, N> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Loaded<V, N, ()>> + Send + 'static>>;
+
+/// A scheduled reload's outcome: an outcome not to cache is only counted, so its value goes.
+#[inline]
+pub fn scheduled<V, N, E>(out: Loaded<V, N, E>) -> Loaded<V, N, ()> {
+    match out {
+        Loaded::Value(v) => Loaded::Value(v),
+        Loaded::Negative(n) => Loaded::Negative(n),
+        Loaded::Error(_) => Loaded::Error(()),
+    }
+}
+
 /// A thread's first call: the cache from `site` (built on the process's first call, shared with
 /// the function's companions through the registry), remembered for the thread.
 #[cold]
 fn first_call<K: CacheKey, V: CacheValue, N: CacheValue>(
     local: &'static LocalKey<FnLocal<K, V, N>>,
     site: &'static FnSite,
-    configure: Configure<K, V, N>,
+    configure: impl FnOnce(CacheBuilder<K, V, N>) -> CacheBuilder<K, V, N>,
 ) -> &'static Cache<K, V, N> {
     let any = site.cell.get_or_init(|| {
         Box::new(crate::registry::site_cache(site.site, || {
@@ -208,6 +239,20 @@ fn build<K: CacheKey, V: CacheValue, N: CacheValue>(b: CacheBuilder<K, V, N>) ->
         );
     }
     cache
+}
+
+pub use crate::cache::{reload, reload_async};
+
+/// Attaches the tags `tags` gives for `value` to the entry being loaded (`tags = |v| ..`).
+pub fn tag_value<V: ?Sized, I, F>(value: &V, tags: F)
+where
+    F: FnOnce(&V) -> I,
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    for tag in tags(value) {
+        let _ = crate::tag(tag);
+    }
 }
 
 /// Whether the call runs inside [`uncached`](crate::uncached).

@@ -113,16 +113,25 @@ impl Model for ListModel {
     }
 }
 
-/// W-TinyLFU, written as plainly as possible over `Vec`s (index 0 = most recent).
+/// W-TinyLFU, written as plainly as possible over `Vec`s (index 0 = most recent), with its
+/// density climber.
 struct LfuModel {
     window: Vec<u64>,
+    /// The window's keys hit since they entered it.
+    window_hit: Vec<u64>,
     probation: Vec<u64>,
     protected: Vec<u64>,
     window_max: usize,
     main_max: usize,
     protected_max: usize,
     sketch: Sketch,
+    /// Reads of held keys not yet added to the sketch (at most 15 a key).
+    reads: std::collections::HashMap<u64, u8>,
     hasher: FixedState,
+    /// The climber's sample: requests, first hits in the window, hits in probation.
+    requests: u64,
+    window_hits: u64,
+    probation_hits: u64,
 }
 
 impl LfuModel {
@@ -132,18 +141,87 @@ impl LfuModel {
         let main_max = c - window_max;
         Self {
             window: Vec::new(),
+            window_hit: Vec::new(),
             probation: Vec::new(),
             protected: Vec::new(),
             window_max,
             main_max,
             protected_max: main_max - main_max / 5,
             sketch: Sketch::new(c),
+            reads: std::collections::HashMap::new(),
             hasher: FixedState::with_seed(5),
+            requests: 0,
+            window_hits: 0,
+            probation_hits: 0,
         }
     }
 
     fn freq(&self, k: u64) -> u8 {
-        self.sketch.frequency(self.hasher.hash_one(k))
+        let held = self.reads.get(&k).copied().unwrap_or(0);
+        (self.sketch.frequency(self.hasher.hash_one(k)) + held).min(15)
+    }
+
+    /// A hit: counted towards aging, added to the sketch later (when the key leaves or the
+    /// sketch ages).
+    fn read(&mut self, k: u64) {
+        let held = self.reads.entry(k).or_default();
+        if *held < 15 && self.sketch.is_allocated() {
+            *held += 1;
+            if self.sketch.count_read() {
+                self.age();
+            }
+        }
+    }
+
+    fn count(&mut self, h: u64) {
+        if self.sketch.increment(h) {
+            self.age();
+        }
+    }
+
+    /// Every key's held reads into the sketch, then the halving.
+    fn age(&mut self) {
+        for (k, n) in std::mem::take(&mut self.reads) {
+            self.sketch.add(self.hasher.hash_one(k), n);
+        }
+        self.sketch.age();
+    }
+
+    /// Counts a request; at the end of a sample (10 requests a slot, at least 500), moves
+    /// `0.02 x ln(window density / probation density)` of the capacity (at most 30% of it) to
+    /// the window, each density being its hits plus one over its slots (at least one).
+    fn climb(&mut self) {
+        let capacity = self.window_max + self.main_max;
+        self.requests += 1;
+        if self.requests < (10 * capacity as u64).max(500) {
+            return;
+        }
+        let window = (self.window_hits + 1) as f64 / self.window_max.max(1) as f64;
+        let probation =
+            (self.probation_hits + 1) as f64 / (self.main_max - self.protected_max).max(1) as f64;
+        (self.requests, self.window_hits, self.probation_hits) = (0, 0, 0);
+        let error = (window / probation).ln();
+        let cap = capacity as f64;
+        let amount = error.signum() * (error.abs() * 0.02 * cap).min(0.3 * cap);
+        if capacity < 2 {
+            return;
+        }
+        let by = amount.abs().round() as usize;
+        let w = if amount >= 0.0 {
+            self.window_max.saturating_add(by)
+        } else {
+            self.window_max.saturating_sub(by)
+        };
+        self.window_max = w.min(capacity - 1);
+        self.main_max = capacity - self.window_max;
+        self.protected_max = self.main_max - self.main_max / 5;
+    }
+
+    fn balance(&mut self) {
+        while self.protected.len() > self.protected_max {
+            let d = self.protected.pop().unwrap();
+            self.probation.insert(0, d);
+        }
     }
 }
 
@@ -151,23 +229,28 @@ impl Model for LfuModel {
     fn access(&mut self, k: u64) -> bool {
         let h = self.hasher.hash_one(k);
         if let Some(p) = self.window.iter().position(|&x| x == k) {
-            self.sketch.increment(h);
+            self.read(k);
+            if !self.window_hit.contains(&k) {
+                self.window_hits += 1;
+                self.window_hit.push(k);
+            }
+            self.climb();
             self.window.remove(p);
             self.window.insert(0, k);
             return true;
         }
         if let Some(p) = self.probation.iter().position(|&x| x == k) {
-            self.sketch.increment(h);
+            self.read(k);
+            self.probation_hits += 1;
+            self.climb();
             self.probation.remove(p);
             self.protected.insert(0, k);
-            while self.protected.len() > self.protected_max {
-                let d = self.protected.pop().unwrap();
-                self.probation.insert(0, d);
-            }
+            self.balance();
             return true;
         }
         if let Some(p) = self.protected.iter().position(|&x| x == k) {
-            self.sketch.increment(h);
+            self.read(k);
+            self.climb();
             self.protected.remove(p);
             self.protected.insert(0, k);
             return true;
@@ -176,14 +259,25 @@ impl Model for LfuModel {
             && 2 * (self.window.len() + self.probation.len() + self.protected.len())
                 >= self.window_max + self.main_max
         {
+            // The counters start with each entry held counted once.
             self.sketch.allocate();
+            let held: Vec<u64> = self.keys();
+            let mut due = false;
+            for x in held {
+                due |= self.sketch.increment(self.hasher.hash_one(x));
+            }
+            if due {
+                self.age();
+            }
         }
-        self.sketch.increment(h);
+        self.count(h);
+        self.climb();
         self.window.insert(0, k);
         // The window's overflow joins probation, newest first: candidates.
         let mut candidates = 0;
         while self.window.len() > self.window_max {
             let c = self.window.pop().unwrap();
+            self.window_hit.retain(|&x| x != c);
             self.probation.insert(0, c);
             candidates += 1;
         }
@@ -209,11 +303,18 @@ impl Model for LfuModel {
             };
             self.remove(loser);
         }
+        self.balance();
         false
     }
 
     fn remove(&mut self, k: u64) {
+        if let Some(n) = self.reads.remove(&k)
+            && n > 0
+        {
+            self.sketch.add(self.hasher.hash_one(k), n);
+        }
         self.window.retain(|&x| x != k);
+        self.window_hit.retain(|&x| x != k);
         self.probation.retain(|&x| x != k);
         self.protected.retain(|&x| x != k);
     }

@@ -23,6 +23,11 @@ pub(crate) struct Node<K, T> {
     pub(crate) weight: u32,
     pub(crate) prev: u32,
     pub(crate) next: u32,
+    /// Reads of the entry not yet added to the policy's frequency sketch (`lfu`, saturating at
+    /// 15, the sketch's own ceiling): a hit counts here, in the node it has just found, and the
+    /// sketch is brought up to date when the entry leaves or the sketch ages. Fits in the
+    /// node's padding: no byte more an entry.
+    pub(crate) reads: u8,
     /// Which of the policy's lists holds the node, plus one: never zero, so that
     /// `Option<Node>` needs no tag of its own (8 bytes less per slot).
     queue: NonZeroU8,
@@ -35,8 +40,9 @@ impl<K, T> Node<K, T> {
         self.queue.get() - 1
     }
 
+    /// Marks the node as held by list `q` (a policy's finer state of the same list).
     #[inline]
-    fn set_queue(&mut self, q: u8) {
+    pub(crate) fn set_queue(&mut self, q: u8) {
         self.queue = NonZeroU8::new(q.saturating_add(1)).unwrap_or(NonZeroU8::MAX);
     }
 }
@@ -97,6 +103,16 @@ impl<K, T> Slab<K, T> {
     #[inline]
     pub(crate) fn get_mut(&mut self, i: u32) -> Option<&mut Node<K, T>> {
         self.nodes.get_mut(i as usize)?.as_mut()
+    }
+
+    /// Every node held.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Node<K, T>> {
+        self.nodes.iter().flatten()
+    }
+
+    /// Every node held, to change.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Node<K, T>> {
+        self.nodes.iter_mut().flatten()
     }
 }
 
@@ -169,11 +185,32 @@ impl List {
         self.weight -= w;
     }
 
+    /// Moves `i` (in this list) to the front: only the links change (the list's length and
+    /// weight and the node's queue stay), which is all a hit in `lru` or `lfu` pays for here.
+    #[inline]
     pub(crate) fn move_to_front<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32) {
-        if self.head != i {
-            self.unlink(slab, i);
-            self.push_front(slab, i);
+        let old_head = self.head;
+        if old_head == i {
+            return;
         }
+        let Some(n) = slab.get(i) else { return };
+        let (prev, next) = (n.prev, n.next);
+        // Not the head: it has a predecessor.
+        if let Some(p) = slab.get_mut(prev) {
+            p.next = next;
+        }
+        match slab.get_mut(next) {
+            Some(nx) => nx.prev = prev,
+            None => self.tail = prev,
+        }
+        if let Some(h) = slab.get_mut(old_head) {
+            h.prev = i;
+        }
+        if let Some(n) = slab.get_mut(i) {
+            n.prev = NIL;
+            n.next = old_head;
+        }
+        self.head = i;
     }
 }
 
@@ -181,8 +218,9 @@ impl List {
 pub(crate) trait Policy: Send + 'static {
     /// A policy for a shard holding up to `capacity` weight and about `items` entries.
     fn new(capacity: u64, items: usize) -> Self;
-    /// `i` (linked), whose key hashes to `hash`, was read.
-    fn on_hit<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hash: u64);
+    /// `i` (linked) was read. Nodes store no hash: a policy that needs one rehashes keys with
+    /// `hasher` (off the hit's own path).
+    fn on_hit<K: Hash, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hasher: &FixedState);
     /// `i` (unlinked, new), whose key hashes to `hash`, was inserted; link it, and push the nodes
     /// to evict (unlinked) on `out`. `out` may receive `i` itself (not admitted). Nodes store no
     /// hash: a policy that needs another node's rehashes its key with `hasher`.
@@ -194,8 +232,11 @@ pub(crate) trait Policy: Send + 'static {
         hasher: &FixedState,
         out: &mut Vec<u32>,
     );
-    /// `i` is being removed: unlink it.
-    fn on_remove<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32);
+    /// `i`, whose key hashes to `hash`, is being removed: unlink it.
+    fn on_remove<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hash: u64);
+    /// How many nodes the policy's lists hold.
+    #[cfg(test)]
+    fn held(&self) -> usize;
 }
 
 pub(crate) struct Shard<K, T, P> {
@@ -243,7 +284,7 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
         Q: Eq + ?Sized,
     {
         let i = self.find(hash, key)?;
-        self.policy.on_hit(&mut self.slab, i, hash);
+        self.policy.on_hit(&mut self.slab, i, &self.hasher);
         self.slab.get(i).map(|n| n.value.clone())
     }
 
@@ -254,7 +295,7 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
             e.remove();
         }
         if self.slab.get(i)?.queue() != UNLINKED {
-            self.policy.on_remove(&mut self.slab, i);
+            self.policy.on_remove(&mut self.slab, i, hash);
         }
         let node = self.slab.remove(i)?;
         self.weight -= u64::from(node.weight);
@@ -290,6 +331,7 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
             weight,
             prev: NIL,
             next: NIL,
+            reads: 0,
             queue: NonZeroU8::MAX, // UNLINKED
         };
         let Some(i) = self.slab.insert(node) else {
@@ -344,6 +386,24 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
 
     pub(crate) fn len(&self) -> usize {
         self.table.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    #[cfg(test)]
+    pub(crate) fn policy_mut(&mut self) -> &mut P {
+        &mut self.policy
+    }
+
+    /// The reads node `key` holds back from the policy's sketch.
+    #[cfg(test)]
+    pub(crate) fn held_reads(&self, hash: u64, key: &K) -> Option<u8> {
+        self.find(hash, key)
+            .and_then(|i| self.slab.get(i))
+            .map(|n| n.reads)
     }
 
     /// Every entry, moved out (of a shard taken out of the store).
@@ -556,6 +616,9 @@ where
             .sum()
     }
 }
+
+#[cfg(test)]
+mod thread_tests;
 
 #[cfg(test)]
 mod layout {

@@ -135,6 +135,60 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// The async form of [`get`](Backend::get).
     fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Fault>>;
 
+    /// The values under `keys`: one slot per key, in the order of `keys` (`None` where there is
+    /// none; a key named twice has two slots). An empty `keys` is answered without IO.
+    ///
+    /// A batch is one answer: the fault of any part of it faults the whole batch, whose keys the
+    /// caller then treats as it would after a fault of [`get`](Backend::get).
+    ///
+    /// The default asks [`get`](Backend::get) for each key in turn, stopping at the first fault;
+    /// a server backend overrides it with one round trip (the Redis backend sends one `MGET`,
+    /// the memcached backend one pipelined request per server, all servers at once).
+    ///
+    /// ```
+    /// use cache_runtime::tier::{Backend, MemoryBackend};
+    ///
+    /// let store = MemoryBackend::new();
+    /// store.set("a", b"1", None)?;
+    /// store.set("c", b"3", None)?;
+    /// let got = store.get_many(&["a", "b", "c", "a"])?;
+    /// assert_eq!(got, [Some(b"1".to_vec()), None, Some(b"3".to_vec()), Some(b"1".to_vec())]);
+    /// assert!(store.get_many(&[])?.is_empty());
+    /// # Ok::<(), cache_runtime::tier::Fault>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The fault that prevented the read of any of the keys.
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Fault> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+    /// The async form of [`get_many`](Backend::get_many), with the same answer. The default
+    /// awaits [`get_async`](Backend::get_async) for each key in turn.
+    ///
+    /// ```
+    /// use cache_runtime::tier::{Backend, MemoryBackend};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryBackend::new();
+    /// store.set_async("a", b"1", None).await?;
+    /// let got = store.get_many_async(&["a", "b"]).await?;
+    /// assert_eq!(got, [Some(b"1".to_vec()), None]);
+    /// # Ok::<(), cache_runtime::tier::Fault>(())
+    /// # }).unwrap();
+    /// ```
+    fn get_many_async<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Fault>> {
+        Box::pin(async move {
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(self.get_async(key).await?);
+            }
+            Ok(values)
+        })
+    }
+
     /// Stores `value` under `key`, expiring after `ttl` (never, for `None`).
     ///
     /// # Errors
@@ -147,6 +201,64 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), Fault>>;
+
+    /// Stores each item: its value under its key, expiring after its own TTL (never, for
+    /// `None`), as [`set`](Backend::set) stores one; the items of one batch have TTLs of their own
+    /// (jitter). An empty `items` is answered without IO. A key named twice is written twice, in
+    /// order where the backend keeps the order (one server, one connection).
+    ///
+    /// Best effort: a fault means that some items may not have been written (and others may
+    /// have); the caller then treats every key of the batch as it would after a fault of
+    /// [`set`](Backend::set).
+    ///
+    /// The default calls [`set`](Backend::set) for each item in turn, stopping at the first
+    /// fault; a server backend overrides it with one round trip (the Redis backend sends one
+    /// pipeline of `SET`s, the memcached backend one pipelined request of quiet `ms` per server,
+    /// all servers at once).
+    ///
+    /// ```
+    /// use cache_runtime::tier::{Backend, MemoryBackend};
+    /// use std::time::Duration;
+    ///
+    /// let store = MemoryBackend::new();
+    /// let hour = Some(Duration::from_secs(3_600));
+    /// store.set_many(&[("a", b"1", hour), ("b", b"2", None)])?;
+    /// assert_eq!(store.get_many(&["a", "b"])?, [Some(b"1".to_vec()), Some(b"2".to_vec())]);
+    /// store.set_many(&[])?; // nothing to do
+    /// # Ok::<(), cache_runtime::tier::Fault>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The fault that prevented the write of some of the items.
+    fn set_many(&self, items: &[(&str, &[u8], Option<Duration>)]) -> Result<(), Fault> {
+        items
+            .iter()
+            .try_for_each(|&(key, value, ttl)| self.set(key, value, ttl))
+    }
+    /// The async form of [`set_many`](Backend::set_many), with the same outcome. The default
+    /// awaits [`set_async`](Backend::set_async) for each item in turn.
+    ///
+    /// ```
+    /// use cache_runtime::tier::{Backend, MemoryBackend};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryBackend::new();
+    /// store.set_many_async(&[("a", b"1", None)]).await?;
+    /// assert_eq!(store.get_async("a").await?, Some(b"1".to_vec()));
+    /// # Ok::<(), cache_runtime::tier::Fault>(())
+    /// # }).unwrap();
+    /// ```
+    fn set_many_async<'a>(
+        &'a self,
+        items: &'a [(&'a str, &'a [u8], Option<Duration>)],
+    ) -> BoxFuture<'a, Result<(), Fault>> {
+        Box::pin(async move {
+            for &(key, value, ttl) in items {
+                self.set_async(key, value, ttl).await?;
+            }
+            Ok(())
+        })
+    }
 
     /// Deletes `key`.
     ///
@@ -222,4 +334,51 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// The backend's state now.
     fn health(&self) -> Health;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tier::testing::Probe;
+
+    /// A backend with the default batch operations: each `set` recorded, the key `bad` a fault.
+    fn looping() -> Probe {
+        let b = Probe::default();
+        b.refuse("bad");
+        b
+    }
+
+    #[test]
+    fn the_default_batch_write_sets_each_item_in_order_and_stops_at_the_first_fault() {
+        let b = looping();
+        let hour = Some(Duration::from_secs(3_600));
+        b.set_many(&[("a", b"1", hour), ("b", b"2", None), ("a", b"3", None)])
+            .unwrap();
+        assert_eq!(b.sets(), ["a", "b", "a"]);
+        assert_eq!(
+            b.get_many(&["a", "b"]).unwrap(),
+            [Some(b"3".to_vec()), Some(b"2".to_vec())]
+        );
+
+        let items: [(&str, &[u8], Option<Duration>); 3] =
+            [("c", b"c", hour), ("bad", b"x", None), ("d", b"d", None)];
+        assert_eq!(b.set_many(&items), Err(Fault::Timeout));
+        assert_eq!(b.sets(), ["c", "bad"], "nothing after the fault");
+        assert_eq!(
+            b.get("c").unwrap(),
+            Some(b"c".to_vec()),
+            "written before it"
+        );
+        assert_eq!(b.get("d").unwrap(), None);
+
+        let asynchronous = crate::driver::block_on(b.set_many_async(&items));
+        assert_eq!(asynchronous, Err(Fault::Timeout));
+        assert_eq!(b.sets(), ["c", "bad"]);
+        crate::driver::block_on(b.set_many_async(&[("e", b"e", hour)])).unwrap();
+        assert_eq!(b.get("e").unwrap(), Some(b"e".to_vec()));
+
+        b.set_many(&[]).unwrap();
+        crate::driver::block_on(b.set_many_async(&[])).unwrap();
+        assert_eq!(b.sets(), ["e"], "an empty batch sets nothing");
+    }
 }

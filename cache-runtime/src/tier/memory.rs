@@ -113,6 +113,21 @@ impl Inner {
         self.changed.notify_all();
     }
 
+    /// Every item stored under one lock, in order (a key named twice keeps its last value).
+    fn set_many(&self, items: &[(&str, &[u8], Option<Duration>)]) {
+        if items.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut map = self.lock();
+        for &(key, value, ttl) in items {
+            let deadline = ttl.and_then(|t| now.checked_add(t));
+            map.insert(key.to_owned(), (value.to_vec(), deadline));
+        }
+        drop(map);
+        self.changed.notify_all();
+    }
+
     fn delete(&self, key: &str) {
         self.lock().remove(key);
         self.changed.notify_all();
@@ -173,6 +188,22 @@ impl Backend for MemoryBackend {
         Box::pin(std::future::ready(self.get(key)))
     }
 
+    /// Every key read under one lock: a batch sees one state of the store.
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Fault> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut map = self.inner.lock();
+        Ok(keys.iter().map(|k| Inner::live(&mut map, k)).collect())
+    }
+
+    fn get_many_async<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Fault>> {
+        Box::pin(std::future::ready(self.get_many(keys)))
+    }
+
     fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Fault> {
         self.inner.set(key, value, ttl);
         Ok(())
@@ -185,6 +216,19 @@ impl Backend for MemoryBackend {
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), Fault>> {
         Box::pin(std::future::ready(self.set(key, value, ttl)))
+    }
+
+    /// Every item stored under one lock: a reader sees all of the batch or none of it.
+    fn set_many(&self, items: &[(&str, &[u8], Option<Duration>)]) -> Result<(), Fault> {
+        self.inner.set_many(items);
+        Ok(())
+    }
+
+    fn set_many_async<'a>(
+        &'a self,
+        items: &'a [(&'a str, &'a [u8], Option<Duration>)],
+    ) -> BoxFuture<'a, Result<(), Fault>> {
+        Box::pin(std::future::ready(self.set_many(items)))
     }
 
     fn delete(&self, key: &str) -> Result<(), Fault> {
@@ -340,6 +384,80 @@ mod tests {
             wait.await
         });
         assert_eq!(got.unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn a_batch_answers_each_key_in_order_and_skips_expired_values() {
+        let m = MemoryBackend::new();
+        m.set("a", b"1", None).unwrap();
+        m.set("gone", b"x", Some(Duration::from_millis(1))).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let got = m.get_many(&["gone", "a", "none", "a"]).unwrap();
+        assert_eq!(got, [None, Some(b"1".to_vec()), None, Some(b"1".to_vec())]);
+        assert_eq!(m.len(), 1, "the expired value was removed");
+        let async_got = crate::driver::block_on(m.get_many_async(&["a"])).unwrap();
+        assert_eq!(async_got, [Some(b"1".to_vec())]);
+    }
+
+    #[test]
+    fn a_batch_write_stores_each_item_with_its_own_ttl() {
+        let m = MemoryBackend::new();
+        m.set("old", b"0", None).unwrap();
+        let short = Some(Duration::from_millis(1));
+        let long = Some(Duration::from_secs(600));
+        m.set_many(&[
+            ("a", b"1", long),
+            ("gone", b"x", short),
+            ("forever", b"f", None),
+            ("old", b"new", long),
+            ("a", b"2", None),
+        ])
+        .unwrap();
+        assert_eq!(m.len(), 4);
+        std::thread::sleep(Duration::from_millis(5));
+        let got = m.get_many(&["a", "gone", "forever", "old"]).unwrap();
+        let expected = [Some(&b"2"[..]), None, Some(b"f"), Some(b"new")];
+        assert_eq!(
+            got,
+            expected.map(|v| v.map(<[u8]>::to_vec)),
+            "the last write of a key wins"
+        );
+        // The deadlines: `a` was written again without one; `old` has its item's.
+        {
+            let map = m.inner.lock();
+            assert_eq!(map["a"].1, None);
+            assert_eq!(map["forever"].1, None);
+            let left = map["old"]
+                .1
+                .unwrap()
+                .saturating_duration_since(Instant::now());
+            assert!(
+                left > Duration::from_secs(590) && left <= Duration::from_secs(600),
+                "{left:?}"
+            );
+        }
+        m.set_many(&[]).unwrap();
+        assert_eq!(m.len(), 3, "an empty batch changes nothing");
+        crate::driver::block_on(m.set_many_async(&[("b", b"3", long)])).unwrap();
+        assert_eq!(m.get("b").unwrap(), Some(b"3".to_vec()));
+    }
+
+    #[test]
+    fn a_batch_write_wakes_a_lease_waiter() {
+        let m = Arc::new(MemoryBackend::new());
+        assert!(m.try_lease("k:lease", "t", Duration::from_secs(5)).unwrap());
+        let writer = Arc::clone(&m);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            writer
+                .set_many(&[("j", b"1", None), ("k", b"loaded", None)])
+                .unwrap();
+        });
+        let start = Instant::now();
+        let got = m.wait_for("k", "k:lease", Duration::from_secs(5)).unwrap();
+        assert_eq!(got, Some(b"loaded".to_vec()));
+        assert!(start.elapsed() < Duration::from_secs(1));
+        t.join().unwrap();
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub(crate) mod breaker;
 pub(crate) mod memcached;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(feature = "serde")]
 mod typed;
 
@@ -42,8 +44,43 @@ use crate::invalidate::stamps::Remote;
 
 /// This process's store of a cache, as the remote tier sees it.
 pub(crate) trait LocalL1<K>: Send + Sync {
-    /// Drops the local copy of `key` (`None`: of every key).
-    fn evict_local(&self, key: Option<&K>);
+    /// Drops the local copy of `key` (`None`: of every key); with `bump`, also what this process
+    /// computed from it (its generation slots move on). Without: an [`echo`] of an invalidation
+    /// this process made itself, which moved them when it was made.
+    fn evict_local(&self, key: Option<&K>, bump: bool);
+}
+
+std::thread_local! {
+    /// Set while a backend hands its caches an invalidation that another backend of this
+    /// process published (see [`deliver_echo`]).
+    static ECHO: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Hands the caches (through `deliver`, which calls their invalidation handlers) an invalidation
+/// that this process published itself, through another of its backends, and now hears back on
+/// the channel (as when two backends of one process stand for two processes): an echo.
+///
+/// The generation slots of tags and dependencies are process-wide, and the call that made the
+/// invalidation moved them at once; moving them again when the echo is heard, later, would make
+/// the loads that started in between (after the invalidation) read as invalidated during their
+/// load: their entries would not be stored, in L1 or L2. So a handler asks [`echo`] and, for an
+/// echo, drops its cache's L1 copies only.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis listener's only
+pub(crate) fn deliver_echo<R>(deliver: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ECHO.with(|e| e.set(self.0));
+        }
+    }
+    let _reset = Reset(ECHO.with(|e| e.replace(true)));
+    deliver()
+}
+
+/// Whether the invalidation being handed to the caches on this thread is an echo (see
+/// [`deliver_echo`]).
+pub(crate) fn echo() -> bool {
+    ECHO.with(std::cell::Cell::get)
 }
 
 /// A cache key as the remote tier names it.
@@ -118,7 +155,62 @@ pub(crate) async fn get<I: Io, K, V, N>(
     if tier.pending().distrusts(&key.data) {
         return Fetched::Distrusted;
     }
-    let bytes = match I::get(tier.backend(), &key.data).await {
+    let read = I::get(tier.backend(), &key.data).await;
+    fetched::<I, K, V, N>(tier, key, read).await
+}
+
+/// The entries of `keys` in the tier, one slot per key in order, each as [`get`] has it, but
+/// with one backend lookup ([`Backend::get_many`]) for the keys asked: a key whose write is
+/// pending is not asked (`Distrusted`), and a fault of the lookup faults every slot asked.
+pub(crate) async fn get_many<I: Io, K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    keys: &[&RemoteKey],
+) -> Vec<Fetched<(Entry<V, N>, Vec<Remote>)>> {
+    // Decided once per key: the pending writes may change while the lookup runs.
+    let distrusted: Vec<bool> = keys
+        .iter()
+        .map(|k| tier.pending().distrusts(&k.data))
+        .collect();
+    let asked: Vec<&str> = keys
+        .iter()
+        .zip(&distrusted)
+        .filter(|(_, d)| !**d)
+        .map(|(k, _)| k.data.as_str())
+        .collect();
+    let answer = if asked.is_empty() {
+        Ok(Vec::new())
+    } else {
+        I::get_many(tier.backend(), &asked).await
+    };
+    // A backend of someone else's that answers the wrong number of slots has not answered.
+    let mut reads = match answer {
+        Ok(values) if values.len() == asked.len() => Ok(values.into_iter()),
+        Ok(_) => Err(Fault::Reply),
+        Err(f) => Err(f),
+    };
+    let mut out = Vec::with_capacity(keys.len());
+    for (key, distrusted) in keys.iter().zip(distrusted) {
+        if distrusted {
+            out.push(Fetched::Distrusted);
+            continue;
+        }
+        let read = match &mut reads {
+            Ok(values) => values.next().ok_or(Fault::Reply),
+            Err(f) => Err(*f),
+        };
+        out.push(fetched::<I, K, V, N>(tier, key, read).await);
+    }
+    out
+}
+
+/// What one read of `key` from the backend means: a payload that is not this key's is a miss,
+/// and deleted unless it is another key's; a hit whose tags or dependencies moved on is a miss.
+async fn fetched<I: Io, K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    key: &RemoteKey,
+    read: Result<Option<Vec<u8>>, Fault>,
+) -> Fetched<(Entry<V, N>, Vec<Remote>)> {
+    let bytes = match read {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Fetched::Miss,
         Err(_) => return Fetched::Fault,
@@ -150,14 +242,50 @@ pub(crate) async fn put<I: Io, K, V, N>(
     stamps: &[Remote],
     ttl: Option<Duration>,
 ) {
-    let Some(write) = set_of(tier, key, entry, stamps, ttl) else {
-        return;
-    };
-    if tier.pending().queue_behind(&key.data, &key.encoded, &write) {
-        return;
+    if let Some(bytes) = payload_to_put(tier, key, entry, stamps, ttl) {
+        let _ = I::set(tier.backend(), &key.data, &bytes, ttl).await;
     }
-    if let Write::Set { bytes, .. } = &write {
-        let _ = I::set(tier.backend(), &key.data, bytes, ttl).await;
+}
+
+/// [`put`] of several loaded entries (a batch's), which all depend on `stamps`, each with its
+/// own TTL: best effort, in one round trip where the backend can.
+pub(crate) async fn put_many<I: Io, K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    items: &[(&RemoteKey, &Entry<V, N>, Option<Duration>)],
+    stamps: &[Remote],
+) {
+    let payloads: Vec<(&str, Vec<u8>, Option<Duration>)> = items
+        .iter()
+        .filter_map(|(key, entry, ttl)| {
+            let bytes = payload_to_put(tier, key, entry, stamps, *ttl)?;
+            Some((key.data.as_str(), bytes, *ttl))
+        })
+        .collect();
+    let items: Vec<(&str, &[u8], Option<Duration>)> = payloads
+        .iter()
+        .map(|(data, bytes, ttl)| (*data, bytes.as_slice(), *ttl))
+        .collect();
+    if !items.is_empty() {
+        let _ = I::set_many(tier.backend(), &items).await;
+    }
+}
+
+/// The payload [`put`] sends for `entry`: `None` when it does not encode, or when a write of
+/// the key is pending (this one then takes its place, see [`Pending`]).
+fn payload_to_put<K, V, N>(
+    tier: &dyn Tier<K, V, N>,
+    key: &RemoteKey,
+    entry: &Entry<V, N>,
+    stamps: &[Remote],
+    ttl: Option<Duration>,
+) -> Option<Vec<u8>> {
+    let write = set_of(tier, key, entry, stamps, ttl)?;
+    if tier.pending().queue_behind(&key.data, &key.encoded, &write) {
+        return None;
+    }
+    match write {
+        Write::Set { bytes, .. } => Some(bytes),
+        Write::Delete => None,
     }
 }
 
@@ -286,4 +414,167 @@ fn lease_token() -> String {
         s.hash_one(std::process::id()),
         s.hash_one(std::time::SystemTime::now())
     )
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::testing::Probe;
+    use super::*;
+    use crate::codec::Bincode;
+    use crate::driver::{Async, Blocking, block_on};
+    use crate::invalidate::stamps::RemoteKind;
+
+    type Users = Typed<Bincode, WithNegatives>;
+    type Got = Fetched<(Entry<String, String>, Vec<Remote>)>;
+
+    fn users(probe: &Arc<Probe>) -> Users {
+        let backend: Arc<dyn Backend> = probe.clone();
+        Users::new(backend, "batch-test", "users", "shape")
+    }
+
+    fn keys(tier: &dyn Tier<u64, String, String>, n: u64) -> Vec<RemoteKey> {
+        (0..n).map(|i| tier.key(&i).unwrap()).collect()
+    }
+
+    /// A slot, as text.
+    fn kind(got: &Got) -> String {
+        match got {
+            Fetched::Hit((Entry::Value(v), _)) => format!("value {v}"),
+            Fetched::Hit((Entry::Negative(n), _)) => format!("negative {n}"),
+            Fetched::Miss => "miss".into(),
+            Fetched::Fault => "fault".into(),
+            Fetched::Distrusted => "distrusted".into(),
+        }
+    }
+
+    fn kinds(got: &[Got]) -> Vec<String> {
+        got.iter().map(kind).collect()
+    }
+
+    /// A key made pending (its delete refused), so distrusted from now on.
+    fn make_pending(probe: &Probe, tier: &dyn Tier<u64, String, String>, key: &RemoteKey) {
+        probe.refuse(&key.data);
+        assert!(!block_on(write::<Blocking, _, _, _>(tier, key, None)));
+        assert!(tier.pending().distrusts(&key.data));
+    }
+
+    #[test]
+    fn each_slot_of_a_batch_is_what_get_says_of_its_key() {
+        let probe = Arc::new(Probe::default());
+        let typed = users(&probe);
+        let tier: &dyn Tier<u64, String, String> = &typed;
+        let k = keys(tier, 7);
+        let put_entry = |key: &RemoteKey, e: Entry<String, String>, stamps: &[Remote]| {
+            let bytes = tier.encode(key, &e, stamps).unwrap();
+            probe.inner.set(&key.data, &bytes, None).unwrap();
+        };
+        put_entry(&k[0], Entry::Value("zero".into()), &[]);
+        // k[1]: nothing stored.
+        probe.inner.set(&k[2].data, b"not a payload", None).unwrap();
+        // k[3]: another key's payload under k[3]'s backend key (a hash collision).
+        let foreign = tier
+            .encode(&k[4], &Entry::Value("four".into()), &[])
+            .unwrap();
+        probe.inner.set(&k[3].data, &foreign, None).unwrap();
+        make_pending(&probe, tier, &k[4]);
+        // k[5]: stamped by a generation key that moved on (absent: its token is 0).
+        let gen_key = "batch-test-gen".to_owned();
+        let stale = Remote {
+            kind: RemoteKind::Local,
+            key: gen_key.clone(),
+            token: 42,
+        };
+        put_entry(&k[5], Entry::Value("five".into()), &[stale]);
+        put_entry(&k[6], Entry::Negative("none".into()), &[]);
+        probe.reads();
+
+        let mut asked: Vec<&RemoteKey> = k.iter().collect();
+        asked.push(&k[0]); // a key twice: two slots
+        let got = block_on(get_many::<Blocking, _, _, _>(tier, &asked));
+        assert_eq!(
+            kinds(&got),
+            [
+                "value zero",
+                "miss",
+                "miss",
+                "miss",
+                "distrusted",
+                "miss",
+                "negative none",
+                "value zero"
+            ]
+        );
+        let mut expected: Vec<String> = asked
+            .iter()
+            .filter(|key| key.data != k[4].data)
+            .map(|key| key.data.clone())
+            .collect();
+        expected.push(gen_key); // the stamped hit's check
+        let mut read = probe.reads();
+        read.sort();
+        expected.sort();
+        assert_eq!(read, expected, "the pending key is not asked");
+        assert_eq!(
+            probe.inner.get(&k[2].data).unwrap(),
+            None,
+            "corrupt: deleted"
+        );
+        assert!(
+            probe.inner.get(&k[3].data).unwrap().is_some(),
+            "another key's payload is left to its owner"
+        );
+
+        // The same answers through `get`, key by key, and through the async driver.
+        let one_by_one: Vec<Got> = asked
+            .iter()
+            .map(|key| block_on(get::<Blocking, _, _, _>(tier, key)))
+            .collect();
+        assert_eq!(kinds(&one_by_one), kinds(&got));
+        let async_got = block_on(get_many::<Async, _, _, _>(tier, &asked));
+        assert_eq!(kinds(&async_got), kinds(&got));
+    }
+
+    #[test]
+    fn a_fault_of_the_lookup_faults_every_slot_asked_and_no_key_means_no_lookup() {
+        let probe = Arc::new(Probe::default());
+        let typed = users(&probe);
+        let tier: &dyn Tier<u64, String, String> = &typed;
+        let k = keys(tier, 3);
+        let stored = tier.encode(&k[0], &Entry::Value("v".into()), &[]).unwrap();
+        probe.inner.set(&k[0].data, &stored, None).unwrap();
+        make_pending(&probe, tier, &k[1]);
+        probe.set_down(true);
+        let got = block_on(get_many::<Blocking, _, _, _>(tier, &[&k[0], &k[1], &k[2]]));
+        assert_eq!(kinds(&got), ["fault", "distrusted", "fault"]);
+        assert!(
+            probe.inner.get(&k[0].data).unwrap().is_some(),
+            "nothing deleted"
+        );
+
+        probe.reads();
+        assert!(block_on(get_many::<Blocking, _, _, _>(tier, &[])).is_empty());
+        let got = block_on(get_many::<Async, _, _, _>(tier, &[&k[1], &k[1]]));
+        assert_eq!(kinds(&got), ["distrusted", "distrusted"]);
+        assert!(probe.reads().is_empty(), "no key to ask: no lookup");
+    }
+
+    #[test]
+    fn the_default_batch_reads_each_key_in_order_and_a_fault_faults_it_whole() {
+        let probe = Probe::default();
+        probe.inner.set("a", b"1", None).unwrap();
+        let got = probe.get_many(&["b", "a", "b"]).unwrap();
+        assert_eq!(got, [None, Some(b"1".to_vec()), None]);
+        assert_eq!(probe.reads(), ["b", "a", "b"]);
+        let got = block_on(probe.get_many_async(&["a"])).unwrap();
+        assert_eq!(got, [Some(b"1".to_vec())]);
+        assert!(probe.get_many(&[]).unwrap().is_empty());
+        probe.reads();
+        probe.set_down(true);
+        assert_eq!(probe.get_many(&["a", "b"]), Err(Fault::Timeout));
+        assert_eq!(
+            block_on(probe.get_many_async(&["a", "b"])),
+            Err(Fault::Timeout)
+        );
+        assert_eq!(probe.reads(), ["a", "a"], "it stops at the first fault");
+    }
 }

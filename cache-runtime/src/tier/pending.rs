@@ -104,6 +104,7 @@ impl std::fmt::Debug for Pending {
 
 impl Pending {
     /// An empty list for the cache at `namespace` of `backend`.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))] // made by the typed tier only
     pub(crate) fn new(backend: Arc<dyn Backend>, namespace: String) -> Self {
         Self {
             backend,
@@ -459,103 +460,7 @@ impl Retrier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tier::{BoxFuture, Fault, Health, MemoryBackend};
-
-    /// A memory backend that faults while `down`.
-    #[derive(Debug, Default)]
-    struct Flaky {
-        inner: MemoryBackend,
-        down: AtomicBool,
-        published: Mutex<Vec<Option<Vec<u8>>>>,
-    }
-
-    impl Flaky {
-        fn up(&self) -> Result<(), Fault> {
-            if self.down.load(Ordering::SeqCst) {
-                Err(Fault::Timeout)
-            } else {
-                Ok(())
-            }
-        }
-    }
-
-    impl Backend for Flaky {
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Fault> {
-            self.up()?;
-            self.inner.get(key)
-        }
-        fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Fault>> {
-            Box::pin(async move { self.get(key) })
-        }
-        fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Fault> {
-            self.up()?;
-            self.inner.set(key, value, ttl)
-        }
-        fn set_async<'a>(
-            &'a self,
-            key: &'a str,
-            value: &'a [u8],
-            ttl: Option<Duration>,
-        ) -> BoxFuture<'a, Result<(), Fault>> {
-            Box::pin(async move { self.set(key, value, ttl) })
-        }
-        fn delete(&self, key: &str) -> Result<(), Fault> {
-            self.up()?;
-            self.inner.delete(key)
-        }
-        fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Fault>> {
-            Box::pin(async move { self.delete(key) })
-        }
-        fn clear_prefix(&self, prefix: &str) -> Result<(), Fault> {
-            self.up()?;
-            self.inner.clear_prefix(prefix)
-        }
-        fn try_lease(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, Fault> {
-            self.up()?;
-            self.inner.try_lease(key, token, ttl)
-        }
-        fn try_lease_async<'a>(
-            &'a self,
-            key: &'a str,
-            token: &'a str,
-            ttl: Duration,
-        ) -> BoxFuture<'a, Result<bool, Fault>> {
-            Box::pin(async move { self.try_lease(key, token, ttl) })
-        }
-        fn release_lease(&self, key: &str, token: &str) -> Result<(), Fault> {
-            self.up()?;
-            self.inner.release_lease(key, token)
-        }
-        fn release_lease_async<'a>(
-            &'a self,
-            key: &'a str,
-            token: &'a str,
-        ) -> BoxFuture<'a, Result<(), Fault>> {
-            Box::pin(async move { self.release_lease(key, token) })
-        }
-        fn wait_for(
-            &self,
-            key: &str,
-            _lease_key: &str,
-            _max: Duration,
-        ) -> Result<Option<Vec<u8>>, Fault> {
-            self.get(key)
-        }
-        fn wait_for_async<'a>(
-            &'a self,
-            key: &'a str,
-            lease_key: &'a str,
-            max: Duration,
-        ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Fault>> {
-            Box::pin(async move { self.wait_for(key, lease_key, max) })
-        }
-        fn publish(&self, _namespace: &str, key: Option<&[u8]>) {
-            self.published.lock().unwrap().push(key.map(<[u8]>::to_vec));
-        }
-        fn health(&self) -> Health {
-            Health::default()
-        }
-    }
+    use crate::tier::testing::Probe;
 
     fn set(bytes: &[u8]) -> Write {
         Write::Set {
@@ -575,8 +480,8 @@ mod tests {
         false
     }
 
-    fn setup(limit: usize) -> (Arc<Flaky>, Arc<Pending>) {
-        let backend = Arc::new(Flaky::default());
+    fn setup(limit: usize) -> (Arc<Probe>, Arc<Pending>) {
+        let backend = Arc::new(Probe::default());
         let dyn_backend: Arc<dyn Backend> = backend.clone();
         let pending = Arc::new(Pending::new(dyn_backend, "ns:".into()));
         pending.configure(limit, None);
@@ -587,7 +492,7 @@ mod tests {
     fn a_failed_write_is_distrusted_retried_in_order_and_broadcast() {
         let (backend, pending) = setup(100);
         backend.inner.set("ns:a", b"old", None).unwrap();
-        backend.down.store(true, Ordering::SeqCst);
+        backend.set_down(true);
         assert!(!pending.distrusts("ns:a"));
         pending.record("ns:a", b"a", Write::Delete);
         assert!(pending.distrusts("ns:a") && !pending.distrusts("ns:b"));
@@ -600,7 +505,7 @@ mod tests {
             backend.inner.get("ns:a").unwrap().as_deref(),
             Some(&b"old"[..])
         );
-        backend.down.store(false, Ordering::SeqCst);
+        backend.set_down(false);
         assert!(
             wait_until(|| pending.len() == 0),
             "retried once the tier is back"
@@ -610,10 +515,7 @@ mod tests {
             Some(&b"new"[..])
         );
         assert!(!pending.distrusts("ns:a"));
-        assert_eq!(
-            *backend.published.lock().unwrap(),
-            vec![Some(b"a".to_vec())]
-        );
+        assert_eq!(backend.published(), vec![Some(b"a".to_vec())]);
     }
 
     #[test]
@@ -621,7 +523,7 @@ mod tests {
         let (backend, pending) = setup(3);
         backend.inner.set("ns:k9", b"old", None).unwrap();
         backend.inner.set("other:k", b"kept", None).unwrap();
-        backend.down.store(true, Ordering::SeqCst);
+        backend.set_down(true);
         for i in 0..3 {
             pending.record(&format!("ns:k{i}"), b"k", Write::Delete);
         }
@@ -631,7 +533,7 @@ mod tests {
         assert!(pending.distrusts("ns:anything"));
         assert!(pending.queue_behind("ns:k5", b"k", &Write::Delete));
         assert_eq!((pending.len(), pending.failures()), (0, 4));
-        backend.down.store(false, Ordering::SeqCst);
+        backend.set_down(false);
         assert!(wait_until(|| !pending.l1_only()), "the clear went through");
         assert_eq!(
             backend.inner.get("ns:k9").unwrap(),
@@ -642,7 +544,7 @@ mod tests {
             backend.inner.get("other:k").unwrap().as_deref(),
             Some(&b"kept"[..])
         );
-        assert_eq!(*backend.published.lock().unwrap(), vec![None]);
+        assert_eq!(backend.published(), vec![None]);
         assert!(!pending.distrusts("ns:k0"));
     }
 
@@ -650,7 +552,7 @@ mod tests {
     fn an_op_past_its_horizon_is_dropped() {
         let (backend, pending) = setup(10);
         pending.configure(10, Some(Duration::from_millis(50)));
-        backend.down.store(true, Ordering::SeqCst);
+        backend.set_down(true);
         pending.record("ns:a", b"a", Write::Delete);
         assert!(pending.distrusts("ns:a"));
         // The retry thread drops it at its first round after the horizon, tier or not.
@@ -666,7 +568,7 @@ mod tests {
     #[test]
     fn a_successful_clear_drops_what_was_pending() {
         let (backend, pending) = setup(10);
-        backend.down.store(true, Ordering::SeqCst);
+        backend.set_down(true);
         pending.record("ns:a", b"a", set(b"v"));
         pending.cleared();
         assert!(!pending.distrusts("ns:a"));

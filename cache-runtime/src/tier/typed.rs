@@ -173,11 +173,13 @@ where
     fn attach(&self, l1: std::sync::Weak<dyn LocalL1<K>>) {
         let handler: Arc<InvalidationHandler> = Arc::new(move |key: Option<&[u8]>| {
             let Some(l1) = l1.upgrade() else { return };
+            // An echo of this process's own invalidation moved its generation slots already.
+            let bump = !super::echo();
             match key {
-                None => l1.evict_local(None),
+                None => l1.evict_local(None, bump),
                 Some(bytes) => {
                     if let Ok(k) = C::decode::<K>(bytes) {
-                        l1.evict_local(Some(&k));
+                        l1.evict_local(Some(&k), bump);
                     }
                 }
             }

@@ -3,10 +3,13 @@
 //! protocol (memcached 1.6+): `mg`, `ms`, `md`.
 //!
 //! - `get`: the namespace's generation and the entry under the generation this process knows,
-//!   in one round trip (`mg <generation key> v`, `mg <entry key> v`, pipelined); when another
-//!   process cleared the namespace meanwhile, the entry is read again under the new generation.
+//!   in one round trip (`mg <generation key> v k q`, `mg <entry key> v k q`, `mn`, pipelined);
+//!   when another process cleared the namespace meanwhile, the entry is read again under the new
+//!   generation. `get_many` is the same for all the keys of one server, in one round trip.
 //! - `set`: `ms <entry key> <size> T<expiry>` under the known generation (a write under a
-//!   generation just replaced is only wasted: no one reads it).
+//!   generation just replaced is only wasted: no one reads it). `set_many` is the same for all
+//!   the items of one server, quiet (`q`), then `mn`, in one round trip, on a plain connection
+//!   (`pipe`): the client cannot give each item of a pipelined set an expiry of its own.
 //! - `delete`: reads the generation first, so that it deletes the entry that readers see.
 //! - leases: `ms <lease key> <size> T<ttl> ME` (add: stored only if absent) takes one; releasing
 //!   reads its token and CAS (`mg <lease key> v c`, then `md <lease key> C<cas>`), so only its
@@ -17,14 +20,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use async_memcached::{Client, Error, ErrorKind, MetaProtocol, MetaValue, Status};
+use async_memcached::{Client, Error, ErrorKind, MetaProtocol, Status};
 
 use super::keys::{self, DataKey};
+use super::pipe::{Generational, Pipe, Reads, garbled};
 use crate::tier::BoxFuture;
 
-/// What an operation does on a connection; called again for a second try.
-pub(super) type Exchange<T> =
-    Arc<dyn for<'c> Fn(&'c mut Client) -> BoxFuture<'c, Result<T, Error>> + Send + Sync>;
+/// What an operation does on a connection (the client's, unless `C` says otherwise); called
+/// again for a second try.
+pub(super) type Exchange<T, C = Client> =
+    Arc<dyn for<'c> Fn(&'c mut C) -> BoxFuture<'c, Result<T, Error>> + Send + Sync>;
 
 /// The generation this process last saw of each namespace, per server.
 #[derive(Debug, Default)]
@@ -63,7 +68,7 @@ struct On {
 impl On {
     /// The namespace's generation on this server: the one known, or the server's (made now if
     /// it has none).
-    async fn generation(&self, c: &mut Client) -> Result<Arc<str>, Error> {
+    async fn generation(&self, c: &mut impl Generational) -> Result<Arc<str>, Error> {
         match self.generations.get(self.server, &self.key.namespace) {
             Some(g) => Ok(g),
             None => self.fetch_generation(c).await,
@@ -72,22 +77,17 @@ impl On {
 
     /// Reads the namespace's generation from the server; stores a new one if it has none (first
     /// use, or evicted, or the server restarted: a new token never brings older entries back).
-    async fn fetch_generation(&self, c: &mut Client) -> Result<Arc<str>, Error> {
+    async fn fetch_generation(&self, c: &mut impl Generational) -> Result<Arc<str>, Error> {
         let gen_key = self.key.generation_key();
         for _ in 0..3 {
-            if let Some(g) = value(c.meta_get(gen_key, false, None, Some(&["v"])).await?) {
+            if let Some(g) = c.value(gen_key).await? {
                 return Ok(self.learn(&g));
             }
             let fresh = keys::new_generation();
-            match c
-                .meta_set(gen_key, fresh.as_str(), false, None, Some(&["ME", "T0"]))
-                .await
-            {
-                Ok(_) => return Ok(self.learn(fresh.as_bytes())),
-                // Another process made one meanwhile: read it.
-                Err(Error::Protocol(Status::NotStored)) => {}
-                Err(e) => return Err(e),
+            if c.add(gen_key, &fresh).await? {
+                return Ok(self.learn(fresh.as_bytes()));
             }
+            // Another process made one meanwhile: read it.
         }
         Err(Error::Protocol(Status::NotStored))
     }
@@ -99,39 +99,138 @@ impl On {
         Arc::from(g)
     }
 
-    /// The entry under the namespace's current generation, in one round trip when the
-    /// generation known here is still current.
-    async fn read(&self, c: &mut Client) -> Result<Option<Vec<u8>>, Error> {
-        let known = self.generation(c).await?;
-        let gen_key = self.key.generation_key();
-        let entry_key = self.key.under(&known);
-        let found = c
-            .meta_get_multi(&[gen_key.as_bytes(), entry_key.as_bytes()], Some(&["v"]))
-            .await?;
-        let (mut current, mut entry) = (None, None);
-        for v in found {
-            match v.key.as_deref() {
-                Some(k) if k == gen_key.as_bytes() => current = v.data,
-                Some(k) if k == entry_key.as_bytes() => entry = v.data,
-                _ => {}
+    /// The entry under the namespace's current generation (see [`read_many`]).
+    async fn read(&self, c: &mut impl Reads) -> Result<Option<Vec<u8>>, Error> {
+        Ok(read_many(std::slice::from_ref(self), c)
+            .await?
+            .pop()
+            .flatten())
+    }
+}
+
+/// The entries of `wanted` (all of one server), each under its namespace's current generation:
+/// one round trip when the generations known here are current (`mg <key> v k q` for each
+/// namespace's generation and for each entry, then `mn`, written together: misses stay silent,
+/// each value comes back with its key, and `MN` ends the answer). The keys of a namespace that
+/// another process cleared meanwhile cost one more round trip (read under the new generation);
+/// a namespace whose generation is gone (evicted, a restarted server) gets a new one, with
+/// nothing under it yet.
+async fn read_many(wanted: &[On], c: &mut impl Reads) -> Result<Vec<Option<Vec<u8>>>, Error> {
+    // Each namespace once, with the generation known here (read from the server if none).
+    let mut spaces: Vec<(&On, Arc<str>)> = Vec::new();
+    let mut index = Seen::default();
+    let mut space_of = Vec::with_capacity(wanted.len());
+    for on in wanted {
+        let at = match index.get(on.key.namespace.as_bytes()) {
+            Some(at) => at,
+            None => {
+                spaces.push((on, on.generation(c).await?));
+                index.insert(on.key.namespace.as_bytes(), spaces.len() - 1);
+                spaces.len() - 1
             }
-        }
+        };
+        space_of.push(at);
+    }
+    let entries: Vec<String> = wanted
+        .iter()
+        .zip(&space_of)
+        .map(|(on, &at)| on.key.under(&spaces[at].1))
+        .collect();
+    let asked: Vec<&str> = spaces
+        .iter()
+        .map(|(on, _)| on.key.generation_key())
+        .chain(entries.iter().map(String::as_str))
+        .collect();
+    let mut found = get_each(c, &asked).await?;
+    let mut values = found.split_off(spaces.len());
+    let (mut again, mut again_keys) = (Vec::new(), Vec::new());
+    for (at, ((on, known), current)) in spaces.iter().zip(found).enumerate() {
+        let keys_of = space_of.iter().enumerate().filter(|(_, s)| **s == at);
         match current {
-            Some(g) if keys::fit(&String::from_utf8_lossy(&g)) == *known => Ok(entry),
-            // Another process cleared the namespace: read under its generation.
+            Some(g) if keys::fit(&String::from_utf8_lossy(&g)) == **known => {}
+            // Another process cleared the namespace: read its keys under its generation.
             Some(g) => {
-                let g = self.learn(&g);
-                Ok(value(
-                    c.meta_get(self.key.under(&g), false, None, Some(&["v"]))
-                        .await?,
-                ))
+                let g = on.learn(&g);
+                for (i, _) in keys_of {
+                    again.push(i);
+                    again_keys.push(wanted[i].key.under(&g));
+                }
             }
             // The generation is gone (evicted, a restarted server): a new one, with nothing yet.
             None => {
-                self.fetch_generation(c).await?;
-                Ok(None)
+                on.fetch_generation(c).await?;
+                for (i, _) in keys_of {
+                    values[i] = None;
+                }
             }
         }
+    }
+    if !again.is_empty() {
+        let asked: Vec<&str> = again_keys.iter().map(String::as_str).collect();
+        for (i, v) in again.into_iter().zip(get_each(c, &asked).await?) {
+            values[i] = v;
+        }
+    }
+    Ok(values)
+}
+
+/// The values under `keys`, one slot per key in order, in one pipelined round trip. A reply
+/// that is not a value of a key asked, or more replies than keys, is a protocol error: the
+/// answers are matched by key, never by position.
+async fn get_each(c: &mut impl Reads, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+    let replies = c.hits(keys).await?;
+    if replies.len() > keys.len() {
+        return Err(garbled());
+    }
+    // Each key's first position: a key asked twice shares the reply.
+    let mut first = Seen::default();
+    for (i, k) in keys.iter().enumerate() {
+        if first.get(k.as_bytes()).is_none() {
+            first.insert(k.as_bytes(), i);
+        }
+    }
+    let mut values = vec![None; keys.len()];
+    for (key, data) in replies {
+        let at = first.get(key.as_slice()).ok_or_else(garbled)?;
+        values[at] = Some(data);
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let at = first.get(k.as_bytes()).unwrap_or(i);
+        if at != i {
+            values[i] = values[at].clone();
+        }
+    }
+    Ok(values)
+}
+
+/// Each name's first position among those seen: searched in order while they are few (most
+/// reads: one namespace, two keys; no hashing), through a map once there are more.
+#[derive(Default)]
+struct Seen<'a> {
+    few: Vec<(&'a [u8], usize)>,
+    many: HashMap<&'a [u8], usize>,
+}
+
+/// How many names [`Seen`] searches in order.
+const FEW: usize = 8;
+
+impl<'a> Seen<'a> {
+    fn get(&self, name: &[u8]) -> Option<usize> {
+        if self.many.is_empty() {
+            self.few.iter().find(|(n, _)| *n == name).map(|&(_, at)| at)
+        } else {
+            self.many.get(name).copied()
+        }
+    }
+
+    /// Records `name` (not seen yet) at `at`.
+    fn insert(&mut self, name: &'a [u8], at: usize) {
+        if self.many.is_empty() && self.few.len() < FEW {
+            self.few.push((name, at));
+            return;
+        }
+        self.many.extend(self.few.drain(..));
+        self.many.insert(name, at);
     }
 }
 
@@ -141,22 +240,18 @@ fn token(bytes: &[u8]) -> String {
     keys::fit(&String::from_utf8_lossy(bytes)).into_owned()
 }
 
-/// The data of a meta reply.
-fn value(v: Option<MetaValue>) -> Option<Vec<u8>> {
-    v.and_then(|v| v.data)
-}
-
 /// `T<expiry>`.
 fn expiry_flag(ttl: Option<Duration>) -> String {
     format!("T{}", keys::expiry(ttl, keys::unix_now()))
 }
 
-/// The entry of `key` (an entry key of the typed tier), `None` for a miss.
-pub(super) fn get(
+/// The entry of `key` (an entry key of the typed tier), `None` for a miss, on a connection of
+/// either kind for reads.
+pub(super) fn get<C: Reads + 'static>(
     generations: &Arc<Generations>,
     server: usize,
     key: &str,
-) -> Exchange<Option<Vec<u8>>> {
+) -> Exchange<Option<Vec<u8>>, C> {
     let on = On {
         generations: Arc::clone(generations),
         server,
@@ -165,6 +260,27 @@ pub(super) fn get(
     Arc::new(move |c| {
         let on = on.clone();
         Box::pin(async move { on.read(c).await })
+    })
+}
+
+/// The entries of `keys` (all of this server), one slot per key, in one round trip (see
+/// [`read_many`]).
+pub(super) fn get_many<C: Reads + 'static>(
+    generations: &Arc<Generations>,
+    server: usize,
+    keys: &[&str],
+) -> Exchange<Vec<Option<Vec<u8>>>, C> {
+    let keys: Arc<[On]> = keys
+        .iter()
+        .map(|k| On {
+            generations: Arc::clone(generations),
+            server,
+            key: Arc::new(DataKey::new(k)),
+        })
+        .collect();
+    Arc::new(move |c| {
+        let keys = Arc::clone(&keys);
+        Box::pin(async move { read_many(&keys, c).await })
     })
 }
 
@@ -201,6 +317,61 @@ pub(super) fn set(
                 }
                 Err(e) => Err(e),
             }
+        })
+    })
+}
+
+/// Stores each item of `items` (all of this server's) under its namespace's generation, as
+/// [`set`] stores one (the same key, the same `T<expiry>`: `keys::expiry`, one clock reading
+/// for the batch), in one request on a [`Pipe`]: `ms <key> <size> T<expiry> q` and the data for
+/// each item, then `mn`, written together. A quiet set answers only when it fails, so the
+/// answer is `MN` alone when every item was stored (see [`Pipe::store_quietly`]). A namespace
+/// whose generation this process does not know yet costs one more round trip first, as it does
+/// for `set`.
+pub(super) fn set_many(
+    generations: &Arc<Generations>,
+    server: usize,
+    items: &[(&str, &[u8], Option<Duration>)],
+) -> Exchange<(), Pipe> {
+    /// An item of the batch: its key, its value, its TTL.
+    type Item = (On, Box<[u8]>, Option<Duration>);
+    let items: Arc<[Item]> = items
+        .iter()
+        .map(|&(key, value, ttl)| {
+            let on = On {
+                generations: Arc::clone(generations),
+                server,
+                key: Arc::new(DataKey::new(key)),
+            };
+            (on, Box::from(value), ttl)
+        })
+        .collect();
+    Arc::new(move |p| {
+        let items = Arc::clone(&items);
+        Box::pin(async move {
+            let mut known: HashMap<&str, Arc<str>> = HashMap::new();
+            let size: usize = items.iter().map(|(_, v, _)| v.len() + 64).sum();
+            let mut request = Vec::with_capacity(size + 8);
+            let now = keys::unix_now();
+            for (on, value, ttl) in items.iter() {
+                let g = match known.get(on.key.namespace.as_str()) {
+                    Some(g) => Arc::clone(g),
+                    None => {
+                        let g = on.generation(p).await?;
+                        known.insert(&on.key.namespace, Arc::clone(&g));
+                        g
+                    }
+                };
+                let key = on.key.under(&g);
+                let expiry = keys::expiry(*ttl, now);
+                request.extend_from_slice(
+                    format!("ms {key} {} T{expiry} q\r\n", value.len()).as_bytes(),
+                );
+                request.extend_from_slice(value);
+                request.extend_from_slice(b"\r\n");
+            }
+            request.extend_from_slice(b"mn\r\n");
+            p.store_quietly(&request).await
         })
     })
 }

@@ -4,7 +4,8 @@
 //!
 //! Every operation is bounded by a timeout (default 50 ms). Blocking callers run it on their own
 //! thread, on a pooled connection driven by a small runtime of its own (no hop to another
-//! thread, and no runtime needed of the caller); async callers of any executor run it on the
+//! thread, and no runtime needed of the caller), and read (`get`, a one-server `get_many`) on a
+//! pooled plain blocking socket (`blocking`: no runtime and no timer at all); async callers of any executor run it on the
 //! backend's own one-thread Tokio runtime (and so do blocking callers that are inside a Tokio
 //! runtime already, where no other runtime can be driven). A fault reads as a miss or a skipped
 //! write (fail-open), counted by kind ([`MemcachedBackend::faults`]); each server has a circuit
@@ -12,27 +13,37 @@
 //! for [`BREAKER_COOLDOWN`](crate::BREAKER_COOLDOWN), then one trial goes through), so a server that
 //! is down costs nothing and the others go on serving.
 //!
-//! In four parts: `keys` (keys memcached accepts, generations, expiries), `ring` (which server
+//! In seven parts: `keys` (keys memcached accepts, generations, expiries), `ring` (which server
 //! holds a key), `commands` (each operation built once, as an exchange), `conn` (the connections
-//! and the two ways of running an exchange), and here the backend.
+//! and the two ways of running an exchange), `blocking` (the third: reads on a blocking socket),
+//! `pipe` (the plain connections of batch writes and blocking reads, and their parser),
+//! `batch` (batch reads and writes over several servers), and here the backend.
 //!
 //! memcached has no pub/sub: without an invalidation channel
 //! ([`with_invalidations`](MemcachedBackend::with_invalidations)), a write or invalidation
 //! reaches memcached at once, and other processes' L1 copies live until their `l1_ttl`.
 
+mod batch;
+mod blocking;
 mod commands;
 mod conn;
 mod keys;
+mod pipe;
 mod ring;
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use async_memcached::Client;
+
 use self::commands::{Exchange, Generations};
-use self::conn::Server;
+use self::conn::{Conn, Server};
 use self::ring::Ring;
 use crate::tier::breaker::{Breaker, Faults};
 use crate::tier::{Backend, BoxFuture, Fault, Health, InvalidationHandler};
+
+/// The values of a batch read, one slot per key.
+type Batch = Vec<Option<Vec<u8>>>;
 
 /// The port of a `memcached://host` URL without one.
 pub const DEFAULT_PORT: u16 = 11211;
@@ -303,23 +314,51 @@ impl MemcachedBackend {
     }
 
     /// Runs `op` on `server` for a blocking caller, through the server's breaker.
-    fn run<T: Send + 'static>(
+    fn run<T: Send + 'static, C: Conn>(
         &self,
         server: usize,
-        op: Exchange<T>,
+        op: Exchange<T, C>,
         within: Duration,
+    ) -> Result<T, Fault> {
+        self.guarded(server, || self.run_unguarded(server, op, within))
+    }
+
+    /// `run` through the server's breaker.
+    fn guarded<T>(
+        &self,
+        server: usize,
+        run: impl FnOnce() -> Result<T, Fault>,
     ) -> Result<T, Fault> {
         let breaker = self.breakers.get(server).ok_or(Fault::Error)?;
         breaker.admit()?;
-        breaker.record(self.run_unguarded(server, op, within))
+        breaker.record(run())
+    }
+
+    /// Runs the read `op` on `server` for a blocking caller, through the server's breaker: on a
+    /// plain blocking socket when this thread is outside any Tokio runtime (`blocking`: no
+    /// runtime and no timer on the way), else as [`run`](Self::run) does (`op_in_runtime`).
+    fn read<T: Send + 'static>(
+        &self,
+        server: usize,
+        op: impl FnOnce() -> Exchange<T, blocking::Wire>,
+        op_in_runtime: impl FnOnce() -> Exchange<T>,
+    ) -> Result<T, Fault> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return self.run(server, op_in_runtime(), self.timeout);
+        }
+        let op = op();
+        self.guarded(server, || {
+            let s = self.servers.get(server).ok_or(Fault::Error)?;
+            s.run_blocking(&op, self.timeout)
+        })
     }
 
     /// Runs `op` on `server` for a blocking caller: on this thread, or on the backend's runtime
     /// when this thread is inside a Tokio runtime (which cannot drive another).
-    fn run_unguarded<T: Send + 'static>(
+    fn run_unguarded<T: Send + 'static, C: Conn>(
         &self,
         server: usize,
-        op: Exchange<T>,
+        op: Exchange<T, C>,
         within: Duration,
     ) -> Result<T, Fault> {
         if tokio::runtime::Handle::try_current().is_err() {
@@ -337,10 +376,10 @@ impl MemcachedBackend {
     }
 
     /// Runs `op` on `server` for an async caller (of any executor), on the backend's runtime.
-    async fn run_async<T: Send + 'static>(
+    async fn run_async<T: Send + 'static, C: Conn>(
         &self,
         server: usize,
-        op: Exchange<T>,
+        op: Exchange<T, C>,
         within: Duration,
     ) -> Result<T, Fault> {
         let breaker = self.breakers.get(server).ok_or(Fault::Error)?;
@@ -353,10 +392,10 @@ impl MemcachedBackend {
     }
 
     /// Starts `op` on the backend's runtime, which hands its outcome to `reply`.
-    fn spawn<T: Send + 'static>(
+    fn spawn<T: Send + 'static, C: Conn>(
         &self,
         server: usize,
-        op: Exchange<T>,
+        op: Exchange<T, C>,
         within: Duration,
         reply: impl FnOnce(Result<T, Fault>) + Send + 'static,
     ) {
@@ -374,11 +413,27 @@ impl MemcachedBackend {
 impl Backend for MemcachedBackend {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Fault> {
         let s = self.server_of(key);
-        self.run(s, commands::get(&self.generations, s, key), self.timeout)
+        self.read(
+            s,
+            || commands::get(&self.generations, s, key),
+            || commands::get(&self.generations, s, key),
+        )
     }
     fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Fault>> {
         let s = self.server_of(key);
-        Box::pin(self.run_async(s, commands::get(&self.generations, s, key), self.timeout))
+        Box::pin(self.run_async(
+            s,
+            commands::get::<Client>(&self.generations, s, key),
+            self.timeout,
+        ))
+    }
+    /// One round trip per server, all servers at once (see `batch`); a fault of any server
+    /// faults the whole batch.
+    fn get_many(&self, keys: &[&str]) -> Result<Batch, Fault> {
+        self.read_batch(keys)
+    }
+    fn get_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Batch, Fault>> {
+        Box::pin(self.read_batch_async(keys))
     }
     fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Fault> {
         let s = self.server_of(key);
@@ -394,6 +449,18 @@ impl Backend for MemcachedBackend {
         let s = self.server_of(key);
         let op = commands::set(&self.generations, s, key, value, ttl);
         Box::pin(self.run_async(s, op, self.timeout))
+    }
+    /// One round trip per server, all servers at once (see `batch`): each server's items in
+    /// one pipelined request of quiet `ms`, then `mn`. A fault of any server faults the batch
+    /// (the other servers' items may be written).
+    fn set_many(&self, items: &[(&str, &[u8], Option<Duration>)]) -> Result<(), Fault> {
+        self.write_batch(items)
+    }
+    fn set_many_async<'a>(
+        &'a self,
+        items: &'a [(&'a str, &'a [u8], Option<Duration>)],
+    ) -> BoxFuture<'a, Result<(), Fault>> {
+        Box::pin(self.write_batch_async(items))
     }
     fn delete(&self, key: &str) -> Result<(), Fault> {
         let s = self.server_of(key);

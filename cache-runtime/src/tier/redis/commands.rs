@@ -1,7 +1,9 @@
 //! How the Redis backend's operations are built: each one once, as an [`Op`] that the
 //! backend's blocking runner and its async runner both run.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::conn::AsyncConn;
@@ -13,10 +15,10 @@ pub(super) type Exchange<T> =
 
 /// One backend operation, built once for blocking and async callers alike.
 pub(super) enum Op<T> {
-    /// A single command whose reply reads as `T`: blocking callers send it on a pooled
-    /// blocking connection (bounded by socket timeouts) instead of hopping to the runtime
-    /// thread; async callers send it on the runtime.
-    Pooled(redis::Cmd, PhantomData<fn() -> T>),
+    /// A single command (or a pipeline of commands) whose reply reads as `T`: blocking callers
+    /// send it on a pooled blocking connection (bounded by socket timeouts) instead of hopping
+    /// to the runtime thread; async callers send it on the runtime.
+    Pooled(Request, PhantomData<fn() -> T>),
     /// An exchange that blocking and async callers alike run on the backend's runtime, bounded
     /// by `within` (`None`: the backend's per-operation timeout).
     OnRuntime {
@@ -25,17 +27,25 @@ pub(super) enum Op<T> {
     },
 }
 
+/// What a pooled operation sends, in one write: a command, or a pipeline (its replies read in
+/// turn, all of them, before the connection serves again).
+pub(super) enum Request {
+    Cmd(redis::Cmd),
+    Pipe(redis::Pipeline),
+}
+
 impl<T: redis::FromRedisValue + Send + 'static> Op<T> {
     /// `cmd`, whose reply reads as `T`; blocking callers send it on a pooled connection.
     fn pooled(cmd: redis::Cmd) -> Self {
-        Self::Pooled(cmd, PhantomData)
+        Self::Pooled(Request::Cmd(cmd), PhantomData)
     }
 
     /// The operation as it runs on the backend's runtime, and its bound (`None`: the
     /// per-operation timeout).
     pub(super) fn on_runtime(self) -> (Exchange<T>, Option<Duration>) {
         match self {
-            Self::Pooled(cmd, _) => (sent(cmd, std::convert::identity), None),
+            Self::Pooled(Request::Cmd(cmd), _) => (sent(cmd, std::convert::identity), None),
+            Self::Pooled(Request::Pipe(pipe), _) => (piped(pipe), None),
             Self::OnRuntime { exchange, within } => (exchange, within),
         }
     }
@@ -72,6 +82,18 @@ where
     })
 }
 
+/// The exchange that sends `pipe` and reads its replies as `T`.
+fn piped<T>(pipe: redis::Pipeline) -> Exchange<T>
+where
+    T: redis::FromRedisValue + Send + 'static,
+{
+    let pipe = Arc::new(pipe);
+    Box::new(move |mut c| {
+        let pipe = Arc::clone(&pipe);
+        Box::pin(async move { pipe.query_async::<T>(&mut c).await })
+    })
+}
+
 /// Milliseconds for a `PX` argument (at least 1).
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -82,14 +104,121 @@ pub(super) fn get(key: &str) -> Op<Option<Vec<u8>>> {
     Op::pooled(redis::cmd("GET").arg(key).clone())
 }
 
+/// `MGET key...`, read by [`values`]. Against a single server, blocking callers send it on a
+/// pooled connection. A cluster cannot serve keys of several hash slots in one `MGET`: the
+/// client's cluster connection splits it into one `MGET` per slot and sends them all at once
+/// (each node's on its multiplexed connection), so every caller runs it on the backend's
+/// runtime, where that connection lives.
+pub(super) fn mget(keys: &[&str], cluster: bool) -> Op<redis::Value> {
+    let cmd = redis::cmd("MGET").arg(keys).clone();
+    if cluster {
+        Op::exchange(sent(cmd, std::convert::identity))
+    } else {
+        Op::pooled(cmd)
+    }
+}
+
+/// The values of an `MGET` of `n` keys: an array of `n` strings or nils, and nothing else.
+pub(super) fn values(reply: redis::Value, n: usize) -> Result<Vec<Option<Vec<u8>>>, Fault> {
+    let redis::Value::Array(items) = reply else {
+        return Err(Fault::Reply);
+    };
+    if items.len() != n {
+        return Err(Fault::Reply);
+    }
+    items
+        .into_iter()
+        .map(|v| match v {
+            redis::Value::Nil => Ok(None),
+            redis::Value::BulkString(bytes) => Ok(Some(bytes)),
+            _ => Err(Fault::Reply),
+        })
+        .collect()
+}
+
 /// `SET key value PX ttl` (no expiry without a TTL).
 pub(super) fn set(key: &str, value: &[u8], ttl: Option<Duration>) -> Op<()> {
+    Op::pooled(set_cmd(key, value, ttl))
+}
+
+/// The command of [`set`].
+fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
     let mut cmd = redis::cmd("SET");
     cmd.arg(key).arg(value);
     if let Some(ttl) = ttl {
         cmd.arg("PX").arg(millis(ttl));
     }
-    Op::pooled(cmd)
+    cmd
+}
+
+/// The `SET` of each item, exactly as [`set`] sends it, in one pipeline (not a transaction:
+/// no `MULTI`), whose replies [`stored`] reads. Against a single server, blocking callers send
+/// it on a pooled connection, in one write, and read the replies in turn: one round trip. A
+/// cluster's connection routes a pipeline by the hash slot of its keys and refuses one whose
+/// keys span slots, so on a cluster the items are grouped by hash slot, one pipeline per slot
+/// (in the items' order within it), all sent at once on the runtime's cluster connection (each
+/// node's on its multiplexed connection): the wait is about one round trip to the slowest
+/// node, the commands are one `SET` per item either way.
+pub(super) fn set_many(
+    items: &[(&str, &[u8], Option<Duration>)],
+    cluster: bool,
+) -> Op<redis::Value> {
+    let pipe_of = |items: &mut dyn Iterator<Item = &(&str, &[u8], Option<Duration>)>| {
+        let mut pipe = redis::pipe();
+        for &(key, value, ttl) in items {
+            pipe.add_command(set_cmd(key, value, ttl));
+        }
+        pipe
+    };
+    if !cluster {
+        return Op::Pooled(Request::Pipe(pipe_of(&mut items.iter())), PhantomData);
+    }
+    // The positions of each slot's items, the slots in the order of their first item.
+    let mut slots: Vec<Vec<usize>> = Vec::new();
+    let mut index: HashMap<redis::cluster_routing::Slot, usize> = HashMap::new();
+    for (i, (key, _, _)) in items.iter().enumerate() {
+        let slot = redis::cluster_routing::Slot::for_key(key);
+        let at = *index.entry(slot).or_insert_with(|| {
+            slots.push(Vec::new());
+            slots.len() - 1
+        });
+        slots[at].push(i);
+    }
+    let pipes: Arc<[redis::Pipeline]> = slots
+        .iter()
+        .map(|at| pipe_of(&mut at.iter().map(|&i| &items[i])))
+        .collect();
+    Op::exchange(Box::new(move |c| {
+        let pipes = Arc::clone(&pipes);
+        Box::pin(async move {
+            let sent = pipes.iter().map(|pipe| {
+                let mut c = c.clone();
+                async move { pipe.query_async::<Vec<redis::Value>>(&mut c).await }
+            });
+            let mut replies = Vec::new();
+            for r in futures_util::future::join_all(sent).await {
+                replies.extend(r?);
+            }
+            Ok(redis::Value::Array(replies))
+        })
+    }))
+}
+
+/// Whether the replies of a [`set_many`] of `n` items are `n` times `OK`, and nothing else.
+pub(super) fn stored(reply: &redis::Value, n: usize) -> Result<(), Fault> {
+    let redis::Value::Array(items) = reply else {
+        return Err(Fault::Reply);
+    };
+    let ok = |v: &redis::Value| match v {
+        redis::Value::Okay => true,
+        redis::Value::SimpleString(s) => s == "OK",
+        _ => false,
+    };
+    if items.len() == n && items.iter().all(ok) {
+        Ok(())
+    } else {
+        Err(Fault::Reply)
+    }
 }
 
 /// `DEL key`.
@@ -256,4 +385,44 @@ pub(super) fn delete_matching_on_nodes(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_write_is_the_sets_of_its_items_and_reads_ok_for_each() {
+        let items: [(&str, &[u8], Option<Duration>); 2] = [
+            ("a", b"1", Some(Duration::from_micros(10))),
+            ("b", b"2", None),
+        ];
+        let Op::Pooled(Request::Pipe(pipe), _) = set_many(&items, false) else {
+            panic!("a single server's batch is one pooled pipeline");
+        };
+        let mut expected = set_cmd("a", b"1", Some(Duration::from_millis(1))).get_packed_command();
+        expected.extend(redis::cmd("SET").arg("b").arg(b"2").get_packed_command());
+        assert_eq!(
+            pipe.get_packed_pipeline(),
+            expected,
+            "PX at least 1 ms; no PX without a TTL"
+        );
+        assert!(matches!(set_many(&items, true), Op::OnRuntime { .. }));
+
+        let ok = redis::Value::Okay;
+        let simple_ok = redis::Value::SimpleString("OK".into());
+        assert_eq!(
+            stored(&redis::Value::Array(vec![ok.clone(), simple_ok]), 2),
+            Ok(())
+        );
+        for wrong in [
+            redis::Value::Array(vec![ok.clone()]),
+            redis::Value::Array(vec![ok.clone(), ok.clone(), ok.clone()]),
+            redis::Value::Array(vec![ok.clone(), redis::Value::Nil]),
+            redis::Value::Array(vec![ok.clone(), redis::Value::Int(1)]),
+            redis::Value::Okay,
+        ] {
+            assert_eq!(stored(&wrong, 2), Err(Fault::Reply), "{wrong:?}");
+        }
+    }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use super::commands::Request;
 use crate::tier::Fault;
 
 /// Keepalive on the listener's connection: the first probe after 5 s of silence, then one a
@@ -195,14 +196,18 @@ impl Connections {
     /// path. A caller never waits on a connection attempt of its own.
     pub(super) fn pooled_call<T: redis::FromRedisValue>(
         &self,
-        cmd: &redis::Cmd,
+        request: &Request,
     ) -> Option<Result<T, Fault>> {
         let mut con = self
             .blocking
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop()?;
-        match cmd.query::<T>(&mut con) {
+        let reply = match request {
+            Request::Cmd(cmd) => cmd.query::<T>(&mut con),
+            Request::Pipe(pipe) => pipe.query::<T>(&mut con),
+        };
+        match reply {
             Ok(v) => {
                 self.put_back(con);
                 Some(Ok(v))

@@ -3,18 +3,19 @@
 //! of their namespace (so that they drop their L1 copies).
 //!
 //! A message is `id (u64 LE) | namespace length (u32 LE) | namespace | 1 key | 0` (`0`: every
-//! key of the namespace); the id lets a backend skip its own messages. The listener also hears
+//! key of the namespace); the id lets a backend skip its own messages, and tell those of the
+//! other backends of its process (an echo, see [`tier::deliver_echo`]). The listener also hears
 //! its own heartbeat probes on the channel (`heartbeat`), which tell a deaf subscription from a
 //! quiet one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use super::commands::{self, Op};
 use super::conn::Connections;
 use super::heartbeat::{self, Beat, Heartbeat, Pulse};
-use crate::tier::InvalidationHandler as Handler;
+use crate::tier::{self, InvalidationHandler as Handler};
 
 /// The first wait before the listener tries again, and the longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -23,9 +24,55 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The channel every backend publishes invalidations on and listens to.
 const CHANNEL: &str = "cache-runtime:invalidations";
 
+/// How many listeners this process made: the n-th has the id `first id + n`.
+static MADE: AtomicU64 = AtomicU64::new(0);
+
+/// The id of this process's first listener: random, and a hash of the process id (a forked
+/// child has other ids than its parent), so that the ids of two processes' listeners do not
+/// meet (a message of another process taken for this one's would not move this process's
+/// generation slots).
+fn first_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    static SEED: OnceLock<RandomState> = OnceLock::new();
+    SEED.get_or_init(RandomState::new)
+        .hash_one(std::process::id())
+}
+
+/// A new listener's id.
+fn next_id() -> u64 {
+    first_id().wrapping_add(MADE.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Whether `id` is one of this process's listeners'.
+fn of_this_process(id: u64) -> bool {
+    id.wrapping_sub(first_id()) < MADE.load(Ordering::SeqCst)
+}
+
+/// The message of the listener `id` telling that `key` (encoded; `None`: everything) of the
+/// cache at `namespace` changed.
+fn message(id: u64, namespace: &str, key: Option<&[u8]>) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(16 + namespace.len() + key.map_or(0, <[u8]>::len));
+    msg.extend_from_slice(&id.to_le_bytes());
+    msg.extend_from_slice(
+        &u32::try_from(namespace.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    msg.extend_from_slice(namespace.as_bytes());
+    match key {
+        Some(k) => {
+            msg.push(1);
+            msg.extend_from_slice(k);
+        }
+        None => msg.push(0),
+    }
+    msg
+}
+
 /// One backend's side of the invalidation channel.
 pub(super) struct Listener {
-    /// This backend's id in invalidation messages: it skips its own.
+    /// This backend's id in invalidation messages: it skips its own, and knows those of the
+    /// other backends of its process.
     id: u64,
     /// Caches (by namespace) told of other processes' invalidations.
     handlers: Mutex<Vec<(String, Weak<Handler>)>>,
@@ -40,10 +87,7 @@ impl Listener {
     /// A listener with no handlers, not listening yet, with an id of its own.
     pub(super) fn new() -> Self {
         Self {
-            id: std::hash::BuildHasher::hash_one(
-                &std::hash::RandomState::new(),
-                std::process::id(),
-            ),
+            id: next_id(),
             handlers: Mutex::new(Vec::new()),
             listening: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
@@ -69,22 +113,7 @@ impl Listener {
     /// The operation that tells the other processes that `key` (encoded; `None`: everything)
     /// of the cache at `namespace` changed.
     pub(super) fn publish(&self, namespace: &str, key: Option<&[u8]>) -> Op<()> {
-        let mut msg = Vec::with_capacity(16 + namespace.len() + key.map_or(0, <[u8]>::len));
-        msg.extend_from_slice(&self.id.to_le_bytes());
-        msg.extend_from_slice(
-            &u32::try_from(namespace.len())
-                .unwrap_or(u32::MAX)
-                .to_le_bytes(),
-        );
-        msg.extend_from_slice(namespace.as_bytes());
-        match key {
-            Some(k) => {
-                msg.push(1);
-                msg.extend_from_slice(k);
-            }
-            None => msg.push(0),
-        }
-        commands::publish(CHANNEL, msg)
+        commands::publish(CHANNEL, message(self.id, namespace, key))
     }
 
     /// Listens for invalidations through `subscriber` for as long as the backend's runtime
@@ -193,19 +222,22 @@ impl Listener {
         }
     }
 
-    /// Hands an invalidation from another process to the caches of its namespace; `true` when
-    /// `msg` is one of this listener's own heartbeat probes.
+    /// Hands an invalidation from another process to the caches of its namespace (from another
+    /// backend of this process: as an echo); `true` when `msg` is one of this listener's own
+    /// heartbeat probes.
     fn dispatch(&self, msg: &[u8]) -> bool {
         let Some((id, rest)) = msg.split_first_chunk::<8>() else {
             return false;
         };
-        let own = u64::from_le_bytes(*id) == self.id;
+        let id = u64::from_le_bytes(*id);
+        let own = id == self.id;
         if heartbeat::is_probe(rest) {
             return own;
         }
         if own {
             return false;
         }
+        let echo = of_this_process(id);
         let Some((len, rest)) = rest.split_first_chunk::<4>() else {
             return false;
         };
@@ -228,8 +260,60 @@ impl Listener {
             .filter_map(|(_, h)| h.upgrade())
             .collect();
         for h in handlers {
-            h(key);
+            if echo {
+                tier::deliver_echo(|| h(key));
+            } else {
+                h(key);
+            }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a handler was handed: the key, and whether as an echo.
+    type Heard = Arc<Mutex<Vec<(Option<Vec<u8>>, bool)>>>;
+
+    fn recorder(heard: &Heard) -> Arc<Handler> {
+        let heard = Arc::clone(heard);
+        Arc::new(move |key: Option<&[u8]>| {
+            heard
+                .lock()
+                .unwrap()
+                .push((key.map(<[u8]>::to_vec), tier::echo()));
+        })
+    }
+
+    #[test]
+    fn another_backend_of_this_process_is_heard_as_an_echo_and_another_process_is_not() {
+        let (a, b) = (Listener::new(), Listener::new());
+        assert!(of_this_process(a.id) && of_this_process(b.id) && a.id != b.id);
+        let heard: Heard = Arc::default();
+        let handler = recorder(&heard);
+        a.register("ns:", Arc::downgrade(&handler));
+        // An id no listener of this process has: another process's.
+        let other_process = first_id().wrapping_sub(1);
+        assert!(!of_this_process(other_process));
+
+        assert!(!a.dispatch(&message(b.id, "ns:", Some(b"k1"))));
+        assert!(!a.dispatch(&message(other_process, "ns:", Some(b"k2"))));
+        assert!(!a.dispatch(&message(b.id, "ns:", None)));
+        assert!(!a.dispatch(&message(a.id, "ns:", Some(b"own"))), "its own");
+        assert!(
+            !a.dispatch(&message(b.id, "other:", Some(b"k3"))),
+            "another namespace"
+        );
+        assert_eq!(
+            *heard.lock().unwrap(),
+            [
+                (Some(b"k1".to_vec()), true),
+                (Some(b"k2".to_vec()), false),
+                (None, true),
+            ]
+        );
+        assert!(!tier::echo(), "only while the echo is handed over");
     }
 }

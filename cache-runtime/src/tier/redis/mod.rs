@@ -369,9 +369,19 @@ impl RedisBackend {
     /// Runs `op` for a blocking caller: its single command on a pooled blocking connection
     /// (bounded by socket timeouts), or else the whole operation on the backend's runtime.
     fn run<T: redis::FromRedisValue + Send + 'static>(&self, op: Op<T>) -> Result<T, Fault> {
+        self.run_then(op, Ok)
+    }
+
+    /// [`run`](Self::run), whose reply `then` reads before the breaker counts the outcome (a
+    /// reply that `then` refuses is a fault).
+    fn run_then<T: redis::FromRedisValue + Send + 'static, U>(
+        &self,
+        op: Op<T>,
+        then: impl FnOnce(T) -> Result<U, Fault>,
+    ) -> Result<U, Fault> {
         self.breaker.admit()?;
         let pooled = match &op {
-            Op::Pooled(cmd, _) => self.conns.pooled_call(cmd),
+            Op::Pooled(request, _) => self.conns.pooled_call(request),
             Op::OnRuntime { .. } => None,
         };
         let r = pooled.unwrap_or_else(|| {
@@ -388,7 +398,7 @@ impl RedisBackend {
             rx.recv_timeout(within.saturating_add(margin))
                 .unwrap_or(Err(Fault::Timeout))
         });
-        self.breaker.record(r)
+        self.breaker.record(r.and_then(then))
     }
 
     /// Runs `op` for an async caller (of any executor), on the backend's runtime.
@@ -396,13 +406,23 @@ impl RedisBackend {
         &self,
         op: Op<T>,
     ) -> Result<T, Fault> {
+        self.run_async_then(op, Ok).await
+    }
+
+    /// [`run_async`](Self::run_async), whose reply `then` reads as in
+    /// [`run_then`](Self::run_then).
+    async fn run_async_then<T: redis::FromRedisValue + Send + 'static, U>(
+        &self,
+        op: Op<T>,
+        then: impl FnOnce(T) -> Result<U, Fault>,
+    ) -> Result<U, Fault> {
         self.breaker.admit()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.spawn(op, move |r| {
             let _ = tx.send(r);
         });
         let r = rx.await.unwrap_or(Err(Fault::Error));
-        self.breaker.record(r)
+        self.breaker.record(r.and_then(then))
     }
 
     /// Starts `op` on the backend's runtime, which hands its outcome to `reply`; returns the
@@ -429,6 +449,32 @@ impl Backend for RedisBackend {
     fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Fault>> {
         Box::pin(self.run_async(commands::get(key)))
     }
+    /// One `MGET` for the whole batch, through the timeout, the breaker and the fault counts of
+    /// every operation; a reply that is not one string or nil per key is a fault
+    /// ([`Fault::Reply`]). On a cluster the batch costs one `MGET` per hash slot among its keys
+    /// (a cluster refuses keys of several slots in one `MGET`, even on one node), all sent at
+    /// once: the wait is about one round trip to the slowest node, within the one timeout, but
+    /// the commands are not fewer (a batch of `n` keys spread over 16,384 slots is close to `n`
+    /// one-key `MGET`s while `n` is small against 16,384).
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Fault> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = keys.len();
+        let op = commands::mget(keys, self.conns.cluster_nodes().is_some());
+        self.run_then(op, |reply| commands::values(reply, n))
+    }
+    fn get_many_async<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Fault>> {
+        if keys.is_empty() {
+            return Box::pin(std::future::ready(Ok(Vec::new())));
+        }
+        let n = keys.len();
+        let op = commands::mget(keys, self.conns.cluster_nodes().is_some());
+        Box::pin(self.run_async_then(op, move |reply| commands::values(reply, n)))
+    }
     fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Fault> {
         self.run(commands::set(key, value, ttl))
     }
@@ -439,6 +485,31 @@ impl Backend for RedisBackend {
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), Fault>> {
         Box::pin(self.run_async(commands::set(key, value, ttl)))
+    }
+    /// One pipeline of `SET`s (each exactly what [`set`](Backend::set) sends) for the whole
+    /// batch: one round trip, through the timeout, the breaker and the fault counts of every
+    /// operation; a reply that is not `OK` for each item is a fault ([`Fault::Reply`]), after
+    /// which some items may be written and others not. On a cluster, one pipeline per hash slot
+    /// among the keys (a cluster connection refuses a pipeline whose keys span slots), all sent
+    /// at once: the wait is about one round trip to the slowest node, within the one timeout.
+    fn set_many(&self, items: &[(&str, &[u8], Option<Duration>)]) -> Result<(), Fault> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let n = items.len();
+        let op = commands::set_many(items, self.conns.cluster_nodes().is_some());
+        self.run_then(op, |reply| commands::stored(&reply, n))
+    }
+    fn set_many_async<'a>(
+        &'a self,
+        items: &'a [(&'a str, &'a [u8], Option<Duration>)],
+    ) -> BoxFuture<'a, Result<(), Fault>> {
+        if items.is_empty() {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        let n = items.len();
+        let op = commands::set_many(items, self.conns.cluster_nodes().is_some());
+        Box::pin(self.run_async_then(op, move |reply| commands::stored(&reply, n)))
     }
     fn delete(&self, key: &str) -> Result<(), Fault> {
         self.run(commands::delete(key))
