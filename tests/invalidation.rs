@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use cache_runtime::{Cache, invalidate_tag, tag};
 
@@ -135,6 +136,26 @@ fn depends_false_ignores_what_the_loader_read() {
     shop.stock.insert((1, 1), 0);
     shop.page(1);
     assert_eq!(shop.loads(), 1);
+}
+
+/// An insert whose `ttl_fn` gives zero is not stored and removes the old entry: a write, so the
+/// entries computed from the old one reload.
+#[test]
+fn an_insert_with_a_zero_ttl_invalidates_what_read_the_old_entry() {
+    let stock: Cache<u64, u32> = Cache::builder()
+        .ttl_fn(|left: &u32| Duration::from_secs(if *left == 0 { 0 } else { 60 }))
+        .build()
+        .unwrap();
+    let pages: Cache<u64, String> = Cache::builder().build().unwrap();
+    let page = || {
+        pages.get_or_insert_with(&1, || {
+            format!("{} left", stock.get_or_insert_with(&1, || 5))
+        })
+    };
+    assert_eq!(page(), "5 left");
+    stock.insert(1, 0); // sold out: not cached
+    assert!(!stock.contains_key(&1));
+    assert!(!pages.contains_key(&1), "the page read the old stock");
 }
 
 #[test]

@@ -30,10 +30,14 @@ fn memcached() -> Arc<dyn Backend> {
 
 const BACKENDS: [(&str, MakeBackend); 2] = [("redis", redis), ("memcached", memcached)];
 
-/// One process's caches: product pages built from stock levels.
+/// One process's caches: product pages built from stock levels, tagged `tag`.
+///
+/// Each test tags its pages with a tag of its own: the tests of this file run at once, in one
+/// process, and [`invalidate_tag`] reaches every cache of the process (and their L2 entries).
 struct Node {
     stock: Cache<u64, u32>,
     page: Cache<u64, String>,
+    tag: &'static str,
     page_loads: Arc<AtomicUsize>,
     stock_value: Arc<AtomicUsize>,
 }
@@ -42,6 +46,7 @@ impl Node {
     fn new(
         backend: &Arc<dyn Backend>,
         p: &str,
+        tag: &'static str,
         counters: (&Arc<AtomicUsize>, &Arc<AtomicUsize>),
     ) -> Self {
         fn build<V>(backend: &Arc<dyn Backend>, p: &str, name: &str) -> Cache<u64, V>
@@ -59,6 +64,7 @@ impl Node {
         Node {
             stock: build(backend, p, "stock"),
             page: build(backend, p, "page"),
+            tag,
             page_loads: counters.0.clone(),
             stock_value: counters.1.clone(),
         }
@@ -73,7 +79,7 @@ impl Node {
     fn page(&self, id: u64) -> String {
         self.page.get_or_insert_with(&id, || {
             self.page_loads.fetch_add(1, Ordering::SeqCst);
-            tag("pages");
+            tag(self.tag);
             format!("product {id}: {} left", self.stock(id))
         })
     }
@@ -89,8 +95,8 @@ fn a_dependency_is_honoured_through_l2_by_another_process() {
     for (name, make) in BACKENDS {
         let p = prefix(&format!("deps-{name}"));
         let (loads, stock) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(5)));
-        let a = Node::new(&make(), &p, (&loads, &stock));
-        let b = Node::new(&make(), &p, (&loads, &stock));
+        let a = Node::new(&make(), &p, "deps-pages", (&loads, &stock));
+        let b = Node::new(&make(), &p, "deps-pages", (&loads, &stock));
         assert_eq!(a.page(1), "product 1: 5 left");
         a.page(2);
         // B reads A's pages from L2: no load.
@@ -126,14 +132,14 @@ fn a_tag_invalidation_reaches_l2_entries_in_every_process() {
     for (name, make) in BACKENDS {
         let p = prefix(&format!("tags-{name}"));
         let (loads, stock) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(1)));
-        let a = Node::new(&make(), &p, (&loads, &stock));
-        let b = Node::new(&make(), &p, (&loads, &stock));
+        let a = Node::new(&make(), &p, "tags-pages", (&loads, &stock));
+        let b = Node::new(&make(), &p, "tags-pages", (&loads, &stock));
         for id in 0..10 {
             a.page(id);
         }
         assert_eq!(loads.load(Ordering::SeqCst), 10);
         // One cache's tag, from B.
-        b.page.invalidate_tag("pages");
+        b.page.invalidate_tag("tags-pages");
         for id in 0..10 {
             a.forget(id);
             a.page(id);
@@ -153,7 +159,7 @@ fn a_tag_invalidation_reaches_l2_entries_in_every_process() {
             "{name}: and is shared again"
         );
         // Every cache's tag.
-        invalidate_tag("pages");
+        invalidate_tag("tags-pages");
         for id in 0..10 {
             b.forget(id);
             b.page(id);

@@ -206,6 +206,30 @@ fn retag_all(n: u64) -> Result<u64, String> {
     Ok(n)
 }
 
+/// A batch: a slice of keys in, a map of those found out; "not found" cached.
+#[cached(batch, ttl = "1m", negative_ttl = "10s", capacity = 100)]
+fn batch_slice(ids: &[u64]) -> std::collections::HashMap<u64, String> {
+    ids.iter()
+        .filter(|id| **id > 0)
+        .map(|id| (*id, id.to_string()))
+        .collect()
+}
+
+/// An async batch that can fail, over an owned set, into an ordered map.
+#[cached(batch)]
+async fn batch_async(
+    mut ids: std::collections::HashSet<u32>,
+) -> Result<std::collections::BTreeMap<u32, u32>, String> {
+    ids.remove(&0);
+    Ok(ids.into_iter().map(|id| (id, id * 2)).collect())
+}
+
+/// A batch on a remote backend (never configured here: in memory only).
+#[cached(batch, backend = "lint.nowhere_batch", name = "lint.batch_remote")]
+fn batch_remote(ids: Vec<u64>) -> std::collections::HashMap<u64, u64> {
+    ids.into_iter().map(|id| (id, id)).collect()
+}
+
 #[test]
 fn all_kinds_run() {
     assert_eq!(swr(3), Some(3));
@@ -245,6 +269,12 @@ fn all_kinds_run() {
     assert_eq!(tagged_swr(5), Some(5));
     assert_eq!(tagged_inferred(9), 4);
     assert_eq!(s.tagged_method(6), 6);
+    assert_eq!(batch_slice(&[0, 1, 2]).len(), 2);
+    assert_eq!(
+        rt.block_on(batch_async([0, 3].into_iter().collect())),
+        Ok([(3, 6)].into_iter().collect())
+    );
+    assert_eq!(batch_remote(vec![1, 2]).len(), 2);
     // Never configured: in memory only, and `verify` names it.
     assert_eq!(on_backend(1), 3);
     let missing = cache_runtime::config::verify().unwrap_err().to_string();

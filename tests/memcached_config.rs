@@ -3,7 +3,9 @@
 //! time, never a hang), and the functions share values, negative results and leases through
 //! memcached. One test: the configuration is installed once per process.
 
-use std::net::TcpListener;
+#[path = "support/servers.rs"]
+mod servers;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -96,17 +98,7 @@ fn configure_install_and_use_memcached_backends() {
 
     // A server that is down and one that accepts and never answers: warnings (the caches fail
     // open), and `install` returns within a few operation timeouts.
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let silent_port = silent.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in silent.incoming() {
-            match s {
-                Ok(s) => held.push(s),
-                Err(_) => break,
-            }
-        }
-    });
+    let silent_port = servers::silent_server();
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

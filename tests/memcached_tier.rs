@@ -10,21 +10,18 @@
 //! stored, independently of the client under test.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cache_runtime::tier::Backend;
 use cache_runtime::{Cache, Clock, Jitter, ManualClock, MemcachedBackend, RedisBackend, registry};
 use cache_test_support::{Server, free_port, memcached_addr, memcached_url, redis_url};
 
-fn prefix(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("cache-rs-test:{test}:{}:{nanos}", std::process::id())
-}
+#[path = "support/servers.rs"]
+mod servers;
+use servers::{prefix, runtime, silent_server};
 
 /// A backend with a generous operation timeout: these tests count loads and hits, and one slow
 /// operation on a loaded machine would turn a hit into a fail-open miss.
@@ -636,17 +633,7 @@ fn a_killed_and_restarted_server_never_fails_a_call_and_caching_resumes() {
 /// one operation timeout as a whole, for sync and async callers.
 #[test]
 fn against_a_silent_server_a_call_is_bounded_by_one_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming() {
-            match s {
-                Ok(s) => held.push(s),
-                Err(_) => break,
-            }
-        }
-    });
+    let port = silent_server();
     let timeout = Duration::from_millis(200);
     let b = backend_with(&[&format!("memcached://127.0.0.1:{port}")], timeout);
     // The configuration's check says "not reachable now" (a warning), within the timeout.
@@ -664,10 +651,7 @@ fn against_a_silent_server_a_call_is_bounded_by_one_timeout() {
         assert_eq!(c.get_or_insert_with(&k, || k * 2), k * 2);
         times.push(start.elapsed());
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     std::thread::sleep(cache_runtime::BREAKER_COOLDOWN);
     for k in 100..112 {
         let start = Instant::now();
@@ -686,6 +670,33 @@ fn against_a_silent_server_a_call_is_bounded_by_one_timeout() {
         "the slowest call took {max:?} against a {timeout:?} timeout"
     );
     assert!(b.faults().timeout >= 2, "{:?}", b.faults());
+}
+
+/// A blocking caller outside any runtime reads on a plain socket, its waits bounded by what is
+/// left of the timeout: against a silent server, `get` and a one-server `get_many` fail within
+/// the timeout, as timeouts, through the breaker (which opens after its threshold).
+#[test]
+fn a_blocking_read_from_a_silent_server_fails_within_the_timeout() {
+    let port = silent_server();
+    let timeout = Duration::from_millis(100);
+    let b = backend_with(&[&format!("memcached://127.0.0.1:{port}")], timeout);
+    let calls = cache_runtime::BREAKER_THRESHOLD;
+    for n in 0..calls {
+        let start = Instant::now();
+        let r = if n % 2 == 0 {
+            b.get("silent:ns:k").map(|_| ())
+        } else {
+            b.get_many(&["silent:ns:a", "silent:ns:b"]).map(|_| ())
+        };
+        let took = start.elapsed();
+        assert_eq!(r, Err(cache_runtime::tier::Fault::Timeout));
+        assert!(
+            took >= timeout && took <= timeout * 3 / 2,
+            "call {n} took {took:?} against a {timeout:?} timeout"
+        );
+    }
+    assert_eq!(b.faults().timeout, u64::from(calls), "{:?}", b.faults());
+    assert!(b.is_open());
 }
 
 #[test]

@@ -1,84 +1,19 @@
 //! The Redis tier over a Redis Cluster of three masters that this test starts on free ports
 //! (`redis-server --cluster-enabled yes`, then `redis-cli --cluster create`).
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_runtime::{Cache, Clock, ManualClock, RedisBackend};
-use cache_test_support::{Server, free_port};
 
-/// A cluster node: its server, and the directory of its `nodes.conf`.
-struct Node(Option<Server>, std::path::PathBuf);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        drop(self.0.take()); // stopped first: it writes to its directory
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn start_cluster() -> (Vec<Node>, Vec<String>) {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut nodes = Vec::new();
-    for &port in &ports {
-        let dir =
-            std::env::temp_dir().join(format!("cache-rs-cluster-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let server = Server::redis(
-            port,
-            &[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--dir",
-                dir.to_str().unwrap(),
-            ],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        nodes.push(Node(Some(server), dir));
-    }
-    let urls: Vec<String> = ports
-        .iter()
-        .map(|p| format!("redis://127.0.0.1:{p}/"))
-        .collect();
-    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let status = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("redis-cli must be installed");
-    assert!(status.success(), "redis-cli --cluster create failed");
-    // Wait until every node sees the cluster as ok.
-    for url in &urls {
-        let client = redis::Client::open(url.as_str()).unwrap();
-        let start = Instant::now();
-        loop {
-            let info: String = client
-                .get_connection()
-                .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query(&mut c))
-                .unwrap_or_default();
-            if info.contains("cluster_state:ok") {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "cluster not ok: {info}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    (nodes, urls)
-}
+#[path = "support/servers.rs"]
+mod servers;
+use servers::{redis_calls, redis_connections, runtime, start_cluster, str_refs};
 
 #[test]
 fn a_cluster_backend_shares_values_invalidations_and_clears_across_slots() {
     let (_nodes, urls) = start_cluster();
-    let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let url_refs = str_refs(&urls);
     let clock = ManualClock::new();
     let make = || -> (Cache<u64, String>, Arc<RedisBackend>) {
         let backend =
@@ -182,4 +117,54 @@ fn a_cluster_backend_shares_values_invalidations_and_clears_across_slots() {
         let n: usize = redis::cmd("DBSIZE").query(&mut c).unwrap();
         assert_eq!(n, 0);
     }
+}
+
+/// A batch over keys of many hash slots: one `MGET` per slot (a cluster refuses keys of several
+/// slots in one), all sent at once; every slot of the answer in the keys' order.
+#[test]
+fn a_cluster_batch_is_one_mget_per_hash_slot_in_the_keys_order() {
+    use cache_runtime::tier::Backend;
+
+    let (_nodes, urls) = start_cluster();
+    let url_refs = str_refs(&urls);
+    let b = RedisBackend::cluster(&url_refs, Duration::from_secs(2)).unwrap();
+    let keys: Vec<String> = (0..200).map(|i| format!("ct:batch:t:{i:04}")).collect();
+    let refs = str_refs(&keys);
+    for (i, k) in keys.iter().enumerate().step_by(2) {
+        b.set(k, format!("v{i}").as_bytes(), None).unwrap();
+    }
+    let mut cons = redis_connections(&urls);
+    let mut slots = std::collections::HashSet::new();
+    for k in &keys {
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(k)
+            .query(&mut cons[0])
+            .unwrap();
+        slots.insert(slot);
+    }
+    for c in &mut cons {
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(c).unwrap();
+    }
+    let expected: Vec<Option<Vec<u8>>> = (0..keys.len())
+        .map(|i| (i % 2 == 0).then(|| format!("v{i}").into_bytes()))
+        .collect();
+    assert_eq!(b.get_many(&refs).unwrap(), expected);
+    assert_eq!(
+        runtime().block_on(b.get_many_async(&refs)).unwrap(),
+        expected
+    );
+    let mgets: u64 = cons.iter_mut().map(|c| redis_calls(c, "mget")).sum();
+    let gets: u64 = cons.iter_mut().map(|c| redis_calls(c, "get")).sum();
+    eprintln!(
+        "{} keys in {} slots: {mgets} MGETs for two batches",
+        keys.len(),
+        slots.len()
+    );
+    assert_eq!(
+        mgets,
+        2 * slots.len() as u64,
+        "one MGET per slot, per batch"
+    );
+    assert_eq!(gets, 0);
 }

@@ -6,20 +6,16 @@
 //! (`cache_test_support::redis_url`), and the restart tests one more each. Each test uses its own
 //! key prefix and deletes its keys.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cache_runtime::{BackendError, Cache, Clock, ManualClock, RedisBackend};
 use cache_test_support::{Server, free_port, redis_url};
 
-fn prefix(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("cache-rs-test:{test}:{}:{nanos}", std::process::id())
-}
+#[path = "support/servers.rs"]
+mod servers;
+use servers::{prefix, runtime, silent_server};
 
 /// A backend with a generous operation timeout: these tests count loads and hits, and one slow
 /// operation on a loaded machine would turn a hit into a fail-open miss.
@@ -454,18 +450,8 @@ fn a_database_the_server_does_not_have_is_refused() {
 /// sync and async callers: the slowest call within 1.5x the timeout.
 #[test]
 fn against_a_silent_server_a_call_is_bounded_by_one_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     // Accepts and holds every connection, reading and writing nothing.
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming() {
-            match s {
-                Ok(s) => held.push(s),
-                Err(_) => break,
-            }
-        }
-    });
+    let port = silent_server();
     let timeout = Duration::from_millis(200);
     let b = backend_with(&format!("redis://127.0.0.1:{port}/"), timeout);
     let c: Cache<u64, u64> = Cache::builder()
@@ -479,10 +465,7 @@ fn against_a_silent_server_a_call_is_bounded_by_one_timeout() {
         assert_eq!(c.get_or_insert_with(&k, || k * 2), k * 2);
         times.push(start.elapsed());
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     // Past the breaker's cool-down, so that the async calls meet the silent server too.
     std::thread::sleep(cache_runtime::BREAKER_COOLDOWN);
     for k in 100..112 {
