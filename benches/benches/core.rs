@@ -21,11 +21,22 @@ fn ours<K>(policy: Policy, ttl: bool) -> Cache<K, u64>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
 {
+    ours_with(policy, ttl.then_some(Duration::from_secs(3_600)), None)
+}
+
+/// [`ours`] with any TTL and time-to-idle.
+fn ours_with<K>(policy: Policy, ttl: Option<Duration>, tti: Option<Duration>) -> Cache<K, u64>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+{
     let b = Cache::builder().capacity(2 * N as u64).policy(policy);
-    let b = if ttl {
-        b.ttl(Duration::from_secs(3_600))
-    } else {
-        b
+    let b = match ttl {
+        Some(ttl) => b.ttl(ttl),
+        None => b,
+    };
+    let b = match tti {
+        Some(tti) => b.time_to_idle(tti),
+        None => b,
     };
     b.build().expect("valid settings")
 }
@@ -296,9 +307,52 @@ fn tagged_hit(c: &mut Criterion) {
     g.finish();
 }
 
+/// A hit with a time-to-idle against one without (issue 16, item 2): the same 10,000 resident
+/// `u64` keys and loop as `hit_u64`, side by side in one group. A time-to-idle gives every entry
+/// an idle record: the hit's copy follows the stamps pointer, checks `last + tti` against the
+/// ticker, and stores the tick at most once per tick (10 ms) per entry.
+fn tti_hit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tti_hit_u64");
+    let keys: Vec<u64> = (0..N as u64).map(|i| i.wrapping_mul(0x9E37_79B9)).collect();
+
+    let q = raw_quick::<u64>();
+    for &k in &keys {
+        q.insert(k, k);
+    }
+    let mut i = 0;
+    g.bench_function("quick_cache_raw", |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(q.get(&black_box(keys[i])))
+        });
+    });
+    let hour = Duration::from_secs(3_600);
+    let idle = Duration::from_secs(600);
+    let rows = [
+        ("ours_plain", None, None),
+        ("ours_ttl", Some(hour), None),
+        ("ours_ttl_tti", Some(hour), Some(idle)),
+        ("ours_tti", None, Some(idle)),
+    ];
+    for (name, ttl, tti) in rows {
+        let c = ours_with::<u64>(Policy::S3Fifo, ttl, tti);
+        for &k in &keys {
+            c.insert(k, k);
+        }
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % N;
+                black_box(c.get(&black_box(keys[i])))
+            });
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     tagged_hit,
+    tti_hit,
     hit_u64,
     hit_string,
     miss_then_load,

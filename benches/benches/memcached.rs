@@ -6,12 +6,13 @@
 //! cache's hit, and an L2 hit (L1 miss; the namespace's generation and the entry in one round
 //! trip; header and key check, decode, L1 fill) next to a raw `get` and a raw `mg` of the same
 //! bytes by async-memcached on one connection, driven as a blocking caller would drive it (a
-//! current-thread runtime's `block_on`).
+//! current-thread runtime's `block_on`), and a raw `mg` on a plain blocking socket (no runtime at
+//! all: what the backend's reads for blocking callers outside a runtime do).
 
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,8 +105,9 @@ fn l2_hit(c: &mut Criterion) {
     let mut client = rt
         .block_on(Client::new(format!("tcp://{}", memcached_addr())))
         .expect("memcached is up");
+    let entry_key = stored_key(&format!("{prefix}:bench:"));
     let payload = rt
-        .block_on(client.get(stored_key(&format!("{prefix}:bench:"))))
+        .block_on(client.get(&entry_key))
         .expect("get")
         .and_then(|v| v.data)
         .expect("the entry");
@@ -125,12 +127,63 @@ fn l2_hit(c: &mut Criterion) {
             black_box(v)
         });
     });
-    // The backend alone (pool, timeout, breaker, the namespace's generation), on the raw key.
+    // The same `mg` on a plain blocking socket, without any runtime.
+    let mut sock = BufReader::new(TcpStream::connect(memcached_addr()).expect("memcached is up"));
+    sock.get_ref().set_nodelay(true).expect("nodelay");
+    let request = format!("mg {raw_key} v\r\n");
+    let mut line = String::new();
+    g.bench_function("raw_blocking_socket_mg", |b| {
+        b.iter(|| {
+            sock.get_mut().write_all(request.as_bytes()).expect("write");
+            line.clear();
+            sock.read_line(&mut line).expect("read");
+            let n: usize = line
+                .strip_prefix("VA ")
+                .and_then(|r| r.trim_end().split(' ').next()?.parse().ok())
+                .expect("a value");
+            let mut v = vec![0; n + 2];
+            sock.read_exact(&mut v).expect("read");
+            v.truncate(n);
+            black_box(v)
+        });
+    });
+    // The bytes of the two-level L2 hit's read (the namespace's generation and the entry, quiet,
+    // then `mn`), on the same plain socket: the protocol's and the server's share of that read.
+    let (head, _) = entry_key.rsplit_once(':').expect("an entry key");
+    let namespace = &head[..=head.rfind(":g").expect("a generation")];
+    let request = format!("mg {namespace}~gen v k q\r\nmg {entry_key} v k q\r\nmn\r\n");
+    g.bench_function("raw_blocking_socket_mg_generation_and_entry", |b| {
+        b.iter(|| {
+            sock.get_mut().write_all(request.as_bytes()).expect("write");
+            let mut values = Vec::new();
+            loop {
+                line.clear();
+                sock.read_line(&mut line).expect("read");
+                if line == "MN\r\n" {
+                    break;
+                }
+                let n: usize = line
+                    .strip_prefix("VA ")
+                    .and_then(|r| r.split(' ').next()?.parse().ok())
+                    .expect("a value");
+                let mut v = vec![0; n + 2];
+                sock.read_exact(&mut v).expect("read");
+                values.push(v);
+            }
+            assert_eq!(values.len(), 2);
+            black_box(values)
+        });
+    });
+    // The backend alone (pool, timeout, breaker, the namespace's generation), on the two-level
+    // cache's own key (`<namespace><rest>`, stored as `<namespace>g<generation>:<rest>`): the
+    // same hit, the same bytes.
+    let backend_key = format!("{namespace}{}", &entry_key[head.len() + 1..]);
     let backend =
         MemcachedBackend::new(&[memcached_url()], Duration::from_millis(500)).expect("URL");
     g.bench_function("backend_get", |b| {
         b.iter(|| {
-            let v = cache_runtime::tier::Backend::get(&backend, &raw_key).expect("get");
+            let v = cache_runtime::tier::Backend::get(&backend, &backend_key).expect("get");
+            assert!(v.is_some(), "a hit");
             black_box(v)
         });
     });

@@ -41,7 +41,7 @@ fn work_str(s: &str) -> u64 {
 
 // --- The memoized functions, one per crate and policy. ---
 
-#[cache_runtime::cached(ttl = "1h", capacity = 20_000)]
+#[cache_runtime::cached(ttl = "1h", capacity = 20_000, policy = "s3-fifo")]
 fn ours_s3fifo(x: u64) -> u64 {
     work(x)
 }
@@ -56,12 +56,22 @@ fn ours_lfu(x: u64) -> u64 {
     work(x)
 }
 
-#[cache_runtime::cached(ttl = "1h", capacity = 20_000)]
+#[cache_runtime::cached(ttl = "1h", capacity = 20_000, policy = "s3-fifo")]
 fn ours_s3fifo_str(s: &str) -> u64 {
     work_str(s)
 }
 
-#[cache_runtime::cached(ttl = "1h", capacity = 20_000)]
+#[cache_runtime::cached(ttl = "1h", capacity = 20_000, policy = "lru")]
+fn ours_lru_str(s: &str) -> u64 {
+    work_str(s)
+}
+
+#[cache_runtime::cached(ttl = "1h", capacity = 20_000, policy = "lfu")]
+fn ours_lfu_str(s: &str) -> u64 {
+    work_str(s)
+}
+
+#[cache_runtime::cached(ttl = "1h", capacity = 20_000, policy = "s3-fifo")]
 async fn ours_async(x: u64) -> u64 {
     work(x)
 }
@@ -186,6 +196,8 @@ fn sync_hit_string(c: &mut Criterion) {
         moka.insert(k.clone(), work_str(k));
         map.lock().unwrap().insert(k.clone(), work_str(k));
         ours_s3fifo_str(k);
+        ours_lru_str(k);
+        ours_lfu_str(k);
         cached_macro_str(k);
     }
     cycle!(g, "uncached", &keys, |k| work_str(k));
@@ -194,6 +206,8 @@ fn sync_hit_string(c: &mut Criterion) {
     cycle!(g, "ours_macro_s3fifo", &keys, |k| ours_s3fifo_str(
         black_box(k)
     ));
+    cycle!(g, "ours_macro_lru", &keys, |k| ours_lru_str(black_box(k)));
+    cycle!(g, "ours_macro_lfu", &keys, |k| ours_lfu_str(black_box(k)));
     cycle!(g, "moka_sync", &keys, |k| moka.get(k.as_str()));
     cycle!(g, "cached_macro", &keys, |k| cached_macro_str(black_box(k)));
     cycle!(g, "mutex_hashmap", &keys, |k| map
@@ -349,6 +363,8 @@ fn throughput(c: &mut Criterion) {
         moka.insert(k, work(k));
         map.lock().unwrap().insert(k, work(k));
         ours_s3fifo(k);
+        ours_lru(k);
+        ours_lfu(k);
         cached_macro(k);
         cached_concurrent_macro(k);
     }
@@ -384,6 +400,8 @@ fn throughput(c: &mut Criterion) {
         };
         run("quick_cache_raw", &mut g, &|k| q.get(&k).unwrap_or(0));
         run("ours_macro_s3fifo", &mut g, &ours_s3fifo);
+        run("ours_macro_lru", &mut g, &ours_lru);
+        run("ours_macro_lfu", &mut g, &ours_lfu);
         run("moka_sync", &mut g, &|k| moka.get(&k).unwrap_or(0));
         run("cached_macro", &mut g, &cached_macro);
         run("cached_concurrent_macro", &mut g, &cached_concurrent_macro);

@@ -42,6 +42,16 @@ pub struct Variant {
     blocked: bool,
     width_floor: usize,
     victims: u32,
+    seed_resident: bool,
+    density: f64,
+    density_floor: f64,
+    density_bias: f64,
+    density_marginal: bool,
+    density_first: bool,
+    hit_sample: u64,
+    buffer: u64,
+    sketch_sample: u64,
+    defer: bool,
 }
 
 impl Default for Variant {
@@ -54,11 +64,11 @@ impl Default for Variant {
             climb: true,
             step: 0.0625,
             decay: 0.9,
-            min_sample: 5000,
+            min_sample: 500,
             sample_mult: 10,
             restart: 0.05,
             aging: 10,
-            floor: 128,
+            floor: 512,
             scale: 4,
             lazy: true,
             climb_protected: false,
@@ -73,6 +83,16 @@ impl Default for Variant {
             blocked: false,
             width_floor: 512,
             victims: 1,
+            seed_resident: true,
+            density: 0.02,
+            density_floor: 0.0,
+            density_bias: 1.0,
+            density_marginal: true,
+            density_first: true,
+            hit_sample: 1,
+            buffer: 0,
+            sketch_sample: 1,
+            defer: true,
         }
     }
 }
@@ -139,9 +159,10 @@ impl Sketch {
             .min()
             .unwrap()
     }
-    fn inc(&mut self, hash: u64) {
+    /// Counts `hash`; whether the counters are due to halve (the owner halves them).
+    fn inc(&mut self, hash: u64) -> bool {
         if self.counters.is_empty() {
-            return;
+            return false;
         }
         let mut added = false;
         // With conservative update, only the counters at the key's minimum grow.
@@ -156,17 +177,30 @@ impl Sketch {
                 added = true;
             }
         }
-        if added {
-            self.additions += 1;
-            if self.additions >= self.sample {
-                let mut odd = 0u64;
-                for b in &mut self.counters {
-                    odd += u64::from((*b & 0x11).count_ones());
-                    *b = (*b >> 1) & 0x77;
-                }
-                self.additions = (self.additions / 2).saturating_sub(odd / 4);
-            }
+        added && self.count()
+    }
+    /// One occurrence towards the next halving; whether it is due.
+    fn count(&mut self) -> bool {
+        self.additions += 1;
+        self.additions >= self.sample
+    }
+    /// `n` occurrences of `hash` held back (already counted), into the counters.
+    fn add(&mut self, hash: u64, n: u8) {
+        for r in 0..4 {
+            let s = self.slot(hash, r);
+            let sh = if s & 1 == 0 { 0 } else { 4 };
+            let b = &mut self.counters[s >> 1];
+            let v = ((*b >> sh) & 15).saturating_add(n).min(15);
+            *b = (*b & !(15 << sh)) | (v << sh);
         }
+    }
+    fn halve(&mut self) {
+        let mut odd = 0u64;
+        for b in &mut self.counters {
+            odd += u64::from((*b & 0x11).count_ones());
+            *b = (*b >> 1) & 0x77;
+        }
+        self.additions = (self.additions / 2).saturating_sub(odd / 4);
     }
 }
 
@@ -253,6 +287,10 @@ struct Node {
     prev: u32,
     next: u32,
     q: u8,
+    /// Hit since it entered the window.
+    whit: bool,
+    /// Hits not yet added to the sketch (`defer`).
+    reads: u8,
 }
 #[derive(Clone, Copy, Default)]
 struct L {
@@ -274,6 +312,9 @@ struct Sim2 {
     msk: MSketch,
     // climber
     hits: u64,
+    whits: u64,
+    phits: u64,
+    seen: u64,
     reqs: u64,
     sample: u64,
     prev: f64,
@@ -308,6 +349,9 @@ impl Sim2 {
             sk: Sketch::new(cap as usize, c),
             msk: MSketch::new(),
             hits: 0,
+            whits: 0,
+            phits: 0,
+            seen: 0,
             reqs: 0,
             sample: (cap * c.sample_mult).max(c.min_sample),
             prev: f64::NAN,
@@ -325,9 +369,47 @@ impl Sim2 {
     fn inc(&mut self, hash: u64) {
         if self.c.moka_sketch {
             self.msk.inc(hash)
-        } else {
-            self.sk.inc(hash)
+        } else if self.sk.inc(hash) {
+            self.age();
         }
+    }
+    /// The sketch's halving, after the reads the nodes hold back join the counters.
+    fn age(&mut self) {
+        let held: Vec<u32> = self.map.values().copied().collect();
+        for i in held {
+            self.flush(i);
+        }
+        self.sk.halve();
+    }
+    /// Node `i`'s held-back reads into the sketch.
+    fn flush(&mut self, i: u32) {
+        let n = &mut self.nodes[i as usize];
+        if n.reads > 0 {
+            let (h, r) = (n.hash, n.reads);
+            n.reads = 0;
+            self.sk.add(h, r);
+        }
+    }
+    /// A hit on node `i`: into the sketch at once, or (`defer`, as `cache-runtime`'s `lfu`)
+    /// counted in the node and added when it leaves or the sketch ages.
+    fn read(&mut self, i: u32) {
+        if !self.c.defer || self.c.moka_sketch {
+            self.inc(self.nodes[i as usize].hash);
+            return;
+        }
+        let allocated = self.allocated();
+        let n = &mut self.nodes[i as usize];
+        if n.reads < 15 && allocated {
+            n.reads += 1;
+            if self.sk.count() {
+                self.age();
+            }
+        }
+    }
+    /// Node `i`'s frequency: the sketch's and its held-back reads.
+    fn freq_of(&self, i: u32) -> u8 {
+        let n = &self.nodes[i as usize];
+        (self.freq(n.hash) + n.reads).min(15)
     }
     fn freq(&self, hash: u64) -> u8 {
         if self.c.moka_sketch {
@@ -348,8 +430,23 @@ impl Sim2 {
             if self.msk.table.is_empty() {
                 self.msk.alloc(self.cap)
             }
-        } else {
-            self.sk.alloc()
+        } else if self.sk.counters.is_empty() {
+            self.sk.alloc();
+            if self.c.seed_resident {
+                // Count each resident entry once, as if the sketch had seen its insert.
+                let resident: Vec<u64> = self
+                    .map
+                    .values()
+                    .map(|&i| self.nodes[i as usize].hash)
+                    .collect();
+                let mut due = false;
+                for h in resident {
+                    due |= self.sk.inc(h);
+                }
+                if due {
+                    self.age();
+                }
+            }
         }
     }
     fn unlink(&mut self, i: u32) {
@@ -389,6 +486,7 @@ impl Sim2 {
         (t != NIL).then_some(t)
     }
     fn drop_node(&mut self, i: u32) {
+        self.flush(i);
         self.unlink(i);
         let k = self.nodes[i as usize].key;
         self.map.remove(&k);
@@ -407,7 +505,29 @@ impl Sim2 {
             return;
         }
         let rate = self.hits as f64 / self.reqs as f64;
+        if self.c.density > 0.0 {
+            // Caffeine's density climber: move capacity towards the region that earns more hits
+            // per slot within the sample.
+            let cap = self.cap as f64;
+            let wd = (self.whits as f64 + 1.0) / self.wmax.max(1) as f64;
+            let md = if self.c.density_marginal {
+                (self.phits as f64 + 1.0) / (self.mmax - self.pmax).max(1) as f64
+            } else {
+                ((self.hits - self.whits) as f64 + 1.0) / self.mmax.max(1) as f64
+            };
+            self.phits = 0;
+            let err = (wd / (md * self.c.density_bias)).ln();
+            let amount = err.signum() * (err.abs() * self.c.density * cap).min(0.3 * cap);
+            self.hits = 0;
+            self.whits = 0;
+            self.reqs = 0;
+            self.prev = rate;
+            let lo = ((cap * self.c.density_floor) as u64).min(self.cap - 1);
+            self.set_window(self.moved_window(amount).clamp(lo, self.cap - 1));
+            return;
+        }
         self.hits = 0;
+        self.whits = 0;
         self.reqs = 0;
         if self.prev.is_nan() {
             self.prev = rate;
@@ -449,15 +569,23 @@ impl Sim2 {
             amount * self.c.decay
         };
         self.prev = rate;
+        let hi = ((self.cap as f64 * self.c.window_max_frac) as u64).min(self.cap - 1);
+        let w = self.moved_window(amount);
+        self.set_window(w.clamp(self.c.window_min, hi.max(self.c.window_min)));
+    }
+    /// The window grown (`amount` > 0) or shrunk by `amount`, rounded, before any bound.
+    fn moved_window(&self, amount: f64) -> u64 {
         let by = amount.abs().round() as u64;
-        let w = if amount >= 0.0 {
+        if amount >= 0.0 {
             self.wmax.saturating_add(by)
         } else {
             self.wmax.saturating_sub(by)
-        };
-        let hi = ((self.cap as f64 * self.c.window_max_frac) as u64).min(self.cap - 1);
-        self.wmax = w.clamp(self.c.window_min, hi.max(self.c.window_min));
-        self.mmax = self.cap - self.wmax;
+        }
+    }
+    /// A window of `w`: the main area takes the rest, protected its share of it.
+    fn set_window(&mut self, w: u64) {
+        self.wmax = w;
+        self.mmax = self.cap - w;
         self.pmax = self.mmax - ((self.mmax as f64 * (1.0 - self.ppct) + 1e-9) as u64);
     }
     fn balance(&mut self) {
@@ -469,7 +597,24 @@ impl Sim2 {
     }
     fn access(&mut self, key: u64, hash: u64) -> bool {
         if let Some(&i) = self.map.get(&key) {
-            self.inc(hash);
+            self.seen += 1;
+            if self.c.hit_sample > 1 && !self.seen.is_multiple_of(self.c.hit_sample) {
+                return true;
+            }
+            if self.c.buffer > 0 && self.seen > self.c.buffer {
+                // A read buffer of `buffer` records, replayed by the next write only: the
+                // hits after it fills are lost.
+                return true;
+            }
+            if self.c.sketch_sample <= 1 || self.seen.is_multiple_of(self.c.sketch_sample) {
+                self.read(i);
+            }
+            let n = &mut self.nodes[i as usize];
+            if n.q == W && !(self.c.density_first && n.whit) {
+                self.whits += 1;
+            }
+            n.whit = n.q == W;
+            self.phits += u64::from(self.nodes[i as usize].q == P);
             self.record(true);
             match self.nodes[i as usize].q {
                 W => {
@@ -493,6 +638,9 @@ impl Sim2 {
             return true;
         }
         // miss: insert
+        if self.c.buffer > 0 {
+            self.seen = 0;
+        }
         if self.c.lazy && !self.c.moka_sketch {
             if !self.allocated() && 2 * (self.l[0].len + self.main()) >= self.cap {
                 self.alloc();
@@ -508,6 +656,8 @@ impl Sim2 {
             prev: NIL,
             next: NIL,
             q: W,
+            whit: false,
+            reads: 0,
         };
         let i = if let Some(i) = self.free.pop() {
             self.nodes[i as usize] = node;
@@ -537,13 +687,14 @@ impl Sim2 {
         while self.l[0].len > self.wmax {
             let Some(c) = self.back(W) else { break };
             self.unlink(c);
-            let cf = self.freq(self.nodes[c as usize].hash);
+            let cf = self.freq_of(c);
             let mut admitted = true;
             while self.main() + 1 > self.mmax {
                 let v = self.back(P).or_else(|| self.back(T));
                 let Some(v) = v else { break };
-                let vf = self.freq(self.nodes[v as usize].hash);
+                let vf = self.freq_of(v);
                 if cf > vf {
+                    self.flush(v);
                     self.unlink(v);
                     let k = self.nodes[v as usize].key;
                     self.map.remove(&k);
@@ -560,6 +711,7 @@ impl Sim2 {
                     self.push(P, c);
                 }
             } else {
+                self.flush(c);
                 let k = self.nodes[c as usize].key;
                 self.map.remove(&k);
                 self.free.push(c);
@@ -593,7 +745,7 @@ impl Sim2 {
                     if at == NIL || at == head {
                         break;
                     }
-                    let f = self.freq(self.nodes[at as usize].hash);
+                    let f = self.freq_of(at);
                     if best.is_none_or(|(bf, _)| f < bf) {
                         best = Some((f, at));
                     }
@@ -611,8 +763,8 @@ impl Sim2 {
             match (victim, cand) {
                 (Some(v), Some(c)) if v != c => {
                     cands -= (cands > 0) as i32;
-                    let vf = self.freq(self.nodes[v as usize].hash);
-                    let cf = self.freq(self.nodes[c as usize].hash);
+                    let vf = self.freq_of(v);
+                    let cf = self.freq_of(c);
                     if cf > vf {
                         self.drop_node(v);
                     } else {
@@ -668,24 +820,38 @@ impl Variant {
     /// - `w` initial window share (0.01), `wmin` smallest window (0), `wmaxf` largest window share
     ///   (1.0), `p` protected share of the main area (0.8);
     /// - `climb` (1/0) hill climbing, `step` (0.0625), `decay` (0.9), `restart` (0.05),
-    ///   `mult` sample in capacities (10), `minsample` (5000), `shrink` (1/0) first move shrinks,
+    ///   `mult` sample in capacities (10), `minsample` (500), `shrink` (1/0) first move shrinks,
     ///   `dz` dead zone in standard errors of the change (2; 0 for none), `dzafter` decisions
     ///   before the dead zone applies (1), `cp` (1/0) climb the protected share too, on
     ///   alternate samples;
     /// - `aging` increments an entry between halvings (10), `floor` smallest sketch in entries
-    ///   (128), `scale` columns an entry (4), `lazy` (1/0) allocate when half full, `msk` (1/0)
-    ///   moka's sketch instead; `cu` (1/0, 0) conservative update (increment only the counters
-    ///   at the key's minimum); `blk` (1/0, 0) Caffeine's blocked layout (a key's four counters
-    ///   in one 64-byte block instead of four rows apart); `wfloor` smallest sketch width in
-    ///   entries (512; at least `floor`), so the width can grow without slowing the aging;
+    ///   (512), `scale` columns an entry (4), `lazy` (1/0) allocate when half full, `seed`
+    ///   (1/0, default 1) count each entry held once when the counters are allocated, `msk`
+    ///   (1/0) moka's sketch instead; `cu` (1/0, 0) conservative update (increment only the
+    ///   counters at the key's minimum); `blk` (1/0, 0) Caffeine's blocked layout (a key's four
+    ///   counters in one 64-byte block instead of four rows apart); `wfloor` smallest sketch
+    ///   width in entries (512; at least `floor`), so the width can grow without slowing the
+    ///   aging;
+    /// - `dens` (0.02; 0 for the hill climber above) the density climber's gain: every sample,
+    ///   the window moves by `dens x ln(window density / main density) x capacity` (at most 30%
+    ///   of it), floored at `dfloor` of the capacity (0); `dmarg` (1/0, 1) the main density is
+    ///   probation's (the margin) rather than the whole main area's; `dfirst` (1/0, 1) a window
+    ///   entry's hits count once; `dbias` (1.0) divides the window's density;
     /// - `caf` (1/0, 1) Caffeine's eviction: the window's overflow joins probation and the main
     ///   area evicts only when the whole is over capacity, candidate (probation's newest) against
     ///   victim (its oldest); with 0, each candidate leaving the window meets a victim at once;
     ///   `admp` (1/0) admitted candidates go to protected; `vk` (1) the victim is the least
-    ///   frequent of probation's oldest `vk` entries (with Caffeine's eviction).
+    ///   frequent of probation's oldest `vk` entries (with Caffeine's eviction);
+    /// - what a lossy read buffer would cost: `hs` (1) only every `hs`-th hit reaches the policy;
+    ///   `hss` (1) only every `hss`-th hit increments the sketch; `buf` (0 = none) a buffer of
+    ///   `buf` hits replayed by the next miss only (the hits after it fills are lost); `defer`
+    ///   (1/0, 1) a hit is counted in its entry and added to the sketch when the entry leaves or
+    ///   the sketch ages (as `cache-runtime`'s `lfu` does; 0: into the sketch at once).
     ///
-    /// `base,caf=0,wmin=1,dz=0` is the `lfu` of before (Caffeine's climber without a dead zone,
-    /// a window of at least 1, admission as an entry leaves the window).
+    /// `seed=0,floor=128,dens=0,minsample=5000` is the `lfu` of before issue 18 (the hill climber with a dead
+    /// zone, an aging floor of 128, no count of the entries held when the sketch starts);
+    /// `seed=0,floor=128,dens=0,minsample=5000,caf=0,wmin=1,dz=0` the one before that (a climber without a dead
+    /// zone, a window of at least 1, admission as an entry leaves the window).
     ///
     /// # Errors
     /// An unknown knob or a value that does not parse.
@@ -719,6 +885,16 @@ impl Variant {
                 "msk" => c.moka_sketch = b,
                 "cu" => c.conservative = b,
                 "blk" => c.blocked = b,
+                "seed" => c.seed_resident = b,
+                "dens" => c.density = f()?,
+                "dfloor" => c.density_floor = f()?,
+                "dbias" => c.density_bias = f()?,
+                "dmarg" => c.density_marginal = b,
+                "dfirst" => c.density_first = b,
+                "hs" => c.hit_sample = u()?.max(1),
+                "buf" => c.buffer = u()?,
+                "hss" => c.sketch_sample = u()?,
+                "defer" => c.defer = b,
                 "vk" => c.victims = u32::try_from(u()?).map_err(|e| e.to_string())?,
                 "wfloor" => c.width_floor = usize::try_from(u()?).map_err(|e| e.to_string())?,
                 "caf" => c.caffeine_evict = b,

@@ -151,21 +151,26 @@ fn seeded_replays() {
 }
 
 #[test]
-fn the_bin_compares_lfu_and_moka_over_seeds() {
+fn the_bin_compares_lfu_and_the_peers_over_seeds() {
     let out = std::env::temp_dir().join(format!("hitratio-smoke-bin-{}", std::process::id()));
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_hitratio"))
-        .args([
-            "--limit",
-            "3000",
-            "--sizes",
-            "2",
-            "--seeds",
-            "2",
-            "--no-charts",
-            "--out",
-        ])
-        .arg(&out)
-        .arg("zipf-0.9")
+    let real = traces_dir().join("lirs-cs.trace.gz");
+    let mut bin = std::process::Command::new(env!("CARGO_BIN_EXE_hitratio"));
+    bin.args([
+        "--limit",
+        "3000",
+        "--sizes",
+        "2",
+        "--seeds",
+        "2",
+        "--no-charts",
+        "--out",
+    ])
+    .arg(&out)
+    .arg("zipf-0.9");
+    if real.exists() {
+        bin.arg(&real);
+    }
+    let status = bin
         .stdout(std::process::Stdio::null())
         .status()
         .expect("the hitratio bin runs");
@@ -177,4 +182,22 @@ fn the_bin_compares_lfu_and_moka_over_seeds() {
         md.contains("- Over 2 hasher seeds (`SEED ^ 0` .. `SEED ^ 1`; `--seeds`): seed by seed, `lfu` is below moka at "),
         "the seed study's check: {md}"
     );
+    assert!(
+        md.contains(" better peer |") && md.contains("| **Zipf traces, mean of 2 points** | | |"),
+        "the summary's better peer and its rows: {md}"
+    );
+    if real.exists() {
+        assert!(
+            md.contains("| **real traces, mean of 2 points** | | |"),
+            "the real traces' row: {md}"
+        );
+        for check in [
+            "- Against the better of moka and raw `quick_cache` at each point, on the 2 points of \
+             the real traces: `lfu`'s mean gap to optimal ",
+            "- Against the better of moka and raw `quick_cache` at each point, by the mean over \
+             the 2 seeds, on the 2 points of the real traces: `lfu`'s mean gap to optimal ",
+        ] {
+            assert!(md.contains(check), "missing {check:?}: {md}");
+        }
+    }
 }

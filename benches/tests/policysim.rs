@@ -12,11 +12,14 @@ use foldhash::quality::FixedState;
 
 fn traces() -> Vec<Trace> {
     let mut v = vec![zipf_trace(0.9, 2_000, 20_000, SEED)];
-    let path = traces_dir().join("lirs-cs.trace.gz");
-    if path.exists() {
-        v.push(load_trace(&path).expect("lirs-cs decodes"));
-    } else {
-        eprintln!("skipping the real trace: {} is missing", path.display());
+    // `lirs-gli`: the sketch's count of the entries held when it starts decides most of it.
+    for name in ["lirs-cs", "lirs-gli"] {
+        let path = traces_dir().join(format!("{name}.trace.gz"));
+        if path.exists() {
+            v.push(load_trace(&path).expect("a shared trace decodes"));
+        } else {
+            eprintln!("skipping a real trace: {} is missing", path.display());
+        }
     }
     v
 }

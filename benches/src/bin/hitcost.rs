@@ -12,6 +12,8 @@
 //! ```
 //!
 //! `get` and `get-tagged` time `Cache::get` on entries loaded without tags and with two tags.
+//! `get-ttl`, `get-tti` and `get-ttl-tti` time `Cache::get` (untagged) in a cache with a TTL
+//! (1 h), a time-to-idle (10 min), or both: against `get` (neither), what a hit pays for each.
 //!
 //! Both programs do the same set-up (10,000 inserts into each cache); the difference of the
 //! totals, divided by 1,000,000, is the extra cost of one non-inlined `#[cached]` hit.
@@ -60,6 +62,27 @@ fn main() {
         .capacity(20_000)
         .build()
         .unwrap();
+    // `Cache::get` with a TTL, a time-to-idle, both (issue 16, item 2).
+    let timed = |ttl: bool, tti: bool| {
+        let b = cache_runtime::Cache::<u64, u64>::builder().capacity(20_000);
+        let b = if ttl {
+            b.ttl(std::time::Duration::from_secs(3_600))
+        } else {
+            b
+        };
+        let b = if tti {
+            b.time_to_idle(std::time::Duration::from_secs(600))
+        } else {
+            b
+        };
+        let c = b.build().unwrap();
+        for &k in &keys {
+            c.insert(k, k);
+        }
+        c
+    };
+    let (with_ttl, with_tti, with_both) =
+        (timed(true, false), timed(false, true), timed(true, true));
     for &k in &keys {
         plain.get_or_insert_with(&k, || k);
         tagged.get_or_insert_with(&k, || {
@@ -71,9 +94,15 @@ fn main() {
     let raw = |k: u64| q.get(&k).unwrap_or(0);
     let get_plain = |k: u64| plain.get(&k).unwrap_or(0);
     let get_tagged = |k: u64| tagged.get(&k).unwrap_or(0);
+    let get_ttl = |k: u64| with_ttl.get(&k).unwrap_or(0);
+    let get_tti = |k: u64| with_tti.get(&k).unwrap_or(0);
+    let get_ttl_tti = |k: u64| with_both.get(&k).unwrap_or(0);
     let f: &(dyn Fn(u64) -> u64 + Sync) = match which.as_str() {
         "get" => &get_plain,
         "get-tagged" => &get_tagged,
+        "get-ttl" => &get_ttl,
+        "get-tti" => &get_tti,
+        "get-ttl-tti" => &get_ttl_tti,
         "ours" => &ours,
         "ours-lru" => &ours_lru,
         "ours-lfu" => &ours_lfu,

@@ -5,19 +5,26 @@
 //! cargo run --release -p cache-benches --bin hitratio -- [OPTIONS] [TRACE...]
 //! ```
 //!
-//! A `TRACE` is a trace file (`*.trace.gz`, `*.trace.xz`) or `zipf-<s>` (a synthetic trace).
+//! A `TRACE` is a trace file (`*.trace.gz`, `*.trace.xz`) or `zipf-<s>` (a synthetic trace over
+//! 100,000 keys, 1,000,000 requests; `zipf-<s>x<keys>` over `keys` keys, 10 requests a key).
 //! Without any, every trace in `shared/traces/` next to the workspace is replayed, then
 //! `zipf-0.7`, `zipf-0.9` and `zipf-0.99`.
 //!
 //! Options:
 //! - `--limit N`: replay only the first `N` requests of each trace;
 //! - `--sizes N`: the number of cache sizes per trace (default 8);
+//! - `--at N,N...`: these cache sizes (entries) instead;
 //! - `--out DIR`: where `hitratio.md` and the charts go (default: `docs/` of the workspace);
 //! - `--no-charts`: skip the PNG charts;
-//! - `--seeds N`: also replay `lfu` and moka with `N` hasher seeds (`SEED ^ 0` .. `SEED ^ (N-1)`;
-//!   default 4, `1` for none) and compare their mean hit ratios, so that a point where `lfu` is
-//!   below moka by the luck of one hash (sketch counters that collide) is told apart from one
-//!   where its policy is.
+//! - `--seeds N`: also replay `lfu`, moka and raw `quick_cache` with `N` hasher seeds (`SEED ^ 0`
+//!   .. `SEED ^ (N-1)`; default 4, `1` for none) and compare their mean hit ratios, so that a
+//!   point where `lfu` is below a peer by the luck of one hash (sketch counters that collide) is
+//!   told apart from one where its policy is.
+//!
+//! The summary gives each policy's mean gap to the optimum per trace, then over the real traces
+//! (the shared ones) and over the Zipf traces, beside the *better peer*: at each point, the
+//! better of moka and raw `quick_cache`. The checks list where `lfu` is below the better peer,
+//! and by more than 3 points (issue 18's targets), at the main seed and by the seeds' mean.
 //!
 //! The tables go to stdout and to `DIR/hitratio.md`; one chart per trace to
 //! `DIR/hitratio-<trace>.png`.
@@ -43,6 +50,7 @@ struct Args {
     traces: Vec<String>,
     limit: Option<usize>,
     sizes: usize,
+    at: Vec<usize>,
     out: PathBuf,
     charts: bool,
     seeds: u64,
@@ -53,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         traces: Vec::new(),
         limit: None,
         sizes: 8,
+        at: Vec::new(),
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs"),
         charts: true,
         seeds: 4,
@@ -73,6 +82,13 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--sizes: {e}"))?;
             }
+            "--at" => {
+                args.at = value("--at")?
+                    .split(',')
+                    .map(|n| n.trim().replace('_', "").parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("--at: {e}"))?;
+            }
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--no-charts" => args.charts = false,
             "--seeds" => {
@@ -85,8 +101,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: hitratio [--limit N] [--sizes N] [--out DIR] [--no-charts] \
-                     [--seeds N] [TRACE...]"
+                    "usage: hitratio [--limit N] [--sizes N] [--at N,N...] [--out DIR] \
+                     [--no-charts] [--seeds N] [TRACE...]"
                         .into(),
                 );
             }
@@ -109,10 +125,20 @@ fn parse_args() -> Result<Args, String> {
 /// Loads a trace file, or generates `zipf-<s>`.
 fn load(spec: &str) -> Result<Trace, String> {
     if let Some(s) = spec.strip_prefix("zipf-") {
+        let (s, keys, requests) = match s.split_once('x') {
+            Some((s, keys)) => {
+                let keys: usize = keys
+                    .replace('_', "")
+                    .parse()
+                    .map_err(|e| format!("{spec}: bad key count: {e}"))?;
+                (s, keys, keys.saturating_mul(10))
+            }
+            None => (s, ZIPF_KEYS, ZIPF_REQUESTS),
+        };
         let exponent: f64 = s
             .parse()
             .map_err(|e| format!("{spec}: bad Zipf exponent: {e}"))?;
-        let mut t = zipf_trace(exponent, ZIPF_KEYS, ZIPF_REQUESTS, SEED);
+        let mut t = zipf_trace(exponent, keys, requests, SEED);
         // Name it as given (`zipf-0.90` stays `zipf-0.90`).
         t.name = spec.to_owned();
         return Ok(t);
@@ -147,7 +173,11 @@ fn main() -> ExitCode {
         if let Some(n) = args.limit {
             trace.truncate(n);
         }
-        let sizes = cache_sizes(trace.distinct(), args.sizes);
+        let sizes = if args.at.is_empty() {
+            cache_sizes(trace.distinct(), args.sizes)
+        } else {
+            args.at.clone()
+        };
         let t0 = Instant::now();
         let report = simulate(&trace, &sizes, &Sim::ALL);
         let mut timing = String::new();
@@ -165,7 +195,7 @@ fn main() -> ExitCode {
             let t1 = Instant::now();
             let study = Seeds::replay(&trace, &report, args.seeds);
             eprintln!(
-                "{}: lfu and moka with {} more hasher seed{} in {:.1}s",
+                "{}: lfu, moka and quick_cache with {} more hasher seed{} in {:.1}s",
                 report.trace,
                 args.seeds - 1,
                 if args.seeds == 2 { "" } else { "s" },
@@ -209,18 +239,36 @@ struct Seeds {
     /// `[size][seed]` hits; seed 0 is the main table's (`SEED`).
     lfu: Vec<Vec<u64>>,
     moka: Vec<Vec<u64>>,
+    quick: Vec<Vec<u64>>,
+    /// Belady's hits per size (no hash: one replay).
+    belady: Vec<u64>,
 }
 
 impl Seeds {
-    /// Replays `lfu` and moka with seeds `SEED ^ 1` .. `SEED ^ (n-1)` (two threads), next to the
-    /// main table's `SEED`.
+    /// Replays `lfu`, moka and raw `quick_cache` with seeds `SEED ^ 1` .. `SEED ^ (n-1)` (two
+    /// threads), next to the main table's `SEED`.
     fn replay(trace: &Trace, report: &Report, n: u64) -> Self {
-        let column = |sim| report.column(sim).expect("lfu and moka are simulated");
-        let (lc, mc) = (column(Sim::Lfu), column(Sim::Moka));
+        let column = |sim| report.column(sim).expect("lfu and the peers are simulated");
+        let (lc, mc, qc, bc) = (
+            column(Sim::Lfu),
+            column(Sim::Moka),
+            column(Sim::QuickCache),
+            column(Sim::Belady),
+        );
         let mut lfu: Vec<Vec<u64>> = report.hits.iter().map(|row| vec![row[lc]]).collect();
         let mut moka: Vec<Vec<u64>> = report.hits.iter().map(|row| vec![row[mc]]).collect();
+        let mut quick: Vec<Vec<u64>> = report.hits.iter().map(|row| vec![row[qc]]).collect();
+        let belady = report.hits.iter().map(|row| row[bc]).collect();
         let jobs: Vec<(usize, Sim, u64)> = (0..report.sizes.len())
-            .flat_map(|row| (1..n).flat_map(move |k| [(row, Sim::Lfu, k), (row, Sim::Moka, k)]))
+            .flat_map(|row| {
+                (1..n).flat_map(move |k| {
+                    [
+                        (row, Sim::Lfu, k),
+                        (row, Sim::Moka, k),
+                        (row, Sim::QuickCache, k),
+                    ]
+                })
+            })
             .collect();
         let results: Vec<(usize, Sim, u64, u64)> = std::thread::scope(|scope| {
             let handles: Vec<_> = [0, 1]
@@ -246,12 +294,12 @@ impl Seeds {
                 .collect()
         });
         let mut sorted = results;
-        sorted.sort_by_key(|&(row, sim, k, _)| (row, sim == Sim::Moka, k));
+        sorted.sort_by_key(|&(row, sim, k, _)| (row, sim.name(), k));
         for (row, sim, _, h) in sorted {
-            if sim == Sim::Lfu {
-                lfu[row].push(h);
-            } else {
-                moka[row].push(h);
+            match sim {
+                Sim::Lfu => lfu[row].push(h),
+                Sim::Moka => moka[row].push(h),
+                _ => quick[row].push(h),
             }
         }
         Self {
@@ -260,6 +308,8 @@ impl Seeds {
             sizes: report.sizes.clone(),
             lfu,
             moka,
+            quick,
+            belady,
         }
     }
 
@@ -307,6 +357,7 @@ impl Seeds {
             }
         }
         let counts: Vec<String> = per_seed.iter().map(ToString::to_string).collect();
+        let peer = Self::against_better_peer(studies, n);
         let _ = writeln!(
             md,
             "- Over {n} hasher seeds (`SEED ^ 0` .. `SEED ^ {}`; `--seeds`): seed by seed, `lfu` \
@@ -319,6 +370,63 @@ impl Seeds {
         );
         for b in &below {
             let _ = writeln!(md, "  - {b}");
+        }
+        md.push_str(&peer);
+        md
+    }
+
+    /// Issue 18's targets by the seeds' mean: on the real traces, `lfu`'s mean gap to the
+    /// optimum against the better peer's (at each point the better of moka's and raw
+    /// `quick_cache`'s mean hit ratio), and the points where `lfu` is below the better peer by
+    /// more than 3 points.
+    fn against_better_peer(studies: &[Seeds], n: u64) -> String {
+        let mut md = String::new();
+        let (mut points, mut below, mut gap, mut peer_gap) = (0usize, 0usize, 0f64, 0f64);
+        let mut over = Vec::new();
+        for st in studies.iter().filter(|st| !st.trace.starts_with("zipf")) {
+            for (row, &size) in st.sizes.iter().enumerate() {
+                let mean = |h: &[u64]| st.percent(h.iter().sum(), h.len());
+                let (l, m, q) = (
+                    mean(&st.lfu[row]),
+                    mean(&st.moka[row]),
+                    mean(&st.quick[row]),
+                );
+                let optimum = st.percent(st.belady[row], 1);
+                let better = m.max(q);
+                points += 1;
+                gap += optimum - l;
+                peer_gap += optimum - better;
+                if l < better {
+                    below += 1;
+                }
+                if l < better - 3.0 {
+                    over.push(format!(
+                        "{} at {} entries: lfu {l:.2}% < {} {better:.2}%",
+                        st.trace,
+                        thousands(size),
+                        if m >= q { "moka" } else { "quick_cache" },
+                    ));
+                }
+            }
+        }
+        if points == 0 {
+            return md;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let p = points as f64;
+        let _ = writeln!(
+            md,
+            "- Against the better of moka and raw `quick_cache` at each point, by the mean over \
+             the {n} seeds, on the {points} points of the real traces: `lfu`'s mean gap to \
+             optimal {:.2} points, the better peer's {:.2}; `lfu` below the better peer at \
+             {below} points, by more than 3 points at {}{}",
+            gap / p,
+            peer_gap / p,
+            over.len(),
+            if over.is_empty() { "." } else { ":" }
+        );
+        for o in &over {
+            let _ = writeln!(md, "  - {o}");
         }
         md
     }
@@ -340,6 +448,7 @@ fn checks(reports: &[Report]) -> String {
             ));
         }
     }
+    md.push_str(&better_peer_check(reports));
     if below.is_empty() {
         md.push_str("- `lfu` >= `moka` on every trace and size.\n");
     } else {
@@ -401,6 +510,78 @@ fn checks(reports: &[Report]) -> String {
     md
 }
 
+/// The better peer's hit ratio (%) at size index `row`: the better of moka and raw
+/// `quick_cache`, if both were simulated.
+fn better_peer(r: &Report, row: usize) -> Option<f64> {
+    Some(
+        r.percent(row, Sim::Moka)?
+            .max(r.percent(row, Sim::QuickCache)?),
+    )
+}
+
+/// The mean gap to optimal of `sim` (or of the better peer, with `None`) over every point of
+/// `reports`.
+fn mean_gap(reports: &[&Report], sim: Option<Sim>) -> Option<f64> {
+    let mut sum = 0.0;
+    let mut points = 0usize;
+    for r in reports {
+        for row in 0..r.sizes.len() {
+            let value = match sim {
+                Some(s) => r.percent(row, s)?,
+                None => better_peer(r, row)?,
+            };
+            sum += r.percent(row, Sim::Belady)? - value;
+            points += 1;
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    (points > 0).then(|| sum / points as f64)
+}
+
+/// Issue 18's targets at the main seed: on the real traces, `lfu`'s mean gap to optimal against
+/// the better peer's, and the points where `lfu` is below the better peer (by more than 3
+/// points, listed).
+fn better_peer_check(reports: &[Report]) -> String {
+    let real: Vec<&Report> = reports
+        .iter()
+        .filter(|r| !r.trace.starts_with("zipf"))
+        .collect();
+    let (Some(lfu), Some(peer)) = (mean_gap(&real, Some(Sim::Lfu)), mean_gap(&real, None)) else {
+        return String::new();
+    };
+    let mut points = 0;
+    let mut below = 0;
+    let mut over = Vec::new();
+    for r in &real {
+        for (row, &size) in r.sizes.iter().enumerate() {
+            let (Some(l), Some(b)) = (r.percent(row, Sim::Lfu), better_peer(r, row)) else {
+                continue;
+            };
+            points += 1;
+            below += usize::from(l < b);
+            if l < b - 3.0 {
+                over.push(format!(
+                    "{} at {} entries: lfu {l:.2}% < {b:.2}% ({:+.2})",
+                    r.trace,
+                    thousands(size),
+                    l - b
+                ));
+            }
+        }
+    }
+    let mut md = format!(
+        "- Against the better of moka and raw `quick_cache` at each point, on the {points} points \
+         of the real traces: `lfu`'s mean gap to optimal {lfu:.2} points, the better peer's \
+         {peer:.2}; `lfu` below the better peer at {below} points, by more than 3 points at {}{}\n",
+        over.len(),
+        if over.is_empty() { "." } else { ":" }
+    );
+    for o in &over {
+        let _ = writeln!(md, "  - {o}");
+    }
+    md
+}
+
 /// The whole `hitratio.md`: setup, a summary of the gaps, then each trace's table and chart.
 fn document(args: &Args, reports: &[Report], checks: &str, charts: bool) -> String {
     let mut md = String::from("# Hit ratios\n\n");
@@ -444,11 +625,11 @@ fn document(args: &Args, reports: &[Report], checks: &str, charts: bool) -> Stri
     for s in &policies {
         let _ = write!(md, " {} |", s.name());
     }
-    md.push_str("\n| --- | ---: | ---: |");
+    md.push_str(" better peer |\n| --- | ---: | ---: |");
     for _ in &policies {
         md.push_str(" ---: |");
     }
-    md.push('\n');
+    md.push_str(" ---: |\n");
     for r in reports {
         let _ = write!(
             md,
@@ -470,7 +651,38 @@ fn document(args: &Args, reports: &[Report], checks: &str, charts: bool) -> Stri
                 None => md.push_str(" |"),
             }
         }
-        md.push('\n');
+        match mean_gap(&[r], None) {
+            Some(g) => {
+                let _ = writeln!(md, " {g:.2} |");
+            }
+            None => md.push_str(" |\n"),
+        }
+    }
+    // The summary rows: every point of the real traces, and of the Zipf ones.
+    for (label, zipf) in [("real traces", false), ("Zipf traces", true)] {
+        let group: Vec<&Report> = reports
+            .iter()
+            .filter(|r| r.trace.starts_with("zipf") == zipf)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        let points: usize = group.iter().map(|r| r.sizes.len()).sum();
+        let _ = write!(md, "| **{label}, mean of {points} points** | | |");
+        for &s in &policies {
+            match mean_gap(&group, Some(s)) {
+                Some(g) => {
+                    let _ = write!(md, " **{g:.2}** |");
+                }
+                None => md.push_str(" |"),
+            }
+        }
+        match mean_gap(&group, None) {
+            Some(g) => {
+                let _ = writeln!(md, " **{g:.2}** |");
+            }
+            None => md.push_str(" |\n"),
+        }
     }
     md.push('\n');
     md.push_str(checks);
