@@ -1,7 +1,7 @@
 //! Tags and dependencies in the fleet: generation keys in the backend, checked by every read
 //! of a stamped L2 entry, and tag invalidations told on the backend's invalidation channel.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use super::scopes;
@@ -89,17 +89,21 @@ fn heard(msg: &[u8]) {
     }
 }
 
-/// The tag handlers subscribed, one per backend (kept alive here: backends hold weak ones).
-static LISTENING: Mutex<Vec<(usize, Arc<InvalidationHandler>)>> = Mutex::new(Vec::new());
+/// The tag handlers subscribed, one per live backend (kept alive here: backends hold weak
+/// ones). A backend is known by its allocation while it lives; the entries of dropped
+/// backends are forgotten, so a new backend allocated where a dropped one was subscribes too.
+type Listening = Vec<(Weak<dyn Backend>, Arc<InvalidationHandler>)>;
+static LISTENING: Mutex<Listening> = Mutex::new(Vec::new());
 
 /// Listens for tag invalidations on `backend`'s channel, once per backend.
 pub(crate) fn listen(backend: &Arc<dyn Backend>) {
     if !backend.broadcasts() {
         return;
     }
-    let id = Arc::as_ptr(backend).cast::<()>().addr();
     let mut all = LISTENING.lock().unwrap_or_else(PoisonError::into_inner);
-    if all.iter().any(|(b, _)| *b == id) {
+    all.retain(|(b, _)| b.strong_count() > 0);
+    let id = Arc::as_ptr(backend).cast::<()>();
+    if all.iter().any(|(b, _)| b.as_ptr().cast::<()>() == id) {
         return;
     }
     let handler: Arc<InvalidationHandler> = Arc::new(|msg: Option<&[u8]>| {
@@ -109,7 +113,7 @@ pub(crate) fn listen(backend: &Arc<dyn Backend>) {
         }
     });
     backend.subscribe(TAGS, Arc::downgrade(&handler));
-    all.push((id, handler));
+    all.push((Arc::downgrade(backend), handler));
 }
 
 /// The generation tokens `remote`'s keys hold now (`None`: the backend did not answer).
@@ -277,5 +281,24 @@ mod tests {
         shop.pages.invalidate_tag("menu");
         assert_eq!(shop.page(4, || probe.deliver()), "4 left");
         assert_eq!(shop.kept(), (false, false), "(L1, L2)");
+    }
+
+    /// A backend allocated where a dropped one was (as one test's probe after another's: the
+    /// allocator hands a freed block of the same size back to the same thread) is a new
+    /// backend: it gets its own tag handler, and the dropped one's is forgotten.
+    #[test]
+    fn a_backend_allocated_where_a_dropped_one_was_listens_too() {
+        for _ in 0..32 {
+            let first = Arc::new(Probe::broadcasting());
+            let backend: Arc<dyn Backend> = first.clone();
+            super::listen(&backend);
+            assert_eq!(first.listeners(super::TAGS), 1);
+            drop((backend, first));
+            let second = Arc::new(Probe::broadcasting());
+            let backend: Arc<dyn Backend> = second.clone();
+            super::listen(&backend);
+            super::listen(&backend);
+            assert_eq!(second.listeners(super::TAGS), 1, "once per backend");
+        }
     }
 }

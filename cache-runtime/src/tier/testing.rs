@@ -66,6 +66,16 @@ impl Probe {
         }
     }
 
+    /// How many live handlers are subscribed to `namespace`.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    pub(crate) fn listeners(&self, namespace: &str) -> usize {
+        let subscribers = self.subscribers.lock().unwrap();
+        subscribers
+            .iter()
+            .filter(|(ns, h)| ns == namespace && h.strong_count() > 0)
+            .count()
+    }
+
     /// Hands the messages published since the last call to the handlers subscribed to their
     /// namespace, in order, as a channel would (this probe skips none of its own).
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
