@@ -31,10 +31,14 @@ use crate::tier::BoxFuture;
 pub(super) type Exchange<T, C = Client> =
     Arc<dyn for<'c> Fn(&'c mut C) -> BoxFuture<'c, Result<T, Error>> + Send + Sync>;
 
+/// Each namespace's generation, per server (`None`: not known yet). Read on every operation:
+/// hashed with foldhash, not SipHash (the names are this process's own).
+type Known = HashMap<String, Vec<Option<Arc<str>>>, foldhash::fast::RandomState>;
+
 /// The generation this process last saw of each namespace, per server.
 #[derive(Debug, Default)]
 pub(super) struct Generations {
-    known: RwLock<HashMap<String, Vec<Option<Arc<str>>>>>,
+    known: RwLock<Known>,
 }
 
 impl Generations {
@@ -69,7 +73,7 @@ impl On {
     /// The namespace's generation on this server: the one known, or the server's (made now if
     /// it has none).
     async fn generation(&self, c: &mut impl Generational) -> Result<Arc<str>, Error> {
-        match self.generations.get(self.server, &self.key.namespace) {
+        match self.generations.get(self.server, self.key.namespace()) {
             Some(g) => Ok(g),
             None => self.fetch_generation(c).await,
         }
@@ -95,17 +99,55 @@ impl On {
     /// Remembers the generation `bytes` (a token that is not ours to read still names one).
     fn learn(&self, bytes: &[u8]) -> Arc<str> {
         let g = token(bytes);
-        self.generations.set(self.server, &self.key.namespace, &g);
+        self.generations.set(self.server, self.key.namespace(), &g);
         Arc::from(g)
     }
 
-    /// The entry under the namespace's current generation (see [`read_many`]).
-    async fn read(&self, c: &mut impl Reads) -> Result<Option<Vec<u8>>, Error> {
-        Ok(read_many(std::slice::from_ref(self), c)
-            .await?
-            .pop()
-            .flatten())
+    /// What the namespace's generation read on the server (`current`) says of the one known
+    /// here (`known`), with which entries were read: current, moved on (another process cleared
+    /// the namespace: learnt now), or gone (evicted, a restarted server: a new one is made).
+    async fn check(
+        &self,
+        known: &str,
+        current: Option<Vec<u8>>,
+        c: &mut impl Generational,
+    ) -> Result<Generation, Error> {
+        match current {
+            Some(g) if keys::fit(&String::from_utf8_lossy(&g)) == known => Ok(Generation::Known),
+            Some(g) => Ok(Generation::Moved(self.learn(&g))),
+            None => {
+                self.fetch_generation(c).await?;
+                Ok(Generation::Gone)
+            }
+        }
     }
+
+    /// The entry under the namespace's current generation: [`read_many`] of one key, in one
+    /// round trip without its lists (the request built in the connection's own buffer, the
+    /// replies matched in place).
+    async fn read(&self, c: &mut impl Reads) -> Result<Option<Vec<u8>>, Error> {
+        let known = self.generation(c).await?;
+        let entry = self.key.under(&known);
+        let [current, value] = c.pair([self.key.generation_key(), &entry]).await?;
+        match self.check(&known, current, c).await? {
+            Generation::Known => Ok(value),
+            Generation::Moved(g) => {
+                let entry = self.key.under(&g);
+                c.value(&entry).await
+            }
+            Generation::Gone => Ok(None),
+        }
+    }
+}
+
+/// What a namespace's generation read with its entries says (see [`On::check`]).
+enum Generation {
+    /// The one known here: the entries read under it are current.
+    Known,
+    /// Another process cleared the namespace: its entries are under this one.
+    Moved(Arc<str>),
+    /// It was gone, and a new one was made: the namespace holds nothing yet.
+    Gone,
 }
 
 /// The entries of `wanted` (all of one server), each under its namespace's current generation:
@@ -121,11 +163,11 @@ async fn read_many(wanted: &[On], c: &mut impl Reads) -> Result<Vec<Option<Vec<u
     let mut index = Seen::default();
     let mut space_of = Vec::with_capacity(wanted.len());
     for on in wanted {
-        let at = match index.get(on.key.namespace.as_bytes()) {
+        let at = match index.get(on.key.namespace().as_bytes()) {
             Some(at) => at,
             None => {
                 spaces.push((on, on.generation(c).await?));
-                index.insert(on.key.namespace.as_bytes(), spaces.len() - 1);
+                index.insert(on.key.namespace().as_bytes(), spaces.len() - 1);
                 spaces.len() - 1
             }
         };
@@ -146,19 +188,17 @@ async fn read_many(wanted: &[On], c: &mut impl Reads) -> Result<Vec<Option<Vec<u
     let (mut again, mut again_keys) = (Vec::new(), Vec::new());
     for (at, ((on, known), current)) in spaces.iter().zip(found).enumerate() {
         let keys_of = space_of.iter().enumerate().filter(|(_, s)| **s == at);
-        match current {
-            Some(g) if keys::fit(&String::from_utf8_lossy(&g)) == **known => {}
+        match on.check(known, current, c).await? {
+            Generation::Known => {}
             // Another process cleared the namespace: read its keys under its generation.
-            Some(g) => {
-                let g = on.learn(&g);
+            Generation::Moved(g) => {
                 for (i, _) in keys_of {
                     again.push(i);
                     again_keys.push(wanted[i].key.under(&g));
                 }
             }
-            // The generation is gone (evicted, a restarted server): a new one, with nothing yet.
-            None => {
-                on.fetch_generation(c).await?;
+            // The generation is gone (evicted, a restarted server): nothing under the new one.
+            Generation::Gone => {
                 for (i, _) in keys_of {
                     values[i] = None;
                 }
@@ -354,11 +394,11 @@ pub(super) fn set_many(
             let mut request = Vec::with_capacity(size + 8);
             let now = keys::unix_now();
             for (on, value, ttl) in items.iter() {
-                let g = match known.get(on.key.namespace.as_str()) {
+                let g = match known.get(on.key.namespace()) {
                     Some(g) => Arc::clone(g),
                     None => {
                         let g = on.generation(p).await?;
-                        known.insert(&on.key.namespace, Arc::clone(&g));
+                        known.insert(on.key.namespace(), Arc::clone(&g));
                         g
                     }
                 };

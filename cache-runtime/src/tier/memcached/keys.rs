@@ -49,9 +49,9 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// A data key, split into its namespace (up to and including its last `:`) and the rest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct DataKey {
-    /// The namespace: what `clear_prefix` clears.
-    pub(super) namespace: String,
-    rest: String,
+    /// The whole key; the namespace is `key[..at]`.
+    key: String,
+    at: usize,
     /// The memcached key of the namespace's generation.
     generation_key: String,
 }
@@ -59,17 +59,23 @@ pub(super) struct DataKey {
 impl DataKey {
     /// Splits a backend key (`<prefix>:<cache>:<tag>:<hash>` from the typed tier).
     pub(super) fn new(key: &str) -> Self {
-        let at = key.rfind(':').map_or(0, |i| i + 1);
+        let at = key.bytes().rposition(|b| b == b':').map_or(0, |i| i + 1);
         Self {
-            namespace: key[..at].to_owned(),
-            rest: key[at..].to_owned(),
+            key: key.to_owned(),
+            at,
             generation_key: generation_key(&key[..at]),
         }
     }
 
+    /// The namespace: what `clear_prefix` clears.
+    pub(super) fn namespace(&self) -> &str {
+        &self.key[..self.at]
+    }
+
     /// The memcached key of this entry in generation `generation`.
     pub(super) fn under(&self, generation: &str) -> String {
-        fit(&format!("{}g{generation}:{}", self.namespace, self.rest)).into_owned()
+        let (namespace, rest) = self.key.split_at(self.at);
+        fitted(&[namespace, "g", generation, ":", rest])
     }
 
     /// The memcached key of the namespace's generation.
@@ -78,9 +84,21 @@ impl DataKey {
     }
 }
 
+/// The memcached key of the concatenation of `parts`: one allocation when it fits as it is.
+fn fitted(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        key.push_str(p);
+    }
+    match fit(&key) {
+        Cow::Borrowed(_) => key,
+        Cow::Owned(hashed) => hashed,
+    }
+}
+
 /// The memcached key that holds `namespace`'s generation.
 pub(super) fn generation_key(namespace: &str) -> String {
-    fit(&format!("{namespace}~gen")).into_owned()
+    fitted(&[namespace, "~gen"])
 }
 
 /// A fresh generation token: 12 random hex digits.
@@ -143,10 +161,16 @@ mod tests {
     #[test]
     fn data_keys_carry_their_namespace_and_generation() {
         let k = DataKey::new("app:users:1a2b3c4d:00000000000000ff");
-        assert_eq!(k.namespace, "app:users:1a2b3c4d:");
+        assert_eq!(k.namespace(), "app:users:1a2b3c4d:");
         assert_eq!(k.under("abc"), "app:users:1a2b3c4d:gabc:00000000000000ff");
         assert_eq!(k.generation_key(), "app:users:1a2b3c4d:~gen");
-        assert_eq!(DataKey::new("plain").namespace, "");
+        assert_eq!(DataKey::new("plain").namespace(), "");
+        // A key too long for memcached is hashed as a whole, the generation included.
+        let ns = format!("app:{}:", "n".repeat(240));
+        let long = DataKey::new(&format!("{ns}00ff"));
+        assert_eq!(long.under("abc"), fit(&format!("{ns}gabc:00ff")));
+        assert!(long.under("abc").contains('#') && long.under("abd") != long.under("abc"));
+        assert_eq!(long.generation_key(), fit(&format!("{ns}~gen")));
         assert_ne!(new_generation(), new_generation());
         assert_eq!(new_generation().len(), 12);
     }

@@ -72,6 +72,8 @@ pub(super) struct Pipe<S = TcpStream> {
     buf: Vec<u8>,
     at: usize,
     end: usize,
+    /// The bytes of the request being written, kept for the next one (reads build theirs here).
+    request: Vec<u8>,
 }
 
 /// The key and value of each hit of a read.
@@ -100,6 +102,7 @@ impl<S: Stream> Pipe<S> {
             buf: Vec::new(),
             at: 0,
             end: 0,
+            request: Vec::new(),
         }
     }
 
@@ -152,7 +155,7 @@ impl<S: Stream> Pipe<S> {
         let mut searched = 0;
         loop {
             let unread = self.unread();
-            if let Some(at) = unread[searched..].windows(2).position(|w| w == b"\r\n") {
+            if let Some(at) = line_end(&unread[searched..]) {
                 return Ok(searched + at);
             }
             if unread.len() > MAX_LINE {
@@ -212,37 +215,71 @@ impl<S: Stream> Pipe<S> {
     /// key, an error line or anything else is a fault ([`garbled`]), and so are more hits than
     /// keys, or bytes after the `MN`.
     pub(super) async fn hits(&mut self, keys: &[&str]) -> Result<Hits, Error> {
-        let size: usize = keys.iter().map(|k| k.len() + 12).sum();
-        let mut request = Vec::with_capacity(size + 4);
+        self.ask_quiet_reads(keys).await?;
+        let mut hits = Vec::new();
+        while let Some((size, key, n)) = self.next_hit().await? {
+            if hits.len() == keys.len() {
+                return Err(garbled());
+            }
+            let key = self.unread()[key].to_vec();
+            self.take(n + 2);
+            hits.push((key, self.data(size).await?));
+        }
+        self.done().map(|()| hits)
+    }
+
+    /// [`hits`](Self::hits) for two keys (a namespace's generation and an entry), without a
+    /// list: the value of each, `None` for a miss. The replies are matched by key.
+    pub(super) async fn pair(&mut self, keys: [&str; 2]) -> Result<[Option<Vec<u8>>; 2], Error> {
+        self.ask_quiet_reads(&keys).await?;
+        let mut values = [None, None];
+        while let Some((size, key, n)) = self.next_hit().await? {
+            let at = unanswered(&keys, &values, &self.unread()[key]).ok_or_else(garbled)?;
+            self.take(n + 2);
+            values[at] = Some(self.data(size).await?);
+        }
+        self.done().map(|()| values)
+    }
+
+    /// Sends `mg <key> v k q` for each of `keys`, then `mn`, in one write.
+    async fn ask_quiet_reads(&mut self, keys: &[&str]) -> Result<(), Error> {
+        let mut request = std::mem::take(&mut self.request);
+        request.clear();
         for key in keys {
             request.extend_from_slice(b"mg ");
             request.extend_from_slice(key.as_bytes());
             request.extend_from_slice(b" v k q\r\n");
         }
         request.extend_from_slice(b"mn\r\n");
-        self.ask(&request).await?;
-        let mut hits = Vec::new();
+        let sent = self.ask(&request).await;
+        if request.capacity() <= KEEP_BUFFER {
+            self.request = request;
+        }
+        sent
+    }
+
+    /// The next value of a read's replies, its header line left unread: its size, where its key
+    /// is in [`unread`](Self::unread), and the line's length; `None` at the `MN` (taken). `EN` and `HD` are
+    /// passed over; a value over [`MAX_ITEM`], one without its key, or any other line is a
+    /// fault ([`garbled`]).
+    async fn next_hit(&mut self) -> Result<Option<(usize, std::ops::Range<usize>, usize)>, Error> {
         loop {
             let n = self.line().await?;
             let line = &self.unread()[..n];
             match line {
                 b"MN" => {
                     self.take(n + 2);
-                    break;
+                    return Ok(None);
                 }
                 b"EN" | b"HD" => self.take(n + 2),
                 _ => {
                     let (size, key) = value_header(line, MAX_ITEM).ok_or_else(garbled)?;
-                    let key = key.ok_or_else(garbled)?.to_vec();
-                    if hits.len() == keys.len() {
-                        return Err(garbled());
-                    }
-                    self.take(n + 2);
-                    hits.push((key, self.data(size).await?));
+                    let key = key.ok_or_else(garbled)?;
+                    let from = key.as_ptr().addr() - line.as_ptr().addr();
+                    return Ok(Some((size, from..from + key.len(), n)));
                 }
             }
         }
-        self.done().map(|()| hits)
     }
 
     /// The end of a request's replies: nothing may follow them.
@@ -263,7 +300,9 @@ pub(super) fn value_header(line: &[u8], max: usize) -> Option<(usize, Option<&[u
     if size.is_empty() || size.len() > 10 || !size.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let size = std::str::from_utf8(size).ok()?.parse::<usize>().ok()?;
+    // At most 10 digits: no overflow.
+    let size = size.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    let size = usize::try_from(size).ok()?;
     if size > max {
         return None;
     }
@@ -276,6 +315,24 @@ pub(super) fn value_header(line: &[u8], max: usize) -> Option<(usize, Option<&[u
         }
     }
     Some((size, key))
+}
+
+/// Where the first `\r\n` of `bytes` starts.
+fn line_end(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = bytes[from..].iter().position(|&b| b == b'\n') {
+        let at = from + at;
+        if at > 0 && bytes[at - 1] == b'\r' {
+            return Some(at - 1);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The first of `keys` named `key` that has no value yet (a key asked twice is answered twice).
+fn unanswered(keys: &[&str; 2], values: &[Option<Vec<u8>>; 2], key: &[u8]) -> Option<usize> {
+    (0..2).find(|&i| values[i].is_none() && keys[i].as_bytes() == key)
 }
 
 /// Whether `haystack` contains `needle`.
@@ -299,6 +356,21 @@ pub(super) trait Reads: Generational {
     /// `mg <key> v k q` for each of `keys`, then `mn`, in one round trip: the key and value of
     /// each hit.
     fn hits<'a>(&'a mut self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Hits, Error>>;
+
+    /// [`hits`](Self::hits) of two keys, as the value of each (`None`: a miss).
+    fn pair<'a>(
+        &'a mut self,
+        keys: [&'a str; 2],
+    ) -> BoxFuture<'a, Result<[Option<Vec<u8>>; 2], Error>> {
+        Box::pin(async move {
+            let mut values = [None, None];
+            for (key, data) in self.hits(&keys).await? {
+                let at = unanswered(&keys, &values, &key).ok_or_else(garbled)?;
+                values[at] = Some(data);
+            }
+            Ok(values)
+        })
+    }
 }
 
 impl Reads for async_memcached::Client {
@@ -320,6 +392,13 @@ impl Reads for async_memcached::Client {
 impl<S: Stream> Reads for Pipe<S> {
     fn hits<'a>(&'a mut self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Hits, Error>> {
         Box::pin(Pipe::hits(self, keys))
+    }
+
+    fn pair<'a>(
+        &'a mut self,
+        keys: [&'a str; 2],
+    ) -> BoxFuture<'a, Result<[Option<Vec<u8>>; 2], Error>> {
+        Box::pin(Pipe::pair(self, keys))
     }
 }
 
@@ -525,5 +604,104 @@ mod tests {
         let (r, p) = hits(&replies, 5_000, &["a"]);
         assert_eq!(r.unwrap()[0].1.len(), n);
         assert!(p.buf.is_empty(), "given back");
+    }
+
+    /// `pair` of `keys` against `replies`, fed `step` bytes at a time: its outcome, and the pipe.
+    #[allow(clippy::type_complexity)]
+    fn pair(
+        replies: &[u8],
+        step: usize,
+        keys: [&str; 2],
+    ) -> (Result<[Option<Vec<u8>>; 2], Error>, Pipe<Script>) {
+        let mut p = Pipe::over(Script {
+            replies: replies.to_vec(),
+            at: 0,
+            step,
+            sent: Vec::new(),
+        });
+        let r = match std::pin::pin!(p.pair(keys)).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(r) => r,
+            Poll::Pending => panic!("a script is always ready"),
+        };
+        (r, p)
+    }
+
+    /// The read of a namespace's generation and an entry (`pair`) sends what `hits` of the two
+    /// keys sends, and reads every reply as it does: the same values, or the same fault.
+    #[test]
+    fn a_pair_reads_what_hits_of_its_two_keys_read() {
+        let scripts: &[&[u8]] = &[
+            b"VA 3 kg\r\nabc\r\nVA 5 t0 ka\r\nx\r\nyz\r\nMN\r\n",
+            b"VA 5 t0 ka\r\nx\r\nyz\r\nVA 3 kg\r\nabc\r\nMN\r\n",
+            b"MN\r\n",
+            b"EN\r\nHD\r\nMN\r\n",
+            b"EN\r\nVA 0 ka\r\n\r\nMN\r\n",
+            b"VA 1 kg\r\n\n\r\nMN\r\n",
+            b"XYZ\r\n",
+            b"VA x kg\r\nabc\r\nMN\r\n",
+            b"VA 3 k\r\nabc\r\nMN\r\n",
+            b"VA 3 kz\r\nabc\r\nMN\r\n",
+            b"SERVER_ERROR out of memory\r\n",
+            b"VA 3 kg\r\nabcdef\r\nMN\r\n",
+            b"VA 1 kg\r\na\r\nVA 1 ka\r\nb\r\nVA 1 kg\r\nc\r\nMN\r\n",
+            b"VA 1 kg\r\na\r\nVA 1 kg\r\nc\r\nMN\r\n",
+            b"MN\r\nVA 1 kg\r\n",
+            b"VA 3 kg\r\nab",
+            b"VA 3 k",
+            b"",
+        ];
+        for script in scripts {
+            for step in [1, 2, 7, 64] {
+                let what = format!("{} by {step}", String::from_utf8_lossy(script));
+                let (h, hp) = hits(script, step, &["g", "a"]);
+                let (p, pp) = pair(script, step, ["g", "a"]);
+                assert_eq!(pp.stream.sent, hp.stream.sent, "{what}");
+                match (h, p) {
+                    // A value of a key not asked, or a second one of a key: what `hits` leaves
+                    // to its caller to refuse, `pair` refuses.
+                    (Ok(h), p)
+                        if h.iter().enumerate().any(|(i, (k, _))| {
+                            !(k == b"g" || k == b"a") || h[..i].iter().any(|(e, _)| e == k)
+                        }) =>
+                    {
+                        assert_eq!(fault(&p.expect_err(&what)), Fault::Reply, "{what}");
+                    }
+                    (Ok(h), Ok(p)) => {
+                        let of =
+                            |k: &[u8]| h.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+                        assert_eq!(p, [of(b"g"), of(b"a")], "{what}");
+                    }
+                    (Err(h), Err(p)) => assert_eq!(fault(&h), fault(&p), "{what}"),
+                    (h, p) => panic!("{what}: hits {h:?}, pair {p:?}"),
+                }
+            }
+        }
+    }
+
+    /// A key asked twice is answered twice; and the request's buffer is reused, not appended to.
+    #[test]
+    fn a_pair_of_one_key_takes_both_replies_and_requests_do_not_pile_up() {
+        let twice = b"VA 1 ka\r\nx\r\nVA 1 ka\r\nx\r\nMN\r\n";
+        let (r, _) = pair(twice, 3, ["a", "a"]);
+        assert_eq!(r.unwrap(), [Some(b"x".to_vec()), Some(b"x".to_vec())]);
+
+        let mut p = Pipe::over(Script {
+            replies: b"MN\r\nVA 1 kb\r\ny\r\nMN\r\n".to_vec(),
+            at: 0,
+            step: 4,
+            sent: Vec::new(),
+        });
+        let mut run = |keys| match std::pin::pin!(p.pair(keys))
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(r) => r.unwrap(),
+            Poll::Pending => panic!("a script is always ready"),
+        };
+        assert_eq!(run(["g", "a"]), [None, None]);
+        assert_eq!(run(["a", "b"]), [None, Some(b"y".to_vec())]);
+        assert_eq!(
+            p.stream.sent,
+            b"mg g v k q\r\nmg a v k q\r\nmn\r\nmg a v k q\r\nmg b v k q\r\nmn\r\n"
+        );
     }
 }
