@@ -194,7 +194,8 @@ const KIND_NEGATIVE: u8 = 1;
 /// # Errors
 /// When the key cannot be encoded.
 pub(crate) fn encode_key<C: Codec, K: Serialize + ?Sized>(key: &K) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::new();
+    // Most keys are a few bytes: one allocation, not a growth from 8.
+    let mut out = Vec::with_capacity(32);
     C::encode(key, &mut out)?;
     Ok(out)
 }

@@ -146,7 +146,13 @@ where
     fn key(&self, key: &K) -> Option<RemoteKey> {
         let encoded = encode_key::<C, K>(key).ok()?;
         let h = foldhash::quality::FixedState::with_seed(0x5EED).hash_one(&encoded);
-        let data = format!("{}{h:016x}", self.namespace);
+        let mut data = String::with_capacity(self.namespace.len() + 16);
+        data.push_str(&self.namespace);
+        for i in (0..16).rev() {
+            data.push(char::from(
+                b"0123456789abcdef"[((h >> (4 * i)) & 0xF) as usize],
+            ));
+        }
         Some(RemoteKey { encoded, data })
     }
 
