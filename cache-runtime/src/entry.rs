@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::invalidate::frame;
 use crate::invalidate::stamps::{Idle, Remote, Stamps};
+use crate::ttl::NEVER;
 
 /// A cached result: a value, or a negative result ("not found", an error) kept for
 /// `negative_ttl`. A negative result is never confused with a value.
@@ -57,10 +58,8 @@ impl<V, N> Entry<V, N> {
 /// entry can leave it out.
 pub(crate) struct Stored<V, N> {
     pub(crate) entry: Entry<V, N>,
-    pub(crate) expires_at: u64,
-    /// With early refresh: how long before `expires_at` a hit starts drawing whether to refresh
-    /// (the longest XFetch gap the entry's load time allows; 0 = never early).
-    pub(crate) early: u64,
+    /// The deadline and the early-refresh window, in one word (see [`When`]).
+    when: When,
     /// What the entry was computed from (its tags, the entries its loader read), and when it was
     /// last read in a cache with a time-to-idle: it is stale once one of them was invalidated,
     /// or once it was left unread for that long. `None` for most entries: nothing to check.
@@ -82,11 +81,38 @@ impl<V, N> Stored<V, N> {
     ) -> Self {
         Stored {
             entry,
-            expires_at,
-            early,
+            when: When::new(expires_at, early),
             stamps: stamps.map(Stamp),
             _built: Built,
         }
+    }
+
+    /// The entry's deadline (coarse-clock nanoseconds; [`NEVER`]: none),
+    /// rounded down to a multiple of 64 ns.
+    #[inline]
+    pub(crate) fn expires_at(&self) -> u64 {
+        self.when.deadline()
+    }
+
+    /// With early refresh: how long before [`expires_at`](Self::expires_at) a hit starts drawing
+    /// whether to refresh (the longest XFetch gap the entry's load time allows, rounded up by
+    /// at most 1/32; 0 = never early).
+    #[inline]
+    pub(crate) fn early(&self) -> u64 {
+        self.when.early()
+    }
+
+    /// When a hit starts drawing whether to refresh early: the deadline moved earlier by the
+    /// early-refresh window (the deadline itself without one; [`NEVER`] without a deadline).
+    /// What a hit checks, in one decode of the word.
+    #[inline]
+    pub(crate) fn draw_start(&self) -> u64 {
+        self.when.draw_start()
+    }
+
+    /// Moves the deadline to `expires_at`, the early-refresh window unchanged.
+    pub(crate) fn set_expires_at(&mut self, expires_at: u64) {
+        self.when = When::new(expires_at, self.when.early());
     }
 
     /// Whether the entry was left unread for its time-to-idle.
@@ -99,7 +125,7 @@ impl<V, N> Stored<V, N> {
     /// `stale` window, or sooner, its idle deadline.
     #[inline]
     pub(crate) fn gone_at(&self, stale: u64) -> u64 {
-        let gone = self.expires_at.saturating_add(stale);
+        let gone = self.expires_at().saturating_add(stale);
         match self.stamps.as_ref().and_then(|s| s.0.idle.as_ref()) {
             Some(idle) => gone.min(idle.deadline()),
             None => gone,
@@ -177,12 +203,101 @@ impl<V: Clone, N: Clone> Clone for Stored<V, N> {
     fn clone(&self) -> Self {
         Stored {
             entry: self.entry.clone(),
-            expires_at: self.expires_at,
-            early: self.early,
+            when: self.when,
             stamps: self.stamps.as_ref().and_then(Stamp::for_copy),
             _built: Built,
         }
     }
+}
+
+/// An entry's deadline and early-refresh window, packed in one word so that an entry costs 8
+/// bytes less: the deadline in its high 54 bits, in units of 64 ns (rounded down: an entry
+/// expires at most 63 ns early, far below the coarse clock's tick; 2^54 units are 36 years of
+/// the process's clock; all ones is [`NEVER`]), and the window in its low 10 bits as a small
+/// float (5 bits of exponent, 5 of mantissa, in units of 1,024 ns: 32 us to 38 hours, rounded
+/// up by at most 1/32; 0 is no window). The window only scales a random draw (XFetch), so
+/// neither rounding changes what a caller can observe beyond the clock's own precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct When(u64);
+
+/// Bits of [`When`] that hold the early-refresh window.
+const EARLY_BITS: u32 = 10;
+/// The unit of [`When`]'s deadline: `1 << DEADLINE_SHIFT` ns.
+const DEADLINE_SHIFT: u32 = 6;
+/// The deadline field's largest value: [`NEVER`].
+const DEADLINE_NEVER: u64 = (1 << (64 - EARLY_BITS)) - 1;
+/// The unit of the early-refresh window (ns), as a shift.
+const EARLY_UNIT_SHIFT: u32 = 10;
+
+impl When {
+    fn new(deadline: u64, early: u64) -> Self {
+        let d = if deadline == NEVER {
+            DEADLINE_NEVER
+        } else {
+            // A deadline beyond the field (36 years) stays a deadline, the farthest one.
+            (deadline >> DEADLINE_SHIFT).min(DEADLINE_NEVER - 1)
+        };
+        When((d << EARLY_BITS) | u64::from(early_code(early)))
+    }
+
+    #[inline]
+    fn deadline(self) -> u64 {
+        match self.0 >> EARLY_BITS {
+            DEADLINE_NEVER => NEVER,
+            d => d << DEADLINE_SHIFT,
+        }
+    }
+
+    #[inline]
+    fn draw_start(self) -> u64 {
+        let d = self.0 >> EARLY_BITS;
+        if d == DEADLINE_NEVER {
+            return NEVER;
+        }
+        let deadline = d << DEADLINE_SHIFT;
+        #[allow(clippy::cast_possible_truncation)] // the low 10 bits
+        match self.0 as u16 & ((1 << EARLY_BITS) - 1) {
+            0 => deadline,
+            code => deadline.saturating_sub(early_ns(code)),
+        }
+    }
+
+    fn early(self) -> u64 {
+        #[allow(clippy::cast_possible_truncation)] // the low 10 bits
+        early_ns(self.0 as u16 & ((1 << EARLY_BITS) - 1))
+    }
+}
+
+/// The 10-bit code of an early-refresh window of `ns` nanoseconds: the smallest window the code
+/// holds that is at least `ns` (up to the largest, 38 hours); 0 for none. A code `e << 5 | m`
+/// (not 0) is `(32 + m) << e` units of 1,024 ns.
+fn early_code(ns: u64) -> u16 {
+    if ns == 0 {
+        return 0;
+    }
+    let units = ns.div_ceil(1 << EARLY_UNIT_SHIFT).max(32);
+    // The exponent that puts the leading bit at 2^5; the mantissa rounded up.
+    let e = (63 - units.leading_zeros()).saturating_sub(5);
+    let mut m = units.div_ceil(1 << e);
+    let mut e = e;
+    if m == 64 {
+        (m, e) = (32, e + 1);
+    }
+    if e > 31 {
+        return (31 << 5) | 31;
+    }
+    #[allow(clippy::cast_possible_truncation)] // e <= 31 and 32 <= m < 64
+    let code = ((e << 5) | (m - 32) as u32) as u16;
+    code.max(1)
+}
+
+/// The window (ns) that an [`early_code`] stands for.
+fn early_ns(code: u16) -> u64 {
+    if code == 0 {
+        return 0;
+    }
+    let (e, m) = (u32::from(code >> 5), u64::from(code & 31));
+    ((32 + m) << e) << EARLY_UNIT_SHIFT
 }
 
 /// A loader's outcome: cached as a value, cached as a negative result (if `negative_ttl` is set),
@@ -241,5 +356,80 @@ pub(crate) fn hit_value<V>(e: Entry<V, std::convert::Infallible>) -> V {
     match e {
         Entry::Value(v) => v,
         Entry::Negative(n) => match n {},
+    }
+}
+
+#[cfg(test)]
+mod when_tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_its_value_and_two_words() {
+        use std::convert::Infallible;
+        use std::mem::size_of;
+        assert_eq!(size_of::<Stored<u64, Infallible>>(), 24);
+        assert_eq!(size_of::<Stored<String, Infallible>>(), 40);
+    }
+
+    #[test]
+    fn a_deadline_is_kept_to_64_ns_below_and_never_is_never() {
+        for d in [
+            0,
+            1,
+            63,
+            64,
+            65,
+            10_000_000,
+            1 << 40,
+            (1 << 40) + 17,
+            3 << 55,
+        ] {
+            let w = When::new(d, 0);
+            assert!(w.deadline() <= d && d - w.deadline() < 64, "{d}");
+            assert_eq!(w.early(), 0);
+        }
+        assert_eq!(When::new(NEVER, 0).deadline(), NEVER);
+        assert_eq!(
+            When::new(NEVER, 5_000_000).early(),
+            When::new(1, 5_000_000).early()
+        );
+        // Past the field (36 years of the clock): the farthest deadline, not "never".
+        let far = When::new(NEVER - 1, 0).deadline();
+        assert!(far != NEVER && far > 36 * 365 * 86_400 * 1_000_000_000);
+        // Later deadlines never read as earlier ones.
+        let mut last = 0;
+        for d in (0..100_000u64).map(|i| i * 37) {
+            let w = When::new(d, 7).deadline();
+            assert!(w >= last);
+            last = w;
+        }
+    }
+
+    #[test]
+    fn a_window_is_rounded_up_by_at_most_a_32nd_within_its_range() {
+        assert_eq!(When::new(0, 0).early(), 0);
+        let mut last = 0;
+        let mut ns = 1u64;
+        while ns < 100 * 3_600 * 1_000_000_000 {
+            let got = When::new(123_456, ns).early();
+            assert!(got >= ns.min(early_ns((31 << 5) | 31)), "{ns} -> {got}");
+            if ns >= 32 << EARLY_UNIT_SHIFT && ns <= early_ns((31 << 5) | 31) {
+                assert!(
+                    got - ns <= ns / 32 + (1 << EARLY_UNIT_SHIFT),
+                    "{ns} -> {got}"
+                );
+            }
+            assert!(got >= last, "monotone: {ns}");
+            last = got;
+            ns = ns * 9 / 8 + 1;
+        }
+        // The range: 32 us (at least) to 38 hours (at most).
+        assert_eq!(When::new(0, 1).early(), 33 << EARLY_UNIT_SHIFT);
+        assert!(early_ns((31 << 5) | 31) > 38 * 3_600 * 1_000_000_000);
+        assert_eq!(When::new(0, u64::MAX).early(), early_ns((31 << 5) | 31));
+        // The deadline and the window do not spill into each other.
+        let w = When::new(1 << 50, 1 << 40);
+        assert_eq!(w.deadline(), 1 << 50);
+        assert!(w.early() >= 1 << 40);
     }
 }

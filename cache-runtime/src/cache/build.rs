@@ -222,7 +222,7 @@ where
         let listener_name: Arc<str> =
             Arc::from(self.name.clone().unwrap_or_else(|| format!("cache-{id}")));
         let listener = Listener(Arc::new(move |s: &Stored<V, N>| {
-            let expired = (s.expires_at != NEVER && listener_meter.clock.is_past(s.expires_at))
+            let expired = (s.expires_at() != NEVER && listener_meter.clock.is_past(s.expires_at()))
                 || s.idle_expired();
             #[cfg(feature = "tracing")]
             tracing::trace!(cache = %listener_name, expired, "cache eviction");

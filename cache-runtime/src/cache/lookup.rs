@@ -42,7 +42,7 @@ where
     #[inline(always)]
     pub(super) fn expired(&self, s: &Stored<V, N>) -> bool {
         // Entries without a TTL never read the clock; most others read only the ticker.
-        s.expires_at != NEVER && self.core.meter.clock.is_past(s.expires_at)
+        s.expires_at() != NEVER && self.core.meter.clock.is_past(s.expires_at())
     }
 
     /// What `key` holds, without counting. Removes an entry past its last usable moment.
@@ -63,13 +63,8 @@ where
         }
         // One clock check on a hit: the deadline, moved earlier by the early-refresh window
         // (0 unless `early_refresh` is set).
-        if s.expires_at != NEVER
-            && self
-                .core
-                .meter
-                .clock
-                .is_past(s.expires_at.saturating_sub(s.early))
-        {
+        let start = s.draw_start();
+        if start != NEVER && self.core.meter.clock.is_past(start) {
             return self.find_cold(key, s);
         }
         Found::Fresh(s.entry)
@@ -130,14 +125,14 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let now = self.core.meter.clock.now_nanos();
-        if now < s.expires_at {
+        if now < s.expires_at() {
             return if self.draw_early(now, &s) {
                 Found::Early(s.entry)
             } else {
                 Found::Fresh(s.entry)
             };
         }
-        if now < s.expires_at.saturating_add(self.core.stale) {
+        if now < s.expires_at().saturating_add(self.core.stale) {
             return Found::Stale(s.entry);
         }
         self.expire(key, now);
@@ -148,15 +143,15 @@ where
     /// `now - delta * beta * ln(r) >= expiry`, `r` uniform in (0, 1]. `early` is
     /// `delta * beta * XFETCH_SPAN`, so the gap is `early * -ln(r) / XFETCH_SPAN`.
     fn draw_early(&self, now: u64, s: &Stored<V, N>) -> bool {
-        if s.early == 0 {
+        if s.early() == 0 {
             return false;
         }
         #[allow(clippy::cast_precision_loss)]
         let r = ((self.core.expiry.next_random() >> 11) + 1) as f64 / (1u64 << 53) as f64;
         #[allow(clippy::cast_precision_loss)]
-        let gap = s.early as f64 * -r.ln() / XFETCH_SPAN;
+        let gap = s.early() as f64 * -r.ln() / XFETCH_SPAN;
         #[allow(clippy::cast_precision_loss)]
-        let left = (s.expires_at - now) as f64;
+        let left = (s.expires_at() - now) as f64;
         gap >= left
     }
 
@@ -181,7 +176,7 @@ where
     {
         let stale = self.core.stale;
         let gone = self.core.store.remove_if(key, |s| {
-            s.expires_at != NEVER && s.expires_at.saturating_add(stale) <= now
+            s.expires_at() != NEVER && s.expires_at().saturating_add(stale) <= now
         });
         if gone.is_some() {
             self.core.meter.stats.incr(Counter::Expiration);

@@ -69,7 +69,8 @@ where
         let Entry::Value(v) = &s.entry else {
             return;
         };
-        let expired = (s.expires_at != NEVER && clock.is_past(s.expires_at.saturating_add(stale)))
+        let expired = (s.expires_at() != NEVER
+            && clock.is_past(s.expires_at().saturating_add(stale)))
             || s.idle_expired();
         let cause = match why {
             _ if expired => RemovalCause::Expired,

@@ -30,9 +30,9 @@ where
         self.core.flights.invalidate(self.hash(&key), &key);
         if self.core.tier.is_some() {
             let now = self.core.meter.clock.now_nanos();
-            let ttl = remaining(now, stored.expires_at);
+            let ttl = remaining(now, stored.expires_at());
             self.write_remote(&key, Some((&stored.entry, ttl)));
-            stored.expires_at = self.l1_deadline(now, stored.expires_at);
+            stored.set_expires_at(self.l1_deadline(now, stored.expires_at()));
         }
         drop(self.core.insert(key, stored));
         // What was computed from the old entry is stale now.
