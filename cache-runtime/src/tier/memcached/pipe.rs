@@ -491,17 +491,27 @@ mod tests {
 
     /// `hits` of `keys` against `replies`, fed `step` bytes at a time: its outcome, and the pipe.
     fn hits(replies: &[u8], step: usize, keys: &[&str]) -> (Result<Hits, Error>, Pipe<Script>) {
-        let mut p = Pipe::over(Script {
+        let mut p = scripted(replies, step);
+        let r = ready(p.hits(keys));
+        (r, p)
+    }
+
+    /// A pipe over `replies`, handed out `step` bytes at a time.
+    fn scripted(replies: &[u8], step: usize) -> Pipe<Script> {
+        Pipe::over(Script {
             replies: replies.to_vec(),
             at: 0,
             step,
             sent: Vec::new(),
-        });
-        let r = match std::pin::pin!(p.hits(keys)).poll(&mut Context::from_waker(Waker::noop())) {
+        })
+    }
+
+    /// The outcome of `f`, which a script makes ready at its first poll.
+    fn ready<T>(f: impl Future<Output = T>) -> T {
+        match std::pin::pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(r) => r,
             Poll::Pending => panic!("a script is always ready"),
-        };
-        (r, p)
+        }
     }
 
     /// The fault that the outcome of `hits` counts as.
@@ -613,16 +623,8 @@ mod tests {
         step: usize,
         keys: [&str; 2],
     ) -> (Result<[Option<Vec<u8>>; 2], Error>, Pipe<Script>) {
-        let mut p = Pipe::over(Script {
-            replies: replies.to_vec(),
-            at: 0,
-            step,
-            sent: Vec::new(),
-        });
-        let r = match std::pin::pin!(p.pair(keys)).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(r) => r,
-            Poll::Pending => panic!("a script is always ready"),
-        };
+        let mut p = scripted(replies, step);
+        let r = ready(p.pair(keys));
         (r, p)
     }
 
@@ -685,18 +687,8 @@ mod tests {
         let (r, _) = pair(twice, 3, ["a", "a"]);
         assert_eq!(r.unwrap(), [Some(b"x".to_vec()), Some(b"x".to_vec())]);
 
-        let mut p = Pipe::over(Script {
-            replies: b"MN\r\nVA 1 kb\r\ny\r\nMN\r\n".to_vec(),
-            at: 0,
-            step: 4,
-            sent: Vec::new(),
-        });
-        let mut run = |keys| match std::pin::pin!(p.pair(keys))
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(r) => r.unwrap(),
-            Poll::Pending => panic!("a script is always ready"),
-        };
+        let mut p = scripted(b"MN\r\nVA 1 kb\r\ny\r\nMN\r\n", 4);
+        let mut run = |keys| ready(p.pair(keys)).unwrap();
         assert_eq!(run(["g", "a"]), [None, None]);
         assert_eq!(run(["a", "b"]), [None, Some(b"y".to_vec())]);
         assert_eq!(
