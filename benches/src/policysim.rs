@@ -52,6 +52,7 @@ pub struct Variant {
     buffer: u64,
     sketch_sample: u64,
     defer: bool,
+    clock: u8,
 }
 
 impl Default for Variant {
@@ -93,6 +94,7 @@ impl Default for Variant {
             buffer: 0,
             sketch_sample: 1,
             defer: true,
+            clock: 0,
         }
     }
 }
@@ -280,6 +282,10 @@ impl MSketch {
 }
 
 const NIL: u32 = u32::MAX;
+/// `clock` bits: the segments whose hits only set a reference bit.
+const CLOCK_W: u8 = 1;
+const CLOCK_P: u8 = 2;
+const CLOCK_T: u8 = 4;
 #[derive(Clone, Copy)]
 struct Node {
     key: u64,
@@ -291,6 +297,8 @@ struct Node {
     whit: bool,
     /// Hits not yet added to the sketch (`defer`).
     reads: u8,
+    /// Hit since the eviction scan last passed it (`clock`).
+    refb: bool,
 }
 #[derive(Clone, Copy, Default)]
 struct L {
@@ -589,11 +597,22 @@ impl Sim2 {
         self.pmax = self.mmax - ((self.mmax as f64 * (1.0 - self.ppct) + 1e-9) as u64);
     }
     fn balance(&mut self) {
+        let mut spared = 0;
         while self.l[2].len > self.pmax {
             let Some(d) = self.back(T) else { break };
             self.unlink(d);
-            self.push(P, d);
+            if self.take_ref(d) && spared < self.l[2].len {
+                // `clock`: hit since the scan last passed it: it stays, as the newest.
+                spared += 1;
+                self.push(T, d);
+            } else {
+                self.push(P, d);
+            }
         }
+    }
+    /// `clock`: whether node `i` was hit since the scan last passed it (the bit is cleared).
+    fn take_ref(&mut self, i: u32) -> bool {
+        self.c.clock != 0 && std::mem::take(&mut self.nodes[i as usize].refb)
     }
     fn access(&mut self, key: u64, hash: u64) -> bool {
         if let Some(&i) = self.map.get(&key) {
@@ -616,6 +635,16 @@ impl Sim2 {
             n.whit = n.q == W;
             self.phits += u64::from(self.nodes[i as usize].q == P);
             self.record(true);
+            let lazy = match self.nodes[i as usize].q {
+                W => CLOCK_W,
+                P => CLOCK_P,
+                _ => CLOCK_T,
+            };
+            if self.c.clock & lazy != 0 {
+                // A hit that takes no lock: a reference bit; the eviction scan reorders.
+                self.nodes[i as usize].refb = true;
+                return true;
+            }
             match self.nodes[i as usize].q {
                 W => {
                     self.unlink(i);
@@ -658,6 +687,7 @@ impl Sim2 {
             q: W,
             whit: false,
             reads: 0,
+            refb: false,
         };
         let i = if let Some(i) = self.free.pop() {
             self.nodes[i as usize] = node;
@@ -727,14 +757,52 @@ impl Sim2 {
     fn evict_caffeine(&mut self) {
         // window overflow -> probation MRU
         let mut cands = 0;
+        let mut spared = 0;
         while self.l[0].len > self.wmax {
             let Some(c) = self.back(W) else { break };
             self.unlink(c);
+            if self.take_ref(c) && spared < self.l[0].len {
+                // `clock`: a window entry hit since the scan passed it goes round again.
+                spared += 1;
+                self.push(W, c);
+                continue;
+            }
             self.push(P, c);
             cands += 1;
         }
         let total = |s: &Self| s.l[0].len + s.main();
+        let mut promoted = 0;
         while total(self) > self.cap {
+            if self.c.clock != 0 && promoted < self.l[1].len + self.l[2].len {
+                // `clock`: probation's oldest, hit since it was admitted, is promoted now (as a
+                // hit would have promoted it); protected's oldest, hit, goes round again.
+                let old = self
+                    .back(P)
+                    .filter(|&v| Some(v) != (cands > 0).then_some(self.l[1].head));
+                if let Some(v) = old
+                    && self.nodes[v as usize].refb
+                {
+                    self.take_ref(v);
+                    self.unlink(v);
+                    promoted += 1;
+                    if self.pmax == 0 {
+                        self.push(P, v);
+                    } else {
+                        self.push(T, v);
+                        self.balance();
+                    }
+                    continue;
+                }
+                if old.is_none()
+                    && let Some(t) = self.back(T)
+                    && self.take_ref(t)
+                {
+                    self.unlink(t);
+                    promoted += 1;
+                    self.push(T, t);
+                    continue;
+                }
+            }
             let mut victim = self.back(P).or_else(|| self.back(T));
             if self.c.victims > 1 && cands > 0 {
                 // The least frequent of probation's oldest few (not the candidate itself).
@@ -846,7 +914,11 @@ impl Variant {
     ///   `hss` (1) only every `hss`-th hit increments the sketch; `buf` (0 = none) a buffer of
     ///   `buf` hits replayed by the next miss only (the hits after it fills are lost); `defer`
     ///   (1/0, 1) a hit is counted in its entry and added to the sketch when the entry leaves or
-    ///   the sketch ages (as `cache-runtime`'s `lfu` does; 0: into the sketch at once).
+    ///   the sketch ages (as `cache-runtime`'s `lfu` does; 0: into the sketch at once);
+    ///   `clock` (0) which segments a hit leaves in place, setting only its entry's reference bit
+    ///   (what a hit without the shard's lock could do), a sum of 1 (window), 2 (probation), 4
+    ///   (protected); the eviction scan reorders: a window entry or a protected one hit since
+    ///   the scan passed it goes round again, a probation one is promoted.
     ///
     /// `seed=0,floor=128,dens=0,minsample=5000` is the `lfu` of before issue 18 (the hill climber with a dead
     /// zone, an aging floor of 128, no count of the entries held when the sketch starts);
@@ -895,6 +967,7 @@ impl Variant {
                 "buf" => c.buffer = u()?,
                 "hss" => c.sketch_sample = u()?,
                 "defer" => c.defer = b,
+                "clock" => c.clock = u8::try_from(u()?).map_err(|e| e.to_string())?,
                 "vk" => c.victims = u32::try_from(u()?).map_err(|e| e.to_string())?,
                 "wfloor" => c.width_floor = usize::try_from(u()?).map_err(|e| e.to_string())?,
                 "caf" => c.caffeine_evict = b,
