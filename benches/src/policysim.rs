@@ -53,6 +53,7 @@ pub struct Variant {
     sketch_sample: u64,
     defer: bool,
     clock: u8,
+    clock_max: u8,
 }
 
 impl Default for Variant {
@@ -95,6 +96,7 @@ impl Default for Variant {
             sketch_sample: 1,
             defer: true,
             clock: 0,
+            clock_max: 1,
         }
     }
 }
@@ -298,7 +300,7 @@ struct Node {
     /// Hits not yet added to the sketch (`defer`).
     reads: u8,
     /// Hit since the eviction scan last passed it (`clock`).
-    refb: bool,
+    refb: u8,
 }
 #[derive(Clone, Copy, Default)]
 struct L {
@@ -612,7 +614,12 @@ impl Sim2 {
     }
     /// `clock`: whether node `i` was hit since the scan last passed it (the bit is cleared).
     fn take_ref(&mut self, i: u32) -> bool {
-        self.c.clock != 0 && std::mem::take(&mut self.nodes[i as usize].refb)
+        let r = &mut self.nodes[i as usize].refb;
+        if self.c.clock == 0 || *r == 0 {
+            return false;
+        }
+        *r -= 1;
+        true
     }
     fn access(&mut self, key: u64, hash: u64) -> bool {
         if let Some(&i) = self.map.get(&key) {
@@ -642,7 +649,8 @@ impl Sim2 {
             };
             if self.c.clock & lazy != 0 {
                 // A hit that takes no lock: a reference bit; the eviction scan reorders.
-                self.nodes[i as usize].refb = true;
+                let r = &mut self.nodes[i as usize].refb;
+                *r = (*r + 1).min(self.c.clock_max);
                 return true;
             }
             match self.nodes[i as usize].q {
@@ -687,7 +695,7 @@ impl Sim2 {
             q: W,
             whit: false,
             reads: 0,
-            refb: false,
+            refb: 0,
         };
         let i = if let Some(i) = self.free.pop() {
             self.nodes[i as usize] = node;
@@ -780,9 +788,9 @@ impl Sim2 {
                     .back(P)
                     .filter(|&v| Some(v) != (cands > 0).then_some(self.l[1].head));
                 if let Some(v) = old
-                    && self.nodes[v as usize].refb
+                    && self.nodes[v as usize].refb > 0
                 {
-                    self.take_ref(v);
+                    self.nodes[v as usize].refb = 0;
                     self.unlink(v);
                     promoted += 1;
                     if self.pmax == 0 {
@@ -918,7 +926,8 @@ impl Variant {
     ///   `clock` (0) which segments a hit leaves in place, setting only its entry's reference bit
     ///   (what a hit without the shard's lock could do), a sum of 1 (window), 2 (probation), 4
     ///   (protected); the eviction scan reorders: a window entry or a protected one hit since
-    ///   the scan passed it goes round again, a probation one is promoted.
+    ///   the scan passed it goes round again, a probation one is promoted; `cmax` (1) how many
+    ///   passes of the scan a run of hits buys (a counter, GCLOCK, instead of a bit).
     ///
     /// `seed=0,floor=128,dens=0,minsample=5000` is the `lfu` of before issue 18 (the hill climber with a dead
     /// zone, an aging floor of 128, no count of the entries held when the sketch starts);
@@ -968,6 +977,7 @@ impl Variant {
                 "hss" => c.sketch_sample = u()?,
                 "defer" => c.defer = b,
                 "clock" => c.clock = u8::try_from(u()?).map_err(|e| e.to_string())?,
+                "cmax" => c.clock_max = u8::try_from(u()?).map_err(|e| e.to_string())?.max(1),
                 "vk" => c.victims = u32::try_from(u()?).map_err(|e| e.to_string())?,
                 "wfloor" => c.width_floor = usize::try_from(u()?).map_err(|e| e.to_string())?,
                 "caf" => c.caffeine_evict = b,
