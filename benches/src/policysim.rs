@@ -54,6 +54,7 @@ pub struct Variant {
     defer: bool,
     clock: u8,
     clock_max: u8,
+    tskip: f64,
 }
 
 impl Default for Variant {
@@ -97,6 +98,7 @@ impl Default for Variant {
             defer: true,
             clock: 0,
             clock_max: 1,
+            tskip: 0.0,
         }
     }
 }
@@ -301,6 +303,8 @@ struct Node {
     reads: u8,
     /// Hit since the eviction scan last passed it (`clock`).
     refb: u8,
+    /// The count of pushes to protected when it was last pushed there (`tskip`).
+    pushed: u64,
 }
 #[derive(Clone, Copy, Default)]
 struct L {
@@ -325,6 +329,8 @@ struct Sim2 {
     whits: u64,
     phits: u64,
     seen: u64,
+    /// Pushes to protected so far (`tskip`).
+    pushes: u64,
     reqs: u64,
     sample: u64,
     prev: f64,
@@ -362,6 +368,7 @@ impl Sim2 {
             whits: 0,
             phits: 0,
             seen: 0,
+            pushes: 0,
             reqs: 0,
             sample: (cap * c.sample_mult).max(c.min_sample),
             prev: f64::NAN,
@@ -477,8 +484,10 @@ impl Sim2 {
     /// push to front (MRU)
     fn push(&mut self, q: u8, i: u32) {
         let h = self.l[q as usize].head;
+        self.pushes += u64::from(q == T);
         {
             let n = &mut self.nodes[i as usize];
+            n.pushed = self.pushes;
             n.q = q;
             n.prev = NIL;
             n.next = h;
@@ -668,8 +677,15 @@ impl Sim2 {
                     }
                 }
                 _ => {
-                    self.unlink(i);
-                    self.push(T, i);
+                    // `tskip`: an entry still in the newest part of protected stays where it is
+                    // (its hit needs no reordering, so no lock).
+                    let age = self.pushes - self.nodes[i as usize].pushed;
+                    #[allow(clippy::cast_precision_loss)]
+                    let young = (age as f64) < self.c.tskip * self.l[2].len as f64;
+                    if !young {
+                        self.unlink(i);
+                        self.push(T, i);
+                    }
                 }
             }
             return true;
@@ -696,6 +712,7 @@ impl Sim2 {
             whit: false,
             reads: 0,
             refb: 0,
+            pushed: 0,
         };
         let i = if let Some(i) = self.free.pop() {
             self.nodes[i as usize] = node;
@@ -927,7 +944,9 @@ impl Variant {
     ///   (what a hit without the shard's lock could do), a sum of 1 (window), 2 (probation), 4
     ///   (protected); the eviction scan reorders: a window entry or a protected one hit since
     ///   the scan passed it goes round again, a probation one is promoted; `cmax` (1) how many
-    ///   passes of the scan a run of hits buys (a counter, GCLOCK, instead of a bit).
+    ///   passes of the scan a run of hits buys (a counter, GCLOCK, instead of a bit); `tskip`
+    ///   (0) a hit of a protected entry that fewer than this share of protected's length
+    ///   entered after it leaves it in place (memcached's bump-once-in-a-while).
     ///
     /// `seed=0,floor=128,dens=0,minsample=5000` is the `lfu` of before issue 18 (the hill climber with a dead
     /// zone, an aging floor of 128, no count of the entries held when the sketch starts);
@@ -977,6 +996,7 @@ impl Variant {
                 "hss" => c.sketch_sample = u()?,
                 "defer" => c.defer = b,
                 "clock" => c.clock = u8::try_from(u()?).map_err(|e| e.to_string())?,
+                "tskip" => c.tskip = f()?,
                 "cmax" => c.clock_max = u8::try_from(u()?).map_err(|e| e.to_string())?.max(1),
                 "vk" => c.victims = u32::try_from(u()?).map_err(|e| e.to_string())?,
                 "wfloor" => c.width_floor = usize::try_from(u()?).map_err(|e| e.to_string())?,

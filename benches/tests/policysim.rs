@@ -69,11 +69,19 @@ fn knobs_parse_and_change_the_policy() {
         let v = Variant::parse(knob).unwrap();
         assert_ne!(v.hits(&t.keys, &hashes, 100), base, "{knob}");
     }
-    // A hit that only sets a reference bit, in each segment and in all three: another order of
-    // eviction, and still an admission-filtered cache (within 5% of the hits on Zipf).
+    // A hit that only sets a reference bit (or counter), in each segment and in all three, or
+    // that leaves a young protected entry in place: another order of eviction, and still an
+    // admission-filtered cache (within 5% of the hits on Zipf).
     // (The window alone, `clock=1`, may give the same count: the climber keeps it small on
     // Zipf, where a scan of a few entries rarely changes which one leaves.)
-    for knob in ["clock=1", "clock=2", "clock=4", "clock=7"] {
+    for knob in [
+        "clock=1",
+        "clock=2",
+        "clock=4",
+        "clock=7",
+        "clock=5,cmax=3",
+        "tskip=0.5",
+    ] {
         let hits = Variant::parse(knob).unwrap().hits(&t.keys, &hashes, 100);
         assert!(knob == "clock=1" || hits != base, "{knob}");
         assert!(
