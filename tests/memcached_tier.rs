@@ -185,6 +185,34 @@ fn two_clients_share_values_and_an_invalidation_deletes_the_entry_at_once() {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct NotFound;
 
+/// A process whose generation of a namespace is out of date (another process cleared it) reads
+/// the entry the other process wrote under the new one, in one more round trip: a single read
+/// and a batch alike, and an entry larger than a generation token (100 KiB) too.
+#[test]
+fn after_another_process_cleared_a_read_finds_its_new_entries_large_ones_too() {
+    let p = prefix("moved");
+    let (a, b) = (backend(&[memcached_url()]), backend(&[memcached_url()]));
+    let (small, other) = (format!("{p}:c:t:small"), format!("{p}:c:t:other"));
+    a.set(&small, b"old", None).expect("set");
+    assert_eq!(a.get(&small).expect("get").as_deref(), Some(&b"old"[..]));
+    b.clear_prefix(&format!("{p}:c:t:")).expect("clear");
+    let big = vec![b'v'; 100 * 1024];
+    b.set(&small, &big, None).expect("set");
+    b.set(&other, b"new", None).expect("set");
+    assert_eq!(
+        a.get(&small).expect("get"),
+        Some(big.clone()),
+        "single read"
+    );
+    // The batch, with its generation out of date too (cleared again).
+    b.clear_prefix(&format!("{p}:c:t:")).expect("clear");
+    b.set(&small, &big, None).expect("set");
+    b.set(&other, b"newer", None).expect("set");
+    let got = a.get_many(&[&small, &other]).expect("get_many");
+    assert_eq!(got, vec![Some(big), Some(b"newer".to_vec())], "batch");
+    a.clear_prefix(&format!("{p}:c:t:")).expect("clear");
+}
+
 #[test]
 fn negative_results_are_shared_with_their_own_ttl() {
     let p = prefix("negative");

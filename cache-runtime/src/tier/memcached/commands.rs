@@ -131,9 +131,16 @@ impl On {
         let [current, value] = c.pair([self.key.generation_key(), &entry]).await?;
         match self.check(&known, current, c).await? {
             Generation::Known => Ok(value),
+            // Read as the batch reads it (an entry may be as large as an item: not `value`,
+            // which reads generation tokens).
             Generation::Moved(g) => {
                 let entry = self.key.under(&g);
-                c.value(&entry).await
+                let keys = [entry.as_str()];
+                match c.hits(&keys).await?.pop() {
+                    Some((key, value)) if key == entry.as_bytes() => Ok(Some(value)),
+                    Some(_) => Err(garbled()),
+                    None => Ok(None),
+                }
             }
             Generation::Gone => Ok(None),
         }
