@@ -96,7 +96,7 @@ impl<V, N> Stored<V, N> {
 
     /// With early refresh: how long before [`expires_at`](Self::expires_at) a hit starts drawing
     /// whether to refresh (the longest XFetch gap the entry's load time allows, rounded up by
-    /// at most 1/32; 0 = never early).
+    /// at most 1/32, and cut at 102 days; 0 = never early).
     #[inline]
     pub(crate) fn early(&self) -> u64 {
         self.when.early()
@@ -214,7 +214,7 @@ impl<V: Clone, N: Clone> Clone for Stored<V, N> {
 /// bytes less: the deadline in its high 54 bits, in units of 64 ns (rounded down: an entry
 /// expires at most 63 ns early, far below the coarse clock's tick; 2^54 units are 36 years of
 /// the process's clock; all ones is [`NEVER`]), and the window in its low 10 bits as a small
-/// float (5 bits of exponent, 5 of mantissa, in units of 1,024 ns: 32 us to 38 hours, rounded
+/// float (5 bits of exponent, 5 of mantissa, in units of 65,536 ns: 2 ms to 102 days, rounded
 /// up by at most 1/32; 0 is no window). The window only scales a random draw (XFetch), so
 /// neither rounding changes what a caller can observe beyond the clock's own precision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,14 +227,15 @@ const DEADLINE_SHIFT: u32 = 6;
 /// The deadline field's largest value: [`NEVER`].
 const DEADLINE_NEVER: u64 = (1 << (64 - EARLY_BITS)) - 1;
 /// The unit of the early-refresh window (ns), as a shift.
-const EARLY_UNIT_SHIFT: u32 = 10;
+const EARLY_UNIT_SHIFT: u32 = 16;
 
 impl When {
     fn new(deadline: u64, early: u64) -> Self {
         let d = if deadline == NEVER {
             DEADLINE_NEVER
         } else {
-            // A deadline beyond the field (36 years) stays a deadline, the farthest one.
+            // A deadline beyond the field (36 years of the clock) becomes the farthest one: a
+            // `ManualClock` moved past that would see every new entry expire at once.
             (deadline >> DEADLINE_SHIFT).min(DEADLINE_NEVER - 1)
         };
         When((d << EARLY_BITS) | u64::from(early_code(early)))
@@ -269,8 +270,8 @@ impl When {
 }
 
 /// The 10-bit code of an early-refresh window of `ns` nanoseconds: the smallest window the code
-/// holds that is at least `ns` (up to the largest, 38 hours); 0 for none. A code `e << 5 | m`
-/// (not 0) is `(32 + m) << e` units of 1,024 ns.
+/// holds that is at least `ns` (up to the largest, 102 days: a longer window is cut to it); 0 for
+/// none. A code `e << 5 | m` (not 0) is `(32 + m) << e` units of 65,536 ns.
 fn early_code(ns: u64) -> u16 {
     if ns == 0 {
         return 0;
@@ -423,9 +424,9 @@ mod when_tests {
             last = got;
             ns = ns * 9 / 8 + 1;
         }
-        // The range: 32 us (at least) to 38 hours (at most).
+        // The range: 2 ms (at least) to 102 days (at most).
         assert_eq!(When::new(0, 1).early(), 33 << EARLY_UNIT_SHIFT);
-        assert!(early_ns((31 << 5) | 31) > 38 * 3_600 * 1_000_000_000);
+        assert!(early_ns((31 << 5) | 31) > 102 * 86_400 * 1_000_000_000);
         assert_eq!(When::new(0, u64::MAX).early(), early_ns((31 << 5) | 31));
         // The deadline and the window do not spill into each other.
         let w = When::new(1 << 50, 1 << 40);

@@ -136,10 +136,12 @@ impl On {
             Generation::Moved(g) => {
                 let entry = self.key.under(&g);
                 let keys = [entry.as_str()];
-                match c.hits(&keys).await?.pop() {
-                    Some((key, value)) if key == entry.as_bytes() => Ok(Some(value)),
-                    Some(_) => Err(garbled()),
-                    None => Ok(None),
+                let mut hits = c.hits(&keys).await?;
+                match (hits.pop(), hits.is_empty()) {
+                    (Some((key, value)), true) if key == entry.as_bytes() => Ok(Some(value)),
+                    (None, _) => Ok(None),
+                    // Another key, or two values for the one asked.
+                    _ => Err(garbled()),
                 }
             }
             Generation::Gone => Ok(None),
