@@ -251,18 +251,13 @@ impl When {
 
     #[inline]
     fn draw_start(self) -> u64 {
-        let d = self.0 >> EARLY_BITS;
-        if d == DEADLINE_NEVER {
-            return NEVER;
-        }
-        let deadline = d << DEADLINE_SHIFT;
-        #[allow(clippy::cast_possible_truncation)] // the low 10 bits
-        match self.0 as u16 & ((1 << EARLY_BITS) - 1) {
-            0 => deadline,
-            code => deadline.saturating_sub(early_ns(code)),
+        match self.deadline() {
+            NEVER => NEVER,
+            deadline => deadline.saturating_sub(self.early()),
         }
     }
 
+    #[inline]
     fn early(self) -> u64 {
         #[allow(clippy::cast_possible_truncation)] // the low 10 bits
         early_ns(self.0 as u16 & ((1 << EARLY_BITS) - 1))

@@ -93,7 +93,7 @@ impl Scope {
 }
 
 /// `v` as 16 lowercase hex digits, without allocating.
-fn hex16(v: u64) -> [u8; 16] {
+pub(crate) fn hex16(v: u64) -> [u8; 16] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 16];
     for (i, b) in out.iter_mut().enumerate() {

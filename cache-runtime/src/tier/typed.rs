@@ -148,11 +148,7 @@ where
         let h = foldhash::quality::FixedState::with_seed(0x5EED).hash_one(&encoded);
         let mut data = String::with_capacity(self.namespace.len() + 16);
         data.push_str(&self.namespace);
-        for i in (0..16).rev() {
-            data.push(char::from(
-                b"0123456789abcdef"[((h >> (4 * i)) & 0xF) as usize],
-            ));
-        }
+        data.extend(crate::invalidate::hex16(h).map(char::from));
         Some(RemoteKey { encoded, data })
     }
 

@@ -135,14 +135,7 @@ impl On {
             // which reads generation tokens).
             Generation::Moved(g) => {
                 let entry = self.key.under(&g);
-                let keys = [entry.as_str()];
-                let mut hits = c.hits(&keys).await?;
-                match (hits.pop(), hits.is_empty()) {
-                    (Some((key, value)), true) if key == entry.as_bytes() => Ok(Some(value)),
-                    (None, _) => Ok(None),
-                    // Another key, or two values for the one asked.
-                    _ => Err(garbled()),
-                }
+                Ok(get_each(c, &[&entry]).await?.pop().flatten())
             }
             Generation::Gone => Ok(None),
         }
