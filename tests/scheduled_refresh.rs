@@ -193,6 +193,37 @@ fn a_panicking_scheduled_loader_keeps_the_old_value_and_the_thread() {
 }
 
 #[test]
+fn the_next_round_is_due_a_period_after_this_one_starts_not_after_it_ends() {
+    // The loader moves the clock 15 s on its first run (a slow source, or a test advancing
+    // the clock while a round ends). The round began at 25 s, so the next is due by 47 s:
+    // at 50 s it runs. Timed from the round's end (40 s), it would wait past 58 s.
+    let clock = ManualClock::new();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (r, c) = (Arc::clone(&runs), clock.clone());
+    let cache: Cache<u64, u64> = Cache::builder()
+        .ttl(60 * SECOND)
+        .clock(Clock::manual(&clock))
+        .refresh_every(20 * SECOND, move |k| {
+            if r.fetch_add(1, Ordering::SeqCst) == 0 {
+                c.advance(15 * SECOND);
+            }
+            Ok(*k)
+        })
+        .build()
+        .unwrap();
+    cache.insert(1, 1);
+    assert_eq!(cache.get(&1), Some(1));
+    clock.advance(25 * SECOND);
+    eventually("the first round", || runs.load(Ordering::SeqCst) == 1);
+    settle(&cache);
+    assert_eq!(cache.get(&1), Some(1)); // read again: hot in the next round
+    clock.advance(10 * SECOND);
+    eventually("the second round", || runs.load(Ordering::SeqCst) == 2);
+    settle(&cache);
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "one round each time");
+}
+
+#[test]
 fn the_refresh_thread_ends_when_the_cache_is_dropped() {
     let clock = ManualClock::new();
     let token = Arc::new(());

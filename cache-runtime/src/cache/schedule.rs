@@ -144,11 +144,14 @@ fn run<K, V, N>(
         let Some(core) = core.upgrade() else {
             return;
         };
+        // The next round is due a period after this one starts, not after it ends: a clock
+        // that moves while the round runs (a slow loader, a test advancing a manual clock)
+        // does not push the next round a period further. A round that outlasts its period
+        // is followed at once by the next.
+        let started = clock.now_nanos();
+        due = started.saturating_add(delay(&core, schedule.every));
         let cache = Cache { core };
         cache.refresh_round(schedule, runtime);
-        due = clock
-            .now_nanos()
-            .saturating_add(delay(&cache.core, schedule.every));
     }
 }
 
