@@ -149,10 +149,13 @@ impl Listener {
             .ok()
             .flatten();
             if let Some(pubsub) = subscribed {
-                self.subscribed.store(true, Ordering::Release);
+                // After a gap, the copies kept through it go first, then the listener says it
+                // listens: a caller that waited for `is_listening` keeps what it reads after.
+                // (The subscription is confirmed already: no invalidation is missed between.)
                 if gap {
                     self.evict_everything();
                 }
+                self.subscribed.store(true, Ordering::Release);
                 let mut messages = pubsub.into_on_message();
                 let mut pulse = Pulse::start(heartbeat, Instant::now());
                 let mut deaf = false;
