@@ -223,12 +223,15 @@ fn a_single_key_miss_waits_for_the_batch_loading_its_key() {
             })
         })
     };
-    // The single-key caller has missed (and joins the batch's flight right after).
+    // The single-key caller waits on the batch's flight of its key.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.stats().misses < 4 && Instant::now() < deadline {
-        thread::yield_now();
+    while cache.waiting_on_loads() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the single-key caller never joined"
+        );
+        thread::sleep(Duration::from_millis(1));
     }
-    thread::sleep(Duration::from_millis(20));
     release_tx.send(()).unwrap();
     assert_eq!(batch.join().unwrap().len(), 3);
     assert_eq!(single.join().unwrap(), 20, "the batch's value");
@@ -429,10 +432,13 @@ fn a_single_key_waiter_on_a_panicking_batch_panics_without_loading() {
         })
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.stats().misses < 3 && Instant::now() < deadline {
-        thread::yield_now();
+    while cache.waiting_on_loads() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the single-key caller never joined"
+        );
+        thread::sleep(Duration::from_millis(1));
     }
-    thread::sleep(Duration::from_millis(20));
     release_tx.send(()).unwrap();
     assert!(batch.join().is_err());
     let waiter = single.join();

@@ -10,6 +10,20 @@ use std::time::Duration;
 use cache_runtime::tier::MemoryBackend;
 use cache_runtime::{Cache, cached};
 
+/// Waits (real time, bounded) until `n` callers wait on the cache's loads in flight.
+fn wait_for_waiters<K, V, N>(cache: &Cache<K, V, N>, n: usize)
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    N: Clone + Send + Sync + 'static,
+{
+    let start = std::time::Instant::now();
+    while cache.waiting_on_loads() < n {
+        assert!(start.elapsed() < Duration::from_secs(10), "{n} waiters");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn refresh_replaces_a_fresh_entry_and_loads_an_absent_one() {
     let cache: Cache<u64, u64> = Cache::builder()
@@ -78,8 +92,8 @@ fn a_refresh_joins_the_load_in_flight() {
             })
         })
     };
-    // Let the refresher reach the flight before the load ends.
-    std::thread::sleep(Duration::from_millis(100));
+    // The refresher waits on the flight before the load ends.
+    wait_for_waiters(&cache, 1);
     release.wait();
     assert_eq!(miss.join().unwrap(), 70);
     assert_eq!(refresher.join().unwrap(), Ok(70), "joined, not reloaded");
@@ -98,14 +112,11 @@ fn concurrent_refreshes_of_one_key_from_8_threads_load_once_each_round() {
             let (cache, loads, arrived) = (cache.clone(), Arc::clone(&loads), Arc::clone(&arrived));
             std::thread::spawn(move || {
                 arrived.fetch_add(1, Ordering::SeqCst);
+                let waiting = cache.clone();
                 cache.refresh(&1, || {
                     let n = loads.fetch_add(1, Ordering::SeqCst) as u64 + 1;
-                    // Hold the load until every thread has asked (and a little more, for
-                    // them to reach the flight).
-                    while arrived.load(Ordering::SeqCst) < 8 {
-                        std::thread::yield_now();
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
+                    // Hold the load until the 7 other threads wait on it.
+                    wait_for_waiters(&waiting, 7);
                     Ok(n)
                 })
             })
@@ -122,7 +133,9 @@ async fn refresh_async_from_64_tasks_loads_once_and_a_cancelled_one_keeps_the_en
     let cache: Cache<u64, u64> = Cache::builder().build().unwrap();
     cache.insert(5, 50);
     let loads = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(tokio::sync::Notify::new());
+    // A gate that stays open once opened (closed, it lets every acquirer through): a second
+    // load, if the dedup failed, would be counted, not hang the test.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let tasks: Vec<_> = (0..64)
         .map(|_| {
             let (cache, loads, gate) = (cache.clone(), Arc::clone(&loads), Arc::clone(&gate));
@@ -130,18 +143,20 @@ async fn refresh_async_from_64_tasks_loads_once_and_a_cancelled_one_keeps_the_en
                 cache
                     .refresh_async(&5, || async move {
                         loads.fetch_add(1, Ordering::SeqCst);
-                        gate.notified().await;
+                        let _closed = gate.acquire().await;
                         Ok(51)
                     })
                     .await
             })
         })
         .collect();
-    while loads.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
+    // The 63 others wait on the one reload before it ends.
+    let start = std::time::Instant::now();
+    while cache.waiting_on_loads() < 63 {
+        assert!(start.elapsed() < Duration::from_secs(10), "63 waiters");
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    gate.notify_one();
+    gate.close();
     for t in tasks {
         assert_eq!(t.await.unwrap(), Ok(51));
     }

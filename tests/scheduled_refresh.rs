@@ -147,7 +147,9 @@ fn a_scheduled_reload_joins_a_load_in_flight() {
     started_rx.recv().unwrap();
     clock.advance(25 * SECOND);
     // The round reaches key 5 and waits on the flight: the refresh counts it as joined.
-    std::thread::sleep(Duration::from_millis(100));
+    eventually("the round waits on the flight", || {
+        cache.waiting_on_loads() == 1
+    });
     release_tx.send(()).unwrap();
     assert_eq!(slow.join().unwrap(), Ok(55));
     eventually("the round ends", || cache.stats().joined == 1);

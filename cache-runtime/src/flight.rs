@@ -249,6 +249,26 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).entries.len()).sum()
     }
+
+    /// How many callers wait on loads in flight: sync callers blocked on one, and async ones
+    /// that have polled one once. The flights are listed under each shard's lock, and their
+    /// states read after it is released (no lock is ever held while another is taken).
+    pub(crate) fn waiting(&self) -> usize {
+        let mut flights = Vec::new();
+        for shard in &*self.shards {
+            flights.extend(lock(shard).entries.iter().filter_map(|e| e.flight.clone()));
+        }
+        flights
+            .iter()
+            .map(|f| match &*lock(&f.state) {
+                State::Pending {
+                    wakers,
+                    sync_waiters,
+                } => wakers.len() + sync_waiters,
+                _ => 0,
+            })
+            .sum()
+    }
 }
 
 impl<T: Clone> Flight<T> {

@@ -335,6 +335,14 @@ where
     pub fn loads_in_flight(&self) -> usize {
         self.core.flights.len()
     }
+
+    /// How many callers wait now on loads in flight: a test's way to know that a caller has
+    /// joined a load before it lets the load end (for tests and diagnostics).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn waiting_on_loads(&self) -> usize {
+        self.core.flights.waiting()
+    }
 }
 
 impl<K, V, N> Core<K, V, N>
