@@ -330,12 +330,13 @@ fn a_slow_server_times_out_and_a_wrong_answer_is_a_miss() {
     // A slow server: DEBUG SLEEP blocks it for 2 s; the call gives up after 200 ms and loads.
     let mut probe = raw.get_connection().unwrap();
     probe
-        .set_read_timeout(Some(Duration::from_millis(20)))
+        .set_read_timeout(Some(Duration::from_millis(250)))
         .unwrap();
     let sleeper = std::thread::spawn(move || {
         let _: Result<(), _> = redis::cmd("DEBUG").arg("SLEEP").arg("2").query(&mut con);
     });
-    // Until the server is asleep for certain: a PING gets no answer within 20 ms.
+    // Until the server is asleep for certain: a PING gets no answer within 250 ms (a shorter
+    // wait could take a busy machine's stall for the sleep).
     let waiting = Instant::now();
     while redis::cmd("PING").query::<String>(&mut probe).is_ok() {
         assert!(
@@ -344,8 +345,9 @@ fn a_slow_server_times_out_and_a_wrong_answer_is_a_miss() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Every call during the stall: bounded by one operation timeout (200 ms) as a whole, within
-    // 1.5x, whatever its path (the first ones wait for the timeout, then the breaker opens).
+    // Every call during the stall: bounded by one operation timeout (200 ms) as a whole, under
+    // two (slack for a loaded machine), whatever its path (the first ones wait for the timeout,
+    // then the breaker opens).
     let mut slowest = Duration::ZERO;
     for k in 2..10 {
         let start = Instant::now();
@@ -354,7 +356,7 @@ fn a_slow_server_times_out_and_a_wrong_answer_is_a_miss() {
     }
     eprintln!("during a 2 s stall, timeout 200 ms: slowest call {slowest:?}");
     assert!(
-        slowest <= Duration::from_millis(300),
+        slowest < Duration::from_millis(400),
         "bounded by the operation timeout, not the 2 s sleep: {slowest:?}"
     );
     assert!(b.faults().timeout >= 1, "{:?}", b.faults());
@@ -447,7 +449,7 @@ fn a_database_the_server_does_not_have_is_refused() {
 
 /// A server that accepts connections and never answers: each call's remote part is bounded by
 /// one operation timeout as a whole (connecting, the read, no write after a failed read), for
-/// sync and async callers: the slowest call within 1.5x the timeout.
+/// sync and async callers: the slowest call under twice the timeout (slack for a loaded machine; two timeouts in turn would not pass).
 #[test]
 fn against_a_silent_server_a_call_is_bounded_by_one_timeout() {
     // Accepts and holds every connection, reading and writing nothing.
@@ -481,7 +483,7 @@ fn against_a_silent_server_a_call_is_bounded_by_one_timeout() {
         times.len()
     );
     assert!(
-        max <= timeout * 3 / 2,
+        max < timeout * 2,
         "the slowest call took {max:?} against a {timeout:?} timeout"
     );
     assert!(

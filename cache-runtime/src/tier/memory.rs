@@ -338,9 +338,9 @@ mod tests {
     #[test]
     fn values_expire_and_leases_are_released_only_by_their_holder() {
         let m = MemoryBackend::new();
-        m.set("k", b"v", Some(Duration::from_millis(20))).unwrap();
+        m.set("k", b"v", Some(Duration::from_millis(500))).unwrap();
         assert_eq!(m.get("k").unwrap(), Some(b"v".to_vec()));
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(600));
         assert_eq!(m.get("k").unwrap(), None);
 
         assert!(m.try_lease("l", "t1", Duration::from_secs(5)).unwrap());
