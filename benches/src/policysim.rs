@@ -55,6 +55,8 @@ pub struct Variant {
     clock: u8,
     clock_max: u8,
     tskip: f64,
+    epoch: f64,
+    lfree: bool,
 }
 
 impl Default for Variant {
@@ -99,6 +101,8 @@ impl Default for Variant {
             clock: 0,
             clock_max: 1,
             tskip: 0.0,
+            epoch: 0.0,
+            lfree: false,
         }
     }
 }
@@ -305,6 +309,10 @@ struct Node {
     refb: u8,
     /// The count of pushes to protected when it was last pushed there (`tskip`).
     pushed: u64,
+    /// `epoch`: the epoch of the region of protected that holds the node.
+    placed: u64,
+    /// `epoch`: the epoch of its last hit (or of its placing).
+    touched: u64,
 }
 #[derive(Clone, Copy, Default)]
 struct L {
@@ -331,6 +339,9 @@ struct Sim2 {
     seen: u64,
     /// Pushes to protected so far (`tskip`).
     pushes: u64,
+    /// `epoch`: inserts so far, and the epoch they make.
+    inserts: u64,
+    epoch_now: u64,
     reqs: u64,
     sample: u64,
     prev: f64,
@@ -369,6 +380,8 @@ impl Sim2 {
             phits: 0,
             seen: 0,
             pushes: 0,
+            inserts: 0,
+            epoch_now: 0,
             reqs: 0,
             sample: (cap * c.sample_mult).max(c.min_sample),
             prev: f64::NAN,
@@ -409,7 +422,7 @@ impl Sim2 {
     }
     /// A hit on node `i`: into the sketch at once, or (`defer`, as `cache-runtime`'s `lfu`)
     /// counted in the node and added when it leaves or the sketch ages.
-    fn read(&mut self, i: u32) {
+    fn read(&mut self, i: u32, counted: bool) {
         if !self.c.defer || self.c.moka_sketch {
             self.inc(self.nodes[i as usize].hash);
             return;
@@ -418,7 +431,7 @@ impl Sim2 {
         let n = &mut self.nodes[i as usize];
         if n.reads < 15 && allocated {
             n.reads += 1;
-            if self.sk.count() {
+            if counted && self.sk.count() {
                 self.age();
             }
         }
@@ -488,6 +501,8 @@ impl Sim2 {
         {
             let n = &mut self.nodes[i as usize];
             n.pushed = self.pushes;
+            n.placed = self.epoch_now;
+            n.touched = self.epoch_now;
             n.q = q;
             n.prev = NIL;
             n.next = h;
@@ -610,6 +625,7 @@ impl Sim2 {
     fn balance(&mut self) {
         let mut spared = 0;
         while self.l[2].len > self.pmax {
+            self.settle_t();
             let Some(d) = self.back(T) else { break };
             self.unlink(d);
             if self.take_ref(d) && spared < self.l[2].len {
@@ -619,6 +635,53 @@ impl Sim2 {
             } else {
                 self.push(P, d);
             }
+        }
+    }
+    /// `epoch`: while protected's oldest was hit since it was placed, re-place it at the front
+    /// of the region of its hit's epoch (behind every entry of a later epoch), as a store whose
+    /// protected area is a list per epoch would: order exact between epochs, by placing within.
+    fn settle_t(&mut self) {
+        if self.c.epoch <= 0.0 {
+            return;
+        }
+        for _ in 0..self.l[2].len {
+            let Some(t) = self.back(T) else { return };
+            let (placed, touched) = {
+                let n = &self.nodes[t as usize];
+                (n.placed, n.touched)
+            };
+            if touched <= placed {
+                return;
+            }
+            self.unlink(t);
+            // Walk from the newest past every entry placed in a later epoch.
+            let mut at = self.l[2].head;
+            while at != NIL && self.nodes[at as usize].placed > touched {
+                at = self.nodes[at as usize].next;
+            }
+            let prev = if at == NIL {
+                self.l[2].tail
+            } else {
+                self.nodes[at as usize].prev
+            };
+            {
+                let n = &mut self.nodes[t as usize];
+                n.placed = touched;
+                n.q = T;
+                n.prev = prev;
+                n.next = at;
+            }
+            if prev == NIL {
+                self.l[2].head = t;
+            } else {
+                self.nodes[prev as usize].next = t;
+            }
+            if at == NIL {
+                self.l[2].tail = t;
+            } else {
+                self.nodes[at as usize].prev = t;
+            }
+            self.l[2].len += 1;
         }
     }
     /// `clock`: whether node `i` was hit since the scan last passed it (the bit is cleared).
@@ -641,8 +704,20 @@ impl Sim2 {
                 // hits after it fills are lost.
                 return true;
             }
+            // `lfree`: only the hits a store without a lock on its hit path can count in the
+            // shard (under its lock, or once an epoch) move the climber's and the aging's clocks:
+            // a probation hit (promoted under the lock), a window entry's first hit, a protected
+            // entry's first hit in an epoch. Every hit still counts in its node.
+            let counted = !self.c.lfree || {
+                let n = &self.nodes[i as usize];
+                match n.q {
+                    P => true,
+                    W => !n.whit,
+                    _ => n.touched != self.epoch_now,
+                }
+            };
             if self.c.sketch_sample <= 1 || self.seen.is_multiple_of(self.c.sketch_sample) {
-                self.read(i);
+                self.read(i, counted);
             }
             let n = &mut self.nodes[i as usize];
             if n.q == W && !(self.c.density_first && n.whit) {
@@ -650,7 +725,9 @@ impl Sim2 {
             }
             n.whit = n.q == W;
             self.phits += u64::from(self.nodes[i as usize].q == P);
-            self.record(true);
+            if counted {
+                self.record(true);
+            }
             let lazy = match self.nodes[i as usize].q {
                 W => CLOCK_W,
                 P => CLOCK_P,
@@ -676,6 +753,10 @@ impl Sim2 {
                         self.balance();
                     }
                 }
+                _ if self.c.epoch > 0.0 => {
+                    // `epoch`: the hit stamps the entry with the epoch; the scan re-places it.
+                    self.nodes[i as usize].touched = self.epoch_now;
+                }
                 _ => {
                     // `tskip`: an entry still in the newest part of protected stays where it is
                     // (its hit needs no reordering, so no lock).
@@ -691,6 +772,11 @@ impl Sim2 {
             return true;
         }
         // miss: insert
+        if self.c.epoch > 0.0 {
+            self.inserts += 1;
+            let width = ((self.cap as f64 * self.c.epoch) as u64).max(1);
+            self.epoch_now = self.inserts / width;
+        }
         if self.c.buffer > 0 {
             self.seen = 0;
         }
@@ -713,6 +799,8 @@ impl Sim2 {
             reads: 0,
             refb: 0,
             pushed: 0,
+            placed: 0,
+            touched: 0,
         };
         let i = if let Some(i) = self.free.pop() {
             self.nodes[i as usize] = node;
@@ -745,6 +833,7 @@ impl Sim2 {
             let cf = self.freq_of(c);
             let mut admitted = true;
             while self.main() + 1 > self.mmax {
+                self.settle_t();
                 let v = self.back(P).or_else(|| self.back(T));
                 let Some(v) = v else { break };
                 let vf = self.freq_of(v);
@@ -773,6 +862,7 @@ impl Sim2 {
             }
         }
         while self.main() > self.mmax {
+            self.settle_t();
             let Some(v) = self.back(P).or_else(|| self.back(T)) else {
                 break;
             };
@@ -828,6 +918,7 @@ impl Sim2 {
                     continue;
                 }
             }
+            self.settle_t();
             let mut victim = self.back(P).or_else(|| self.back(T));
             if self.c.victims > 1 && cands > 0 {
                 // The least frequent of probation's oldest few (not the candidate itself).
@@ -946,7 +1037,13 @@ impl Variant {
     ///   the scan passed it goes round again, a probation one is promoted; `cmax` (1) how many
     ///   passes of the scan a run of hits buys (a counter, GCLOCK, instead of a bit); `tskip`
     ///   (0) a hit of a protected entry that fewer than this share of protected's length
-    ///   entered after it leaves it in place (memcached's bump-once-in-a-while).
+    ///   entered after it leaves it in place (memcached's bump-once-in-a-while); `epoch` (0) a
+    ///   hit of a protected entry only stamps it with the epoch (inserts / (this share of the
+    ///   capacity)), and protected's oldest, when stamped later than it was placed, is re-placed
+    ///   by its stamp (a list per epoch, the order exact between epochs); `lfree` (0) only the
+    ///   hits a store without a lock on the hit path can count in the shard (probation hits,
+    ///   a window entry's first hit, a protected entry's first hit in an epoch) move the
+    ///   climber's sample and the sketch's aging; the others count in their node only.
     ///
     /// `seed=0,floor=128,dens=0,minsample=5000` is the `lfu` of before issue 18 (the hill climber with a dead
     /// zone, an aging floor of 128, no count of the entries held when the sketch starts);
@@ -997,6 +1094,8 @@ impl Variant {
                 "defer" => c.defer = b,
                 "clock" => c.clock = u8::try_from(u()?).map_err(|e| e.to_string())?,
                 "tskip" => c.tskip = f()?,
+                "epoch" => c.epoch = f()?,
+                "lfree" => c.lfree = b,
                 "cmax" => c.clock_max = u8::try_from(u()?).map_err(|e| e.to_string())?.max(1),
                 "vk" => c.victims = u32::try_from(u()?).map_err(|e| e.to_string())?,
                 "wfloor" => c.width_floor = usize::try_from(u()?).map_err(|e| e.to_string())?,
