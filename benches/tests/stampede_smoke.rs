@@ -40,3 +40,19 @@ fn hitcost_runs_every_loop() {
         assert!(text.starts_with(&format!("{which}: 1000 hits")), "{text}");
     }
 }
+
+#[test]
+fn hitprobe_runs_every_loop() {
+    for which in ["quick", "stamped", "listmove"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hitprobe"))
+            .args([which, "1000", "2"])
+            .output()
+            .expect("run hitprobe");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with(&format!("{which}: 1000 hits on each of 2 threads")),
+            "{text}"
+        );
+    }
+}
