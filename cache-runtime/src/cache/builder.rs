@@ -681,8 +681,9 @@ impl<K, V, N> CacheBuilder<K, V, N> {
 
     /// Scheduled refresh: every `every` (moved by up to 10% either way, so that caches started
     /// together do not refresh together; timed from the start of the previous round, so a
-    /// round that takes long does not push the next one back), the keys read since the last
-    /// round, at most
+    /// round that takes long does not push the next one back, and after a round that outlasted
+    /// its period the next waits a tenth of a period), the keys read since the last round, at
+    /// most
     /// [`refresh_top`](Self::refresh_top) of them (default 1,000) by how often they were read,
     /// are reloaded with `load` in the background, through the key's single-flight (a load
     /// already in flight is joined), [`REFRESH_CONCURRENCY`](crate::REFRESH_CONCURRENCY) at a

@@ -146,14 +146,25 @@ fn run<K, V, N>(
         };
         // The next round is due a period after this one starts, not after it ends: a clock
         // that moves while the round runs (a slow loader, a test advancing a manual clock)
-        // does not push the next round a period further. A round that outlasts its period
-        // is followed at once by the next.
+        // does not push the next round a period further.
         let started = clock.now_nanos();
-        due = started.saturating_add(delay(&core, schedule.every));
+        let period = delay(&core, schedule.every);
+        due = started.saturating_add(period);
         let cache = Cache { core };
         cache.refresh_round(schedule, runtime);
+        // A round that outlasted its period (a slow or failing source) is followed by the next
+        // only after a tenth of a period, so that the reloads do not run back to back against
+        // a source that struggles. (A manual clock moves only when a test says so: there the
+        // period counts from the start alone.)
+        if !clock.is_manual() {
+            due = due.max(clock.now_nanos().saturating_add(period / MIN_PAUSE_DIVISOR));
+        }
     }
 }
+
+/// After a round that outlasted its period, the next waits at least this fraction of a period
+/// (one in ten).
+const MIN_PAUSE_DIVISOR: u64 = 10;
 
 /// The time to the next round: the period, moved by up to [`ROUND_JITTER`] either way.
 fn delay<K, V, N>(core: &Core<K, V, N>, every: Duration) -> u64 {
