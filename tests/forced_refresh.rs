@@ -106,12 +106,10 @@ fn concurrent_refreshes_of_one_key_from_8_threads_load_once_each_round() {
     let cache: Cache<u64, u64> = Cache::builder().build().unwrap();
     cache.insert(1, 0);
     let loads = Arc::new(AtomicUsize::new(0));
-    let arrived = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..8)
         .map(|_| {
-            let (cache, loads, arrived) = (cache.clone(), Arc::clone(&loads), Arc::clone(&arrived));
+            let (cache, loads) = (cache.clone(), Arc::clone(&loads));
             std::thread::spawn(move || {
-                arrived.fetch_add(1, Ordering::SeqCst);
                 let waiting = cache.clone();
                 cache.refresh(&1, || {
                     let n = loads.fetch_add(1, Ordering::SeqCst) as u64 + 1;
@@ -328,4 +326,46 @@ async fn async_functions_and_private_methods_reload_through_reload_async() {
     );
     assert_eq!(repo.fetch(9).await, "fetched 9@2");
     assert_eq!(repo.loads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_waiter_that_gives_up_stops_waiting_on_the_load() {
+    let cache: Cache<u64, u64> = Cache::builder().build().unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let slow = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            cache.get_or_insert_with(&3, || {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                30
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    // Ten callers join the load and give up (a timeout drops each): none is left waiting.
+    for _ in 0..10 {
+        let wait = cache.get_or_insert_with_async(&3, || async { 31 });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(5), wait)
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(cache.waiting_on_loads(), 0, "the dropped waiters left");
+    // One that stays is counted, and gets the load's value.
+    let waiter = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.get_or_insert_with_async(&3, || async { 31 }).await })
+    };
+    let start = std::time::Instant::now();
+    while cache.waiting_on_loads() < 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "1 waiter");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    release_tx.send(()).unwrap();
+    assert_eq!(slow.join().unwrap(), 30);
+    assert_eq!(waiter.await.unwrap(), 30);
+    assert_eq!(cache.stats().loads, 1);
 }

@@ -74,7 +74,8 @@ pub(crate) struct Flight<T> {
 
 enum State<T> {
     Pending {
-        wakers: Vec<Waker>,
+        /// The async waiters' wakers, by slot; a dropped (cancelled) waiter empties its own.
+        wakers: Vec<Option<Waker>>,
         /// Sync callers blocked on the condition variable (notified only when there are some:
         /// a notify costs a system call).
         sync_waiters: usize,
@@ -264,7 +265,7 @@ impl<K: Hash + Eq, T: Clone> Flights<K, T> {
                 State::Pending {
                     wakers,
                     sync_waiters,
-                } => wakers.len() + sync_waiters,
+                } => wakers.iter().flatten().count() + sync_waiters,
                 _ => 0,
             })
             .sum()
@@ -317,7 +318,7 @@ impl<T> Flight<T> {
             if sync_waiters > 0 {
                 self.cond.notify_all();
             }
-            for w in wakers {
+            for w in wakers.into_iter().flatten() {
                 w.wake();
             }
         }
@@ -336,24 +337,42 @@ impl<T: Clone> Future for WaitFuture<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Waited<T>> {
         let this = self.get_mut();
         let mut state = lock(&this.flight.state);
-        match &mut *state {
-            State::Done(v) => Poll::Ready(Waited::Value(v.clone())),
-            State::Failed(f) => Poll::Ready(Waited::Failed(f.clone())),
-            State::Abandoned => Poll::Ready(Waited::Retry),
+        let ready = match &mut *state {
+            State::Done(v) => Waited::Value(v.clone()),
+            State::Failed(f) => Waited::Failed(f.clone()),
+            State::Abandoned => Waited::Retry,
             State::Pending { wakers, .. } => {
                 match this.slot.and_then(|i| wakers.get_mut(i)) {
-                    Some(w) => {
+                    Some(Some(w)) => {
                         if !w.will_wake(cx.waker()) {
                             w.clone_from(cx.waker());
                         }
                     }
+                    Some(empty) => *empty = Some(cx.waker().clone()),
                     None => {
                         this.slot = Some(wakers.len());
-                        wakers.push(cx.waker().clone());
+                        wakers.push(Some(cx.waker().clone()));
                     }
                 }
-                Poll::Pending
+                return Poll::Pending;
             }
+        };
+        // Done: nothing of ours is left in the flight for the drop to clear.
+        this.slot = None;
+        Poll::Ready(ready)
+    }
+}
+
+impl<T> Drop for WaitFuture<T> {
+    /// A waiter dropped before its load ended (a timeout, a `select!`, an aborted task) takes
+    /// its waker out of the flight: it is neither woken nor counted as waiting, and the waker
+    /// (with whatever task it keeps alive) is dropped now rather than when the load ends.
+    fn drop(&mut self) {
+        if let Some(i) = self.slot.take()
+            && let State::Pending { wakers, .. } = &mut *lock(&self.flight.state)
+            && let Some(w) = wakers.get_mut(i)
+        {
+            *w = None;
         }
     }
 }
