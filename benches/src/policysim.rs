@@ -547,7 +547,7 @@ impl Sim2 {
             let md = if self.c.density_marginal {
                 (self.phits as f64 + 1.0) / (self.mmax - self.pmax).max(1) as f64
             } else {
-                ((self.hits - self.whits) as f64 + 1.0) / self.mmax.max(1) as f64
+                (self.hits.saturating_sub(self.whits) as f64 + 1.0) / self.mmax.max(1) as f64
             };
             self.phits = 0;
             let err = (wd / (md * self.c.density_bias)).ln();
@@ -1105,6 +1105,10 @@ impl Variant {
                 "dzafter" => c.dead_zone_after = u()?,
                 _ => return Err(format!("unknown knob {k}")),
             }
+        }
+        if c.lfree && c.epoch <= 0.0 {
+            // Without epochs no protected hit would ever be counted.
+            return Err("lfree needs epoch".into());
         }
         Ok(c)
     }

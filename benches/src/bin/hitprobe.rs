@@ -30,6 +30,9 @@ use hashbrown::HashTable;
 /// Protected's list, as the store's `queue` numbers it.
 const PROTECTED: u8 = 2;
 
+/// No node: the end of a list.
+const NIL: u32 = u32::MAX;
+
 struct Node {
     key: u64,
     value: u64,
@@ -44,6 +47,9 @@ struct Node {
 struct Shard {
     table: HashTable<u32>,
     nodes: Vec<Node>,
+    /// The list's ends (front: the most recent).
+    head: u32,
+    tail: u32,
     epoch: u8,
 }
 
@@ -54,6 +60,8 @@ impl Shard {
         let mut shard = Shard {
             table: HashTable::new(),
             nodes: Vec::new(),
+            head: NIL,
+            tail: NIL,
             epoch: 0,
         };
         for &key in keys {
@@ -62,11 +70,19 @@ impl Shard {
                 continue;
             }
             let i = u32::try_from(shard.nodes.len()).expect("fewer than 2^32 nodes");
+            // Appended at the back: node 0 is the front.
+            if let Some(t) = shard.nodes.get_mut(shard.tail as usize) {
+                t.next = i;
+            } else {
+                shard.head = i;
+            }
+            let prev = shard.tail;
+            shard.tail = i;
             shard.nodes.push(Node {
                 key,
                 value: key,
-                prev: i.wrapping_sub(1),
-                next: i + 1,
+                prev,
+                next: NIL,
                 reads: AtomicU8::new(0),
                 stamp: 0,
                 queue: PROTECTED,
@@ -146,16 +162,27 @@ impl Store<Mutex<Shard>> {
             .unwrap_or_else(PoisonError::into_inner);
         let s = &mut *guard;
         let i = s.find(hash, key)?;
-        let (prev, next) = s.nodes.get(i as usize).map(|n| (n.prev, n.next))?;
-        if let Some(p) = s.nodes.get_mut(prev as usize) {
-            p.next = next;
-        }
-        if let Some(nx) = s.nodes.get_mut(next as usize) {
-            nx.prev = prev;
+        if s.head != i {
+            // Out of its place (it has a predecessor, not being the front)...
+            let (prev, next) = s.nodes.get(i as usize).map(|n| (n.prev, n.next))?;
+            if let Some(p) = s.nodes.get_mut(prev as usize) {
+                p.next = next;
+            }
+            match s.nodes.get_mut(next as usize) {
+                Some(nx) => nx.prev = prev,
+                None => s.tail = prev,
+            }
+            // ...and in at the front.
+            let old = s.head;
+            if let Some(h) = s.nodes.get_mut(old as usize) {
+                h.prev = i;
+            }
+            let n = s.nodes.get_mut(i as usize)?;
+            n.prev = NIL;
+            n.next = old;
+            s.head = i;
         }
         let n = s.nodes.get_mut(i as usize)?;
-        n.prev = u32::MAX;
-        n.next = 0;
         let r = n.reads.get_mut();
         if *r < 15 {
             *r += 1;
