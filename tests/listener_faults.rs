@@ -65,7 +65,8 @@ fn the_listener_recovers_from_a_silent_first_contact() {
     drop(held);
 }
 
-/// On a healthy server the heartbeat (here: a probe every 100 ms, deaf after 1 s) never finds
+/// On a healthy server the heartbeat (here: a probe every 100 ms, deaf after 2 s: a second of
+/// a busy machine's stall is no deafness, and the watch outlasts it) never finds
 /// the subscription deaf, and the probes, which every process on the channel receives, evict
 /// nothing: L1 copies stay, while a real invalidation still arrives.
 #[test]
@@ -78,7 +79,7 @@ fn probes_on_a_healthy_channel_neither_mark_it_deaf_nor_evict() {
         let backend = Arc::new(
             RedisBackend::new(&url, Duration::from_millis(500))
                 .unwrap()
-                .with_heartbeat(Duration::from_millis(100), Duration::from_secs(1))
+                .with_heartbeat(Duration::from_millis(100), Duration::from_secs(2))
                 .unwrap(),
         );
         let cache = Cache::builder()
@@ -99,9 +100,10 @@ fn probes_on_a_healthy_channel_neither_mark_it_deaf_nor_evict() {
         assert!(start.elapsed() < Duration::from_secs(5), "never listening");
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Fifteen probes of each process, received by all three: no deafness, no eviction.
+    // Thirty probes of each process, received by all three, over more than the deaf time: no
+    // deafness, no eviction.
     let watch = Instant::now();
-    while watch.elapsed() < Duration::from_millis(1_500) {
+    while watch.elapsed() < Duration::from_millis(3_000) {
         for (i, (backend, cache)) in processes.iter().enumerate() {
             assert!(backend.is_listening(), "process {i} found deaf");
             assert!(cache.contains_key(&1), "process {i}'s L1 copy was evicted");
@@ -287,7 +289,8 @@ fn a_failover_that_black_holes_the_subscription_is_detected_and_l1_dropped() {
     }
 
     // Each reader: deaf (not listening) at some point, listening again, and the new value.
-    let bound = deaf_after + Duration::from_millis(1_500);
+    // Slack for a busy machine: resubscribing runs on one worker thread per backend.
+    let bound = deaf_after + Duration::from_secs(4);
     let (mut deaf_at, mut back_at, mut fresh_at) = ([None; 2], [None; 2], [None; 2]);
     loop {
         for (i, (backend, cache)) in readers.iter().enumerate() {

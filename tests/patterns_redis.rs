@@ -45,7 +45,7 @@ async fn put_and_evict_reach_redis() {
             "shared",
             Redis::url(cache_test_support::redis_url())
                 .prefix(prefix.clone())
-                .timeout(Duration::from_millis(500))
+                .timeout(Duration::from_secs(2))
                 .l1_ttl(Duration::from_secs(30)),
         )
         .install()

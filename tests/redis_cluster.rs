@@ -16,8 +16,7 @@ fn a_cluster_backend_shares_values_invalidations_and_clears_across_slots() {
     let url_refs = str_refs(&urls);
     let clock = ManualClock::new();
     let make = || -> (Cache<u64, String>, Arc<RedisBackend>) {
-        let backend =
-            Arc::new(RedisBackend::cluster(&url_refs, Duration::from_millis(500)).unwrap());
+        let backend = Arc::new(RedisBackend::cluster(&url_refs, Duration::from_secs(2)).unwrap());
         let cache = Cache::builder()
             .name("cluster")
             .ttl(Duration::from_secs(600))
@@ -81,7 +80,7 @@ fn a_cluster_backend_shares_values_invalidations_and_clears_across_slots() {
     let locked: Cache<u64, String> = Cache::builder()
         .name("cluster-locked")
         .remote(
-            Arc::new(RedisBackend::cluster(&url_refs, Duration::from_millis(500)).unwrap()),
+            Arc::new(RedisBackend::cluster(&url_refs, Duration::from_secs(2)).unwrap()),
             "ct",
         )
         .distributed_lock(Duration::from_secs(5))

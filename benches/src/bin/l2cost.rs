@@ -37,7 +37,7 @@ fn main() {
     let url = format!("memcached://{addr}");
     let prefix = format!("l2cost-{}", std::process::id());
     let backend =
-        Arc::new(MemcachedBackend::new(&[url.as_str()], Duration::from_millis(500)).expect("URL"));
+        Arc::new(MemcachedBackend::new(&[url.as_str()], Duration::from_secs(2)).expect("URL"));
     let two: Cache<u64, String> = Cache::builder()
         .name("l2cost")
         .ttl(Duration::from_secs(3_600))
