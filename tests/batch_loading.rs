@@ -73,6 +73,18 @@ fn cache() -> Cache<u64, u64> {
     Cache::builder().capacity(100_000).build().unwrap()
 }
 
+/// Waits (real time, bounded) until a caller waits on one of the cache's loads in flight.
+fn wait_for_one_waiter(cache: &Cache<u64, u64>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache.waiting_on_loads() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the single-key caller never joined"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn a_thousand_keys_thirty_percent_cached_one_loader_call_with_the_700_misses() {
     let cache = cache();
@@ -224,14 +236,7 @@ fn a_single_key_miss_waits_for_the_batch_loading_its_key() {
         })
     };
     // The single-key caller waits on the batch's flight of its key.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.waiting_on_loads() < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the single-key caller never joined"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_one_waiter(&cache);
     release_tx.send(()).unwrap();
     assert_eq!(batch.join().unwrap().len(), 3);
     assert_eq!(single.join().unwrap(), 20, "the batch's value");
@@ -431,14 +436,7 @@ fn a_single_key_waiter_on_a_panicking_batch_panics_without_loading() {
             })
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.waiting_on_loads() < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the single-key caller never joined"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_one_waiter(&cache);
     release_tx.send(()).unwrap();
     assert!(batch.join().is_err());
     let waiter = single.join();
