@@ -57,6 +57,7 @@ pub struct Variant {
     tskip: f64,
     epoch: f64,
     lfree: bool,
+    stamp: bool,
 }
 
 impl Default for Variant {
@@ -103,6 +104,7 @@ impl Default for Variant {
             tskip: 0.0,
             epoch: 0.0,
             lfree: false,
+            stamp: true,
         }
     }
 }
@@ -313,6 +315,8 @@ struct Node {
     placed: u64,
     /// `epoch`: the epoch of its last hit (or of its placing).
     touched: u64,
+    /// `stamp`: the epoch in which it was last moved to the front of protected (wrapping).
+    st: u16,
 }
 #[derive(Clone, Copy, Default)]
 struct L {
@@ -342,6 +346,10 @@ struct Sim2 {
     /// `epoch`: inserts so far, and the epoch they make.
     inserts: u64,
     epoch_now: u64,
+    /// `stamp`: the width of an epoch in inserts (0: exact), inserts so far, the epoch.
+    swidth: u64,
+    sinserts: u64,
+    snow: u16,
     reqs: u64,
     sample: u64,
     prev: f64,
@@ -382,6 +390,10 @@ impl Sim2 {
             pushes: 0,
             inserts: 0,
             epoch_now: 0,
+            // As `cache-runtime`'s `Epoch`: exact below 1,024 entries, else 1/64 of them.
+            swidth: if c.stamp && cap >= 1_024 { cap / 64 } else { 0 },
+            sinserts: 0,
+            snow: 0,
             reqs: 0,
             sample: (cap * c.sample_mult).max(c.min_sample),
             prev: f64::NAN,
@@ -503,6 +515,7 @@ impl Sim2 {
             n.pushed = self.pushes;
             n.placed = self.epoch_now;
             n.touched = self.epoch_now;
+            n.st = self.snow;
             n.q = q;
             n.prev = NIL;
             n.next = h;
@@ -708,14 +721,21 @@ impl Sim2 {
             // shard (under its lock, or once an epoch) move the climber's and the aging's clocks:
             // a probation hit (promoted under the lock), a window entry's first hit, a protected
             // entry's first hit in an epoch. Every hit still counts in its node.
-            let counted = !self.c.lfree || {
+            // `stamp`: a protected entry already moved in this epoch is hit under the read lock:
+            // counted in its node only, and not moved.
+            let shared = {
                 let n = &self.nodes[i as usize];
-                match n.q {
-                    P => true,
-                    W => !n.whit,
-                    _ => n.touched != self.epoch_now,
-                }
+                self.swidth > 0 && n.q == T && n.st == self.snow
             };
+            let counted = !shared
+                && (!self.c.lfree || {
+                    let n = &self.nodes[i as usize];
+                    match n.q {
+                        P => true,
+                        W => !n.whit,
+                        _ => n.touched != self.epoch_now,
+                    }
+                });
             if self.c.sketch_sample <= 1 || self.seen.is_multiple_of(self.c.sketch_sample) {
                 self.read(i, counted);
             }
@@ -753,6 +773,7 @@ impl Sim2 {
                         self.balance();
                     }
                 }
+                _ if shared => {}
                 _ if self.c.epoch > 0.0 => {
                     // `epoch`: the hit stamps the entry with the epoch; the scan re-places it.
                     self.nodes[i as usize].touched = self.epoch_now;
@@ -772,6 +793,10 @@ impl Sim2 {
             return true;
         }
         // miss: insert
+        self.sinserts += 1;
+        if let Some(epoch) = self.sinserts.checked_div(self.swidth) {
+            self.snow = epoch as u16;
+        }
         if self.c.epoch > 0.0 {
             self.inserts += 1;
             let width = ((self.cap as f64 * self.c.epoch) as u64).max(1);
@@ -801,6 +826,7 @@ impl Sim2 {
             pushed: 0,
             placed: 0,
             touched: 0,
+            st: 0,
         };
         let i = if let Some(i) = self.free.pop() {
             self.nodes[i as usize] = node;
@@ -978,7 +1004,7 @@ impl Variant {
     /// enabled once half full).
     #[must_use]
     pub fn moka() -> Self {
-        Self::parse("w=0,wmin=0,p=0,climb=0,msk=1").unwrap_or_default()
+        Self::parse("w=0,wmin=0,p=0,climb=0,msk=1,stamp=0").unwrap_or_default()
     }
 
     /// The variant's name: the spec it was parsed from.
@@ -1043,12 +1069,19 @@ impl Variant {
     ///   by its stamp (a list per epoch, the order exact between epochs); `lfree` (0) only the
     ///   hits a store without a lock on the hit path can count in the shard (probation hits,
     ///   a window entry's first hit, a protected entry's first hit in an epoch) move the
-    ///   climber's sample and the sketch's aging; the others count in their node only.
+    ///   climber's sample and the sketch's aging; the others count in their node only;
+    ///   `stamp` (1/0, 1: `cache-runtime`'s `lfu` since issue 18) with 1,024 entries or more,
+    ///   a protected entry moves to the front only on its first hit in an epoch (1/64 of the
+    ///   capacity of inserts), and its later hits in the epoch count in its node only (the
+    ///   store takes only its read lock for them); `epoch`, `clock` and `tskip` turn it off.
     ///
-    /// `seed=0,floor=128,dens=0,minsample=5000` is the `lfu` of before issue 18 (the hill climber with a dead
-    /// zone, an aging floor of 128, no count of the entries held when the sketch starts);
-    /// `seed=0,floor=128,dens=0,minsample=5000,caf=0,wmin=1,dz=0` the one before that (a climber without a dead
-    /// zone, a window of at least 1, admission as an entry leaves the window).
+    /// `stamp=0` is the `lfu` of issue 18 before its stamped protected segment (every
+    /// protected hit moved under the shard's lock); `seed=0,floor=128,dens=0,minsample=5000,defer=0,stamp=0`
+    /// the `lfu` of before issue 18 (the hill climber with a dead zone, an aging floor of 128,
+    /// no count of the entries held when the sketch starts, each hit into the sketch at once);
+    /// `seed=0,floor=128,dens=0,minsample=5000,defer=0,stamp=0,caf=0,wmin=1,dz=0` the one before that (a
+    /// climber without a dead zone, a window of at least 1, admission as an entry leaves the
+    /// window).
     ///
     /// # Errors
     /// An unknown knob or a value that does not parse.
@@ -1096,6 +1129,7 @@ impl Variant {
                 "tskip" => c.tskip = f()?,
                 "epoch" => c.epoch = f()?,
                 "lfree" => c.lfree = b,
+                "stamp" => c.stamp = b,
                 "cmax" => c.clock_max = u8::try_from(u()?).map_err(|e| e.to_string())?.max(1),
                 "vk" => c.victims = u32::try_from(u()?).map_err(|e| e.to_string())?,
                 "wfloor" => c.width_floor = usize::try_from(u()?).map_err(|e| e.to_string())?,
@@ -1105,6 +1139,10 @@ impl Variant {
                 "dzafter" => c.dead_zone_after = u()?,
                 _ => return Err(format!("unknown knob {k}")),
             }
+        }
+        if c.epoch > 0.0 || c.clock != 0 || c.tskip > 0.0 {
+            // Other protected orders: the stamped one is theirs to replace.
+            c.stamp = false;
         }
         if c.lfree && c.epoch <= 0.0 {
             // Without epochs no protected hit would ever be counted.

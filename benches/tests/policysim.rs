@@ -11,7 +11,12 @@ use cache_benches::policysim::{Variant, paired_standard_error};
 use foldhash::quality::FixedState;
 
 fn traces() -> Vec<Trace> {
-    let mut v = vec![zipf_trace(0.9, 2_000, 20_000, SEED)];
+    // The second: 20,000 keys, so that caches of 1,024 entries and more (whose protected
+    // segment is ordered by epochs) evict.
+    let mut v = vec![
+        zipf_trace(0.9, 2_000, 20_000, SEED),
+        zipf_trace(0.9, 20_000, 100_000, SEED),
+    ];
     // `lirs-gli`: the sketch's count of the entries held when it starts decides most of it.
     for name in ["lirs-cs", "lirs-gli"] {
         let path = traces_dir().join(format!("{name}.trace.gz"));
@@ -33,7 +38,7 @@ fn the_model_gives_lfu_and_moka_hit_counts_exactly() {
         for seed in [SEED, SEED ^ 1] {
             let hasher = FixedState::with_seed(seed);
             let hashes: Vec<u64> = t.keys.iter().map(|k| hasher.hash_one(k)).collect();
-            for size in [10, d / 20, d / 4] {
+            for size in [10, d / 20, d / 4, 2_048] {
                 assert_eq!(
                     base.hits(&t.keys, &hashes, size),
                     replay_seeded(Sim::Lfu, &t.keys, size, None, seed),

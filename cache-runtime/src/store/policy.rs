@@ -3,19 +3,22 @@
 //! Each works on one shard's slab through intrusive lists; `capacity` is the shard's total weight.
 
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::Ordering;
 
 use foldhash::quality::FixedState;
 
-use super::sharded::{List, Policy, Slab, UNLINKED};
+use super::sharded::{Epoch, List, Node, Policy, Slab, UNLINKED};
 
-/// One list, evicted from the back: with `REORDER`, a hit moves its entry to the front (exact
-/// LRU); without, hits change nothing (FIFO).
+/// One list, evicted from the back: with `REORDER`, a hit moves its entry to the front (LRU,
+/// by [`Epoch`]s in a large shard, exact in a small one); without, hits change nothing (FIFO).
 pub(crate) struct OneList<const REORDER: bool> {
     list: List,
     capacity: u64,
+    epoch: Epoch,
 }
 
-/// Exact least-recently-used: hits move to the front, the back is evicted.
+/// Least-recently-used: a hit moves its entry to the front (once an epoch), the back is
+/// evicted.
 pub(crate) type Lru = OneList<true>;
 
 /// First-in, first-out: hits change nothing, the oldest insert is evicted.
@@ -26,12 +29,19 @@ impl<const REORDER: bool> Policy for OneList<REORDER> {
         Self {
             list: List::new(0),
             capacity,
+            epoch: Epoch::new(capacity),
         }
     }
 
+    #[inline]
+    fn on_shared_hit<K, T>(&self, n: &Node<K, T>) -> bool {
+        !REORDER || self.epoch.is_current(n)
+    }
+
     fn on_hit<K: Hash, T>(&mut self, slab: &mut Slab<K, T>, i: u32, _hasher: &FixedState) {
-        if REORDER {
+        if REORDER && !slab.get(i).is_some_and(|n| self.epoch.is_current(n)) {
             self.list.move_to_front(slab, i);
+            self.epoch.stamp(slab, i);
         }
     }
 
@@ -43,7 +53,12 @@ impl<const REORDER: bool> Policy for OneList<REORDER> {
         _hasher: &FixedState,
         out: &mut Vec<u32>,
     ) {
+        if REORDER {
+            self.epoch
+                .advance(slab.get(i).map_or(0, |n| u64::from(n.weight)));
+        }
         self.list.push_front(slab, i);
+        self.epoch.stamp(slab, i);
         evict_back(&mut self.list, slab, self.capacity, out);
     }
 
@@ -95,6 +110,9 @@ pub(crate) struct Lfu {
     protected_max: u64,
     pub(crate) sketch: Sketch,
     climber: Climber,
+    /// Protected's recency: a protected entry moves to the front on its first hit in an
+    /// epoch; its later hits in the epoch take only the shard's read lock.
+    epoch: Epoch,
 }
 
 /// Sizes the window by hit density, as Caffeine's climber does for large caches: every sample
@@ -294,7 +312,10 @@ impl Lfu {
             }
             // Its reads go into the sketch: a key that comes back keeps its history (its key
             // is rehashed only then: most losers were never read).
-            if slab.get(loser).is_some_and(|n| n.reads > 0) {
+            if slab
+                .get(loser)
+                .is_some_and(|n| n.reads.load(Ordering::Relaxed) > 0)
+            {
                 let hash = Self::hash_of(slab, hasher, loser);
                 self.flush_reads(slab, loser, hash);
             }
@@ -321,7 +342,7 @@ impl Lfu {
     /// The estimated recent frequency of node `i`'s key: the sketch's count and the reads the
     /// node holds back (0..=15).
     fn frequency<K: Hash, T>(&self, slab: &Slab<K, T>, hasher: &FixedState, i: u32) -> u8 {
-        let reads = slab.get(i).map_or(0, |n| n.reads);
+        let reads = slab.get(i).map_or(0, |n| n.reads.load(Ordering::Relaxed));
         self.sketch
             .frequency(Self::hash_of(slab, hasher, i))
             .saturating_add(reads)
@@ -331,10 +352,10 @@ impl Lfu {
     /// Adds the reads node `i` holds back to the sketch.
     fn flush_reads<K, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hash: u64) {
         if let Some(n) = slab.get_mut(i)
-            && n.reads > 0
+            && *n.held_reads() > 0
         {
-            self.sketch.add(hash, n.reads);
-            n.reads = 0;
+            self.sketch.add(hash, *n.held_reads());
+            *n.held_reads() = 0;
         }
     }
 
@@ -343,9 +364,11 @@ impl Lfu {
     #[cold]
     #[inline(never)]
     fn age<K: Hash, T>(&mut self, slab: &mut Slab<K, T>, hasher: &FixedState) {
-        for n in slab.iter_mut().filter(|n| n.reads > 0) {
-            self.sketch.add(hasher.hash_one(&n.key), n.reads);
-            n.reads = 0;
+        for n in slab.iter_mut() {
+            let reads = std::mem::take(n.held_reads());
+            if reads > 0 {
+                self.sketch.add(hasher.hash_one(&n.key), reads);
+            }
         }
         self.sketch.age();
     }
@@ -364,19 +387,42 @@ impl Policy for Lfu {
             protected_max: main_max - main_max / 5,
             sketch: Sketch::new(items),
             climber: Climber::new(capacity),
+            epoch: Epoch::new(capacity),
         }
+    }
+
+    /// A protected entry already moved to the front in this epoch: the hit counts in the node
+    /// only (not towards the sketch's aging or the climber's sample, which move under the
+    /// write lock: measured in BENCHMARKS.md, issue 18).
+    #[inline]
+    fn on_shared_hit<K, T>(&self, n: &Node<K, T>) -> bool {
+        if n.queue() != PROTECTED || !self.epoch.is_current(n) {
+            return false;
+        }
+        if self.sketch.is_allocated() {
+            n.count_shared_read();
+        }
+        true
     }
 
     #[inline]
     fn on_hit<K: Hash, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hasher: &FixedState) {
         let Some(n) = slab.get_mut(i) else { return };
         let queue = Some(n.queue());
+        if queue == Some(PROTECTED) && self.epoch.is_current(n) {
+            // Moved in this epoch already (by a hit that took the lock first): as under the
+            // read lock.
+            if self.sketch.is_allocated() {
+                n.count_shared_read();
+            }
+            return;
+        }
         // The read is counted in the node (already in cache): the sketch's four counters, each
         // in a line of its own, are brought up to date when the entry leaves or the sketch ages.
         // Until then a comparison adds the node's reads to its sketch count. Reads past 15 are
         // not counted, as the sketch's saturated counters do not count them.
-        if n.reads < 15 && self.sketch.is_allocated() {
-            n.reads += 1;
+        if *n.held_reads() < 15 && self.sketch.is_allocated() {
+            *n.held_reads() += 1;
             if self.sketch.count_read() {
                 self.age(slab, hasher);
             }
@@ -394,9 +440,13 @@ impl Policy for Lfu {
             Some(PROBATION) => {
                 self.probation.unlink(slab, i);
                 self.protected.push_front(slab, i);
+                self.epoch.stamp(slab, i);
                 self.balance_protected(slab);
             }
-            Some(PROTECTED) => self.protected.move_to_front(slab, i),
+            Some(PROTECTED) => {
+                self.protected.move_to_front(slab, i);
+                self.epoch.stamp(slab, i);
+            }
             _ => {}
         }
     }
@@ -409,6 +459,8 @@ impl Policy for Lfu {
         hasher: &FixedState,
         out: &mut Vec<u32>,
     ) {
+        self.epoch
+            .advance(slab.get(i).map_or(0, |n| u64::from(n.weight)));
         // The sketch starts counting when the shard is half full (as Caffeine's and moka's do):
         // below that nothing is evicted, so nothing needs a frequency, and a cache that never
         // fills never pays for the counters.
@@ -727,6 +779,143 @@ mod tests {
             "{} from {before} + 4",
             shard.policy().sketch.frequency(h)
         );
+    }
+
+    /// A shard of `capacity` unit-weight entries under policy `P`, holding keys `0..n`.
+    fn filled<P: Policy>(
+        capacity: u64,
+        n: u64,
+    ) -> (super::super::sharded::Shard<u64, u64, P>, FixedState) {
+        let hasher = FixedState::with_seed(1);
+        let mut shard =
+            super::super::sharded::Shard::new(capacity, capacity as usize, hasher.clone());
+        for k in 0..n {
+            insert(&mut shard, &hasher, k);
+        }
+        (shard, hasher)
+    }
+
+    fn insert<P: Policy>(
+        shard: &mut super::super::sharded::Shard<u64, u64, P>,
+        hasher: &FixedState,
+        k: u64,
+    ) {
+        let listener = super::super::Listener(std::sync::Arc::new(|_: &u64| {}));
+        let mut out = super::super::Evictions::default();
+        shard.insert(hasher.hash_one(k), k, k, 1, &listener, &mut out);
+    }
+
+    /// What a lookup of `k` under the read lock finds: `Some(true)` a hit served there,
+    /// `Some(false)` one that needs the write lock, `None` a miss.
+    fn shared<P: Policy>(
+        shard: &super::super::sharded::Shard<u64, u64, P>,
+        hasher: &FixedState,
+        k: u64,
+    ) -> Option<bool> {
+        use super::super::sharded::Shared;
+        match shard.get_shared(hasher.hash_one(k), &k) {
+            Shared::Hit(v) => {
+                assert_eq!(v, k);
+                Some(true)
+            }
+            Shared::Locked => Some(false),
+            Shared::Miss => None,
+        }
+    }
+
+    #[test]
+    fn a_large_lru_moves_an_entry_on_its_first_hit_in_an_epoch_only() {
+        // 2,048 entries: epochs of 32 inserts; the 2,048 inserts made 64 of them.
+        let (mut shard, h) = filled::<Lru>(2_048, 2_048);
+        // Key 0, the oldest, was stamped in the first epoch: its hit needs the write lock,
+        // which moves it to the front.
+        assert_eq!(shared(&shard, &h, 0), Some(false));
+        assert_eq!(shard.get(h.hash_one(0u64), &0), Some(0));
+        // Its next hits in this epoch take the read lock only, and move nothing.
+        assert_eq!(shared(&shard, &h, 0), Some(true));
+        assert_eq!(shared(&shard, &h, 0), Some(true));
+        // It was moved: the next insert evicts key 1, the least recent, and keeps key 0.
+        insert(&mut shard, &h, 10_000);
+        assert_eq!(shared(&shard, &h, 1), None, "the least recent left");
+        assert_eq!(shared(&shard, &h, 0), Some(true));
+        // 31 inserts more make 32 in this epoch: the next one begins, and key 0's first hit in
+        // it takes the write lock again.
+        for k in 10_001..10_032 {
+            insert(&mut shard, &h, k);
+        }
+        assert_eq!(shared(&shard, &h, 0), Some(false));
+        // The 32 inserts evicted keys 1 to 32. Entries last hit in a later epoch leave after
+        // those hit in an earlier one: hit key 34 now; 33 and 35 (not hit since their inserts)
+        // go first.
+        assert_eq!(shared(&shard, &h, 32), None);
+        assert_eq!(shard.get(h.hash_one(34u64), &34), Some(34));
+        for k in 20_000..20_002 {
+            insert(&mut shard, &h, k);
+        }
+        assert_eq!(shared(&shard, &h, 33), None);
+        assert_eq!(shared(&shard, &h, 35), None);
+        assert!(
+            shared(&shard, &h, 34).is_some(),
+            "the entry hit in a later epoch stays"
+        );
+    }
+
+    #[test]
+    fn a_small_lru_is_exact_and_takes_the_write_lock_for_every_hit() {
+        // Below `EPOCH_FLOOR` entries there are no epochs: exact LRU, as a user can check by
+        // hand. 3 entries: hit 1, 2, then 1 again; 3 is the least recent, then 2.
+        let (mut shard, h) = filled::<Lru>(3, 0);
+        for k in 1..=3 {
+            insert(&mut shard, &h, k);
+        }
+        for k in [1u64, 2, 1] {
+            assert_eq!(shared(&shard, &h, k), Some(false), "key {k}");
+            assert_eq!(shard.get(h.hash_one(k), &k), Some(k));
+        }
+        insert(&mut shard, &h, 4);
+        assert_eq!(shared(&shard, &h, 3), None, "3 was the least recent");
+        insert(&mut shard, &h, 5);
+        assert_eq!(
+            shared(&shard, &h, 2),
+            None,
+            "then 2: the second hit of 1 counted"
+        );
+        assert!(shared(&shard, &h, 1).is_some());
+    }
+
+    #[test]
+    fn fifo_hits_never_take_the_write_lock() {
+        let (shard, h) = filled::<Fifo>(10, 10);
+        for k in 0..10 {
+            assert_eq!(shared(&shard, &h, k), Some(true));
+        }
+    }
+
+    #[test]
+    fn a_protected_lfu_entry_is_hit_under_the_read_lock_after_its_first_hit_in_an_epoch() {
+        // 2,048 entries, 1,500 held: the sketch counts (from 1,024), key 0 is in probation.
+        let (mut shard, h) = filled::<Lfu>(2_048, 1_500);
+        assert!(shard.policy().sketch.is_allocated());
+        let hash = h.hash_one(0u64);
+        // A probation hit promotes: the write lock.
+        assert_eq!(shared(&shard, &h, 0), Some(false));
+        assert_eq!(shard.get(hash, &0), Some(0));
+        assert_eq!(shard.held_reads(hash, &0), Some(1));
+        let (requests, additions) = (
+            shard.policy().climber.requests,
+            shard.policy().sketch.additions,
+        );
+        // Protected now, moved in this epoch: its hits take the read lock and count in the
+        // node only (not in the climber's sample nor towards the sketch's aging).
+        for n in 2..=4 {
+            assert_eq!(shared(&shard, &h, 0), Some(true));
+            assert_eq!(shard.held_reads(hash, &0), Some(n));
+        }
+        assert_eq!(shard.policy().climber.requests, requests);
+        assert_eq!(shard.policy().sketch.additions, additions);
+        // A window entry's hit still takes the write lock (it moves in the window).
+        let newest = 1_499u64;
+        assert_eq!(shared(&shard, &h, newest), Some(false));
     }
 
     #[test]

@@ -33,7 +33,7 @@ fn sharded<P: Policy>(capacity: u64, shards: usize) -> (Sharded<u64, u64, P>, Ar
 /// Every shard's lists hold exactly its table's nodes, and its weight is theirs.
 fn consistent<P: Policy>(s: &Sharded<u64, u64, P>) {
     for m in &*s.shards {
-        let shard = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let shard = m.read();
         assert_eq!(shard.policy.held(), shard.len(), "lists and table agree");
         let weight: u64 = shard
             .slab
@@ -47,9 +47,10 @@ fn consistent<P: Policy>(s: &Sharded<u64, u64, P>) {
     }
 }
 
-/// 8 threads, each on keys of its own (no replacements), hit and insert a skewed mix at once.
-fn hammer<P: Policy>() {
-    let capacity = 256;
+/// 8 threads, each on keys of its own (no replacements), hit and insert a skewed mix at once,
+/// in shards of `capacity / 4`: exact below `EPOCH_FLOOR`, by epochs above it (most hits then
+/// take only the read lock).
+fn hammer<P: Policy>(capacity: u64) {
     let (s, evicted) = sharded::<P>(capacity, 4);
     let inserted = AtomicU64::new(0);
     std::thread::scope(|scope| {
@@ -62,6 +63,7 @@ fn hammer<P: Policy>() {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
+                    // (With 4,096 entries, keys 0..8,000 in all: evictions still happen.)
                     let k = t * 1_000 + if x % 4 == 0 { x % 1_000 } else { x % 40 };
                     match s.get(&k) {
                         Some(v) => assert_eq!(v, k * 10, "a hit returns its own value"),
@@ -86,12 +88,19 @@ fn hammer<P: Policy>() {
 
 #[test]
 fn many_threads_keep_capacity_exact_and_lists_whole_lfu() {
-    hammer::<Lfu>();
+    hammer::<Lfu>(256);
+    hammer::<Lfu>(4 * super::EPOCH_FLOOR);
 }
 
 #[test]
 fn many_threads_keep_capacity_exact_and_lists_whole_lru() {
-    hammer::<Lru>();
+    hammer::<Lru>(256);
+    hammer::<Lru>(4 * super::EPOCH_FLOOR);
+}
+
+#[test]
+fn many_threads_keep_capacity_exact_and_lists_whole_fifo() {
+    hammer::<crate::store::policy::Fifo>(256);
 }
 
 /// Hits of `lfu` from many threads while the clock passes the entries' TTL: once it has, no
@@ -100,8 +109,11 @@ fn many_threads_keep_capacity_exact_and_lists_whole_lru() {
 fn an_expired_entry_is_never_returned() {
     let clock = crate::ManualClock::new();
     for kind in [Kind::Lfu, Kind::Lru] {
+        // One shard of 4,096: its protected entries (`lfu`) and its list (`lru`) are ordered by
+        // epochs, so most of these hits take only the read lock.
         let cache: crate::Cache<u64, u64> = crate::Cache::builder()
-            .capacity(1_000)
+            .capacity(4_096)
+            .shards(1)
             .policy(kind)
             .ttl(Duration::from_secs(60))
             .clock(crate::Clock::manual(&clock))
