@@ -721,11 +721,11 @@ impl Sim2 {
             // shard (under its lock, or once an epoch) move the climber's and the aging's clocks:
             // a probation hit (promoted under the lock), a window entry's first hit, a protected
             // entry's first hit in an epoch. Every hit still counts in its node.
-            // `stamp`: a protected entry already moved in this epoch is hit under the read lock:
-            // counted in its node only, and not moved.
+            // `stamp`: a protected entry, or a window entry hit before, already moved in this
+            // epoch is hit under the read lock: counted in its node only, and not moved.
             let shared = {
                 let n = &self.nodes[i as usize];
-                self.swidth > 0 && n.q == T && n.st == self.snow
+                self.swidth > 0 && (n.q == T || (n.q == W && n.whit)) && n.st == self.snow
             };
             let counted = !shared
                 && (!self.c.lfree || {
@@ -760,6 +760,7 @@ impl Sim2 {
                 return true;
             }
             match self.nodes[i as usize].q {
+                W if shared => {}
                 W => {
                     self.unlink(i);
                     self.push(W, i);
@@ -1071,9 +1072,10 @@ impl Variant {
     ///   a window entry's first hit, a protected entry's first hit in an epoch) move the
     ///   climber's sample and the sketch's aging; the others count in their node only;
     ///   `stamp` (1/0, 1: `cache-runtime`'s `lfu` since issue 18) with 1,024 entries or more,
-    ///   a protected entry moves to the front only on its first hit in an epoch (1/64 of the
-    ///   capacity of inserts), and its later hits in the epoch count in its node only (the
-    ///   store takes only its read lock for them); `epoch`, `clock` and `tskip` turn it off.
+    ///   a protected entry, or a window entry hit before, moves to the front only on its first
+    ///   hit in an epoch (1/64 of the capacity of inserts), and its later hits in the epoch
+    ///   count in its node only (the store takes only its read lock for them); `epoch`,
+    ///   `clock` and `tskip` turn it off.
     ///
     /// `stamp=0` is the `lfu` of issue 18 before its stamped protected segment (every
     /// protected hit moved under the shard's lock); `seed=0,floor=128,dens=0,minsample=5000,defer=0,stamp=0`

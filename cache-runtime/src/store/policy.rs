@@ -1,4 +1,5 @@
-//! The eviction policies of the sharded store: exact LRU, FIFO, and W-TinyLFU.
+//! The eviction policies of the sharded store: LRU (ordered by epochs in a store of 1,024
+//! entries or more, exact in a smaller one), FIFO, and W-TinyLFU.
 //!
 //! Each works on one shard's slab through intrusive lists; `capacity` is the shard's total weight.
 
@@ -25,11 +26,11 @@ pub(crate) type Lru = OneList<true>;
 pub(crate) type Fifo = OneList<false>;
 
 impl<const REORDER: bool> Policy for OneList<REORDER> {
-    fn new(capacity: u64, _items: usize) -> Self {
+    fn new(capacity: u64, _items: usize, epoch_width: u64) -> Self {
         Self {
             list: List::new(0),
             capacity,
-            epoch: Epoch::new(capacity),
+            epoch: Epoch::new(epoch_width),
         }
     }
 
@@ -110,8 +111,8 @@ pub(crate) struct Lfu {
     protected_max: u64,
     pub(crate) sketch: Sketch,
     climber: Climber,
-    /// Protected's recency: a protected entry moves to the front on its first hit in an
-    /// epoch; its later hits in the epoch take only the shard's read lock.
+    /// The recency of the window and of protected: an entry there moves to the front on its
+    /// first hit in an epoch; its later hits in the epoch take only the shard's read lock.
     epoch: Epoch,
 }
 
@@ -375,7 +376,7 @@ impl Lfu {
 }
 
 impl Policy for Lfu {
-    fn new(capacity: u64, items: usize) -> Self {
+    fn new(capacity: u64, items: usize, epoch_width: u64) -> Self {
         let window_max = capacity / 100;
         let main_max = capacity - window_max;
         Self {
@@ -387,16 +388,17 @@ impl Policy for Lfu {
             protected_max: main_max - main_max / 5,
             sketch: Sketch::new(items),
             climber: Climber::new(capacity),
-            epoch: Epoch::new(capacity),
+            epoch: Epoch::new(epoch_width),
         }
     }
 
-    /// A protected entry already moved to the front in this epoch: the hit counts in the node
-    /// only (not towards the sketch's aging or the climber's sample, which move under the
-    /// write lock: measured in BENCHMARKS.md, issue 18).
+    /// A protected entry, or a window entry hit before (the climber counts a window entry's
+    /// first hit), already moved to the front in this epoch: the hit counts in the node only
+    /// (not towards the sketch's aging or the climber's sample, which move under the write
+    /// lock: measured in BENCHMARKS.md, issue 18).
     #[inline]
     fn on_shared_hit<K, T>(&self, n: &Node<K, T>) -> bool {
-        if n.queue() != PROTECTED || !self.epoch.is_current(n) {
+        if !matches!(n.queue(), PROTECTED | WINDOW_HIT) || !self.epoch.is_current(n) {
             return false;
         }
         if self.sketch.is_allocated() {
@@ -409,7 +411,7 @@ impl Policy for Lfu {
     fn on_hit<K: Hash, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hasher: &FixedState) {
         let Some(n) = slab.get_mut(i) else { return };
         let queue = Some(n.queue());
-        if queue == Some(PROTECTED) && self.epoch.is_current(n) {
+        if matches!(queue, Some(PROTECTED | WINDOW_HIT)) && self.epoch.is_current(n) {
             // Moved in this epoch already (by a hit that took the lock first): as under the
             // read lock.
             if self.sketch.is_allocated() {
@@ -436,6 +438,7 @@ impl Policy for Lfu {
                 if let Some(n) = slab.get_mut(i) {
                     n.set_queue(WINDOW_HIT);
                 }
+                self.epoch.stamp(slab, i);
             }
             Some(PROBATION) => {
                 self.probation.unlink(slab, i);
@@ -892,7 +895,8 @@ mod tests {
     }
 
     #[test]
-    fn a_protected_lfu_entry_is_hit_under_the_read_lock_after_its_first_hit_in_an_epoch() {
+    fn lfu_protected_and_window_entries_are_hit_under_the_read_lock_after_their_first_hit_in_an_epoch()
+     {
         // 2,048 entries, 1,500 held: the sketch counts (from 1,024), key 0 is in probation.
         let (mut shard, h) = filled::<Lfu>(2_048, 1_500);
         assert!(shard.policy().sketch.is_allocated());
@@ -913,9 +917,14 @@ mod tests {
         }
         assert_eq!(shard.policy().climber.requests, requests);
         assert_eq!(shard.policy().sketch.additions, additions);
-        // A window entry's hit still takes the write lock (it moves in the window).
+        // A window entry's first hit takes the write lock (the climber counts it, and it moves
+        // in the window); its later ones in the epoch the read lock.
         let newest = 1_499u64;
         assert_eq!(shared(&shard, &h, newest), Some(false));
+        assert_eq!(shard.get(h.hash_one(newest), &newest), Some(newest));
+        let requests = shard.policy().climber.requests;
+        assert_eq!(shared(&shard, &h, newest), Some(true));
+        assert_eq!(shard.policy().climber.requests, requests);
     }
 
     #[test]

@@ -74,13 +74,25 @@ impl<K, T> Node<K, T> {
     }
 }
 
-/// The shards of at least this weight keep recency by [`Epoch`]s; smaller ones are exact
-/// (every hit that reorders takes the write lock, as before), so that a small cache, where a
-/// user can follow the order by hand, is exactly LRU.
+/// The stores of at least this capacity (weight) keep recency by [`Epoch`]s; smaller ones are
+/// exact (every hit that reorders takes the write lock), so that a small cache, where a user
+/// can follow the order by hand, is exactly LRU (per shard: a cache of fewer than 64 entries
+/// has one).
 pub(crate) const EPOCH_FLOOR: u64 = 1_024;
 
+/// The width of a shard's [`Epoch`] in a store of `total` capacity whose shard holds
+/// `capacity`: 1/64 of the shard, at least 1; 0 (exact) below [`EPOCH_FLOOR`].
+pub(crate) fn epoch_width(total: u64, capacity: u64) -> u64 {
+    if total < EPOCH_FLOOR {
+        0
+    } else {
+        (capacity / 64).max(1)
+    }
+}
+
 /// The epochs in which hits reorder a shard's recency list (`lru`'s list, `lfu`'s protected
-/// segment): an epoch ends every 1/64 of the shard's capacity of inserted weight. A hit moves
+/// segment): an epoch ends every 1/64 of the shard's capacity of inserted weight (see
+/// [`epoch_width`]). A hit moves
 /// its entry to the front only the first time in an epoch (under the write lock), and stamps
 /// it with the epoch; its later hits in the same epoch take only the read lock and move
 /// nothing. The order is then exact between epochs (an entry last hit in an earlier epoch is
@@ -98,15 +110,11 @@ pub(crate) struct Epoch {
 }
 
 impl Epoch {
-    pub(crate) fn new(capacity: u64) -> Self {
+    pub(crate) fn new(width: u64) -> Self {
         Self {
             now: 0,
             since: 0,
-            width: if capacity < EPOCH_FLOOR {
-                0
-            } else {
-                capacity / 64
-            },
+            width,
         }
     }
 
@@ -309,8 +317,9 @@ impl List {
 
 /// An eviction policy over a shard's slab.
 pub(crate) trait Policy: Send + Sync + 'static {
-    /// A policy for a shard holding up to `capacity` weight and about `items` entries.
-    fn new(capacity: u64, items: usize) -> Self;
+    /// A policy for a shard holding up to `capacity` weight and about `items` entries, whose
+    /// recency epochs are `epoch_width` of inserted weight (0: exact; see [`Epoch`]).
+    fn new(capacity: u64, items: usize, epoch_width: u64) -> Self;
     /// A hit on `n` (linked) under the shard's read lock: records it and returns `true` if the
     /// policy needs nothing more (no reordering); else `false`, and the hit is retried under
     /// the write lock ([`on_hit`](Self::on_hit)).
@@ -336,6 +345,11 @@ pub(crate) trait Policy: Send + Sync + 'static {
     fn held(&self) -> usize;
 }
 
+/// Aligned to 128 bytes (two cache lines, as the adjacent-line prefetcher pairs them): the
+/// lock word of `RwLock<Shard>`, which every hit writes, then has its lines to itself, and the
+/// shard's fields that a hit only reads (the table, the slab, the epoch) are not invalidated in
+/// other cores' caches by another thread's lock and unlock.
+#[repr(align(128))]
 pub(crate) struct Shard<K, T, P> {
     /// Nodes store no hash (8 bytes an entry): the table's resize and removals rehash the key.
     hasher: FixedState,
@@ -344,19 +358,32 @@ pub(crate) struct Shard<K, T, P> {
     policy: P,
     capacity: u64,
     items: usize,
+    epoch_width: u64,
     weight: u64,
     victims: Vec<u32>,
 }
 
 impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
+    /// A shard that is the whole store.
+    #[cfg(test)]
     pub(crate) fn new(capacity: u64, items: usize, hasher: FixedState) -> Self {
+        Self::with_epochs(capacity, items, hasher, epoch_width(capacity, capacity))
+    }
+
+    pub(crate) fn with_epochs(
+        capacity: u64,
+        items: usize,
+        hasher: FixedState,
+        epoch_width: u64,
+    ) -> Self {
         Self {
             hasher,
             table: HashTable::new(),
             slab: Slab::new(items),
-            policy: P::new(capacity, items),
+            policy: P::new(capacity, items, epoch_width),
             capacity,
             items,
+            epoch_width,
             weight: 0,
             victims: Vec::new(),
         }
@@ -606,7 +633,14 @@ where
         let items = cfg.estimated_items.div_ceil(n).max(1);
         Self {
             shards: (0..n)
-                .map(|_| RwLock::new(Shard::new(per_shard, items, cfg.hasher.clone())))
+                .map(|_| {
+                    RwLock::new(Shard::with_epochs(
+                        per_shard,
+                        items,
+                        cfg.hasher.clone(),
+                        epoch_width(cfg.capacity, per_shard),
+                    ))
+                })
                 .collect(),
             mask: n64 - 1,
             hasher: cfg.hasher,
@@ -705,7 +739,8 @@ where
             // Take the contents out so that their destructors run after the lock is released.
             let old = {
                 let mut s = m.write();
-                let fresh = Shard::new(s.capacity, s.items, s.hasher.clone());
+                let fresh =
+                    Shard::with_epochs(s.capacity, s.items, s.hasher.clone(), s.epoch_width);
                 std::mem::replace(&mut *s, fresh)
             };
             if self.removal.is_some() {
@@ -758,5 +793,37 @@ mod layout {
         // bytes.
         assert_eq!(std::mem::size_of::<Node<u64, [u64; 4]>>(), 56);
         assert_eq!(std::mem::size_of::<Option<Node<u64, [u64; 4]>>>(), 56);
+    }
+}
+
+#[cfg(test)]
+mod epochs {
+    use super::{EPOCH_FLOOR, Epoch, epoch_width};
+
+    #[test]
+    fn a_small_store_is_exact_and_a_large_one_has_epochs_of_a_64th_of_a_shard() {
+        assert_eq!(epoch_width(EPOCH_FLOOR - 1, EPOCH_FLOOR - 1), 0, "exact");
+        assert_eq!(epoch_width(EPOCH_FLOOR, EPOCH_FLOOR), EPOCH_FLOOR / 64);
+        // Many small shards (many cores): epochs of one insert at least.
+        assert_eq!(epoch_width(10_000, 78), 1);
+        assert_eq!(epoch_width(1 << 20, 1 << 17), 2_048);
+    }
+
+    #[test]
+    fn an_epoch_ends_every_width_of_inserted_weight() {
+        let mut e = Epoch::new(16);
+        for _ in 0..15 {
+            e.advance(1);
+        }
+        assert_eq!(e.now, 0);
+        e.advance(1);
+        assert_eq!(e.now, 1);
+        // A heavy entry spans several epochs at once; the rest carries over.
+        e.advance(40);
+        assert_eq!((e.now, e.since), (3, 8));
+        // Exact: never advances.
+        let mut exact = Epoch::new(0);
+        exact.advance(1_000);
+        assert_eq!(exact.now, 0);
     }
 }

@@ -151,3 +151,24 @@ fn an_expired_entry_is_never_returned() {
         clock.advance(Duration::from_secs(1));
     }
 }
+
+/// The store wires the epochs in: a 2,048-entry `lru` orders two entries hit in one epoch by
+/// their first hits (the documented approximation; exact LRU would evict 1 first).
+#[test]
+fn a_large_lru_store_orders_hits_within_an_epoch_by_the_first() {
+    let (s, _) = sharded::<Lru>(2_048, 1);
+    for k in 0..2_048 {
+        drop(s.insert(k, k * 10));
+    }
+    for k in [0, 1, 0] {
+        assert_eq!(s.get(&k), Some(k * 10));
+    }
+    // 2,046 inserts evict keys 2 to 2,047; the next one the older of 0 and 1 by first hit.
+    for k in 10_000..12_046 {
+        drop(s.insert(k, k));
+    }
+    assert_eq!(s.len(), 2_048);
+    drop(s.insert(20_000, 0));
+    assert_eq!(s.get(&0), None, "0 was first hit first in the epoch");
+    assert_eq!(s.get(&1), Some(10));
+}
