@@ -120,9 +120,16 @@ fn moka_future() -> moka::future::Cache<u64, u64> {
 }
 
 fn ours_cache<K: std::hash::Hash + Eq + Send + Sync + 'static>() -> cache_runtime::Cache<K, u64> {
+    ours_cache_with(cache_runtime::Policy::default())
+}
+
+fn ours_cache_with<K: std::hash::Hash + Eq + Send + Sync + 'static>(
+    policy: cache_runtime::Policy,
+) -> cache_runtime::Cache<K, u64> {
     cache_runtime::Cache::builder()
         .capacity(CAP)
         .ttl(TTL)
+        .policy(policy)
         .build()
         .expect("valid settings")
 }
@@ -148,11 +155,15 @@ fn sync_hit_u64(c: &mut Criterion) {
     let keys = keys_u64();
     let q = quick_cache::sync::Cache::<u64, u64>::new(CAP as usize);
     let ours = ours_cache::<u64>();
+    let ours_lru_cache = ours_cache_with::<u64>(cache_runtime::Policy::Lru);
+    let ours_lfu_cache = ours_cache_with::<u64>(cache_runtime::Policy::Lfu);
     let moka = moka_sync::<u64>();
     let map = Mutex::new(HashMap::new());
     for &k in &keys {
         q.insert(k, work(k));
         ours.insert(k, work(k));
+        ours_lru_cache.insert(k, work(k));
+        ours_lfu_cache.insert(k, work(k));
         moka.insert(k, work(k));
         map.lock().unwrap().insert(k, work(k));
         ours_s3fifo(k);
@@ -164,6 +175,8 @@ fn sync_hit_u64(c: &mut Criterion) {
     cycle!(g, "uncached", &keys, |k| work(*k));
     cycle!(g, "quick_cache_raw", &keys, |k| q.get(k));
     cycle!(g, "ours_cache", &keys, |k| ours.get(k));
+    cycle!(g, "ours_cache_lru", &keys, |k| ours_lru_cache.get(k));
+    cycle!(g, "ours_cache_lfu", &keys, |k| ours_lfu_cache.get(k));
     cycle!(g, "ours_macro_s3fifo", &keys, |k| ours_s3fifo(black_box(
         *k
     )));
@@ -188,11 +201,15 @@ fn sync_hit_string(c: &mut Criterion) {
     let keys = string_keys(N);
     let q = quick_cache::sync::Cache::<String, u64>::new(CAP as usize);
     let ours = ours_cache::<String>();
+    let ours_lru_cache = ours_cache_with::<String>(cache_runtime::Policy::Lru);
+    let ours_lfu_cache = ours_cache_with::<String>(cache_runtime::Policy::Lfu);
     let moka = moka_sync::<String>();
     let map = Mutex::new(HashMap::new());
     for k in &keys {
         q.insert(k.clone(), work_str(k));
         ours.insert(k.clone(), work_str(k));
+        ours_lru_cache.insert(k.clone(), work_str(k));
+        ours_lfu_cache.insert(k.clone(), work_str(k));
         moka.insert(k.clone(), work_str(k));
         map.lock().unwrap().insert(k.clone(), work_str(k));
         ours_s3fifo_str(k);
@@ -203,6 +220,10 @@ fn sync_hit_string(c: &mut Criterion) {
     cycle!(g, "uncached", &keys, |k| work_str(k));
     cycle!(g, "quick_cache_raw", &keys, |k| q.get(k.as_str()));
     cycle!(g, "ours_cache", &keys, |k| ours.get(k.as_str()));
+    cycle!(g, "ours_cache_lru", &keys, |k| ours_lru_cache
+        .get(k.as_str()));
+    cycle!(g, "ours_cache_lfu", &keys, |k| ours_lfu_cache
+        .get(k.as_str()));
     cycle!(g, "ours_macro_s3fifo", &keys, |k| ours_s3fifo_str(
         black_box(k)
     ));
