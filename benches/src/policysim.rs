@@ -315,7 +315,9 @@ struct Node {
     placed: u64,
     /// `epoch`: the epoch of its last hit (or of its placing).
     touched: u64,
-    /// `stamp`: the epoch in which it was last moved to the front of protected (wrapping).
+    /// `stamp`: the epoch in which it was last pushed to the front of a list (wrapping; the
+    /// store stamps only the moves its read-lock path trusts, which with the default knobs
+    /// gives the same hits).
     st: u16,
 }
 #[derive(Clone, Copy, Default)]
@@ -1075,7 +1077,9 @@ impl Variant {
     ///   a protected entry, or a window entry hit before, moves to the front only on its first
     ///   hit in an epoch (1/64 of the capacity of inserts), and its later hits in the epoch
     ///   count in its node only (the store takes only its read lock for them); `epoch`,
-    ///   `clock` and `tskip` turn it off.
+    ///   `clock` and `tskip` turn it off. The model's epochs count misses (unit weights, no
+    ///   replacements), the store's inserted weight; and it replays one thread, so the counts
+    ///   a race loses under the read lock are not modelled.
     ///
     /// `stamp=0` is the `lfu` of issue 18 before its stamped protected segment (every
     /// protected hit moved under the shard's lock); `seed=0,floor=128,dens=0,minsample=5000,defer=0,stamp=0`

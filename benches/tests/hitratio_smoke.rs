@@ -204,18 +204,30 @@ fn the_bin_compares_lfu_and_the_peers_over_seeds() {
 
 /// From 1,024 entries `lru` orders by epochs (an entry moves to the front on its first hit in
 /// 1/64 of the capacity of inserts, so most hits take only the shard's read lock): close to the
-/// exact LRU, not equal. On a Zipf trace and a loop it stays within 1% of its hits.
+/// exact LRU, not equal. On a Zipf trace, alone and with a scan every tenth request, it stays
+/// within 0.2 points of hit ratio of the exact LRU (BENCHMARKS.md: 0.02 on the real traces).
 #[test]
-fn a_large_lru_is_within_one_percent_of_the_exact_lru() {
+fn a_large_lru_is_within_a_fifth_of_a_point_of_the_exact_lru() {
     let zipf = zipf_trace(0.9, 20_000, 100_000, SEED);
-    let looped: Vec<u64> = (0..60_000u64).map(|i| i % 3_000).collect();
-    for (name, keys) in [("zipf", &zipf.keys), ("loop", &looped)] {
+    let scanned: Vec<u64> = zipf
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| {
+            if i % 10 == 0 {
+                1_000_000 + (i as u64 / 10) % 5_000
+            } else {
+                k
+            }
+        })
+        .collect();
+    for (name, keys) in [("zipf", &zipf.keys), ("zipf and a scan", &scanned)] {
         for size in [1_024, 2_900, 4_096] {
             let ours = replay_seeded(Sim::Lru, keys, size, None, SEED);
             let exact = replay_seeded(Sim::ExactLru, keys, size, None, SEED);
             eprintln!("{name} at {size}: lru {ours}, exact {exact}");
             assert!(
-                ours.abs_diff(exact) * 100 <= exact.max(100),
+                ours.abs_diff(exact) * 500 <= keys.len() as u64,
                 "{name} at {size}: lru {ours} hits, exact LRU {exact}"
             );
         }

@@ -11,8 +11,8 @@ use cache_benches::policysim::{Variant, paired_standard_error};
 use foldhash::quality::FixedState;
 
 fn traces() -> Vec<Trace> {
-    // The second: 20,000 keys, so that caches of 1,024 entries and more (whose protected
-    // segment is ordered by epochs) evict.
+    // The second: 20,000 keys, so that caches of 1,024 entries and more (whose window and
+    // protected segment are ordered by epochs) evict: at 2,048 and at d/4 (about 3,900).
     let mut v = vec![
         zipf_trace(0.9, 2_000, 20_000, SEED),
         zipf_trace(0.9, 20_000, 100_000, SEED),

@@ -22,8 +22,8 @@ use std::str::FromStr;
 /// | policy | hit costs | keeps | good for |
 /// |---|---|---|---|
 /// | [`S3Fifo`](Policy::S3Fifo) (default) | a read lock, one atomic | frequently re-used keys; resists scans | almost everything |
-/// | [`Lru`](Policy::Lru) | a read lock; a list move under the write lock once an epoch | the most recently used keys (per shard; exactly below 1,024 entries) | recency-heavy traffic |
-/// | [`Lfu`](Policy::Lfu) | a read lock, a count in the entry; a list move under the write lock once an epoch | keys with the highest recent frequency (W-TinyLFU, aging) | mixed traffic: the closest to optimal on average |
+/// | [`Lru`](Policy::Lru) | a read lock; a list move under the write lock once an epoch (below 1,024 entries: a shard lock and a list move) | the most recently used keys (per shard; exactly below 1,024 entries) | recency-heavy traffic |
+/// | [`Lfu`](Policy::Lfu) | a read lock, a count in the entry; a list move under the write lock once an epoch (below 1,024 entries: a shard lock and a list move) | keys with the highest recent frequency (W-TinyLFU, aging) | mixed traffic: the closest to optimal on average |
 /// | [`Fifo`](Policy::Fifo) | a read lock | the most recently inserted keys | predictable, insertion-ordered expiry |
 ///
 /// Why [`S3Fifo`](Policy::S3Fifo) and not [`Lfu`](Policy::Lfu) is the default: on the 13 real
@@ -31,8 +31,8 @@ use std::str::FromStr;
 /// mean gap of 4.29 points, against 4.51 for the better of moka and quick_cache chosen per
 /// trace and size), and its hits mostly take only a read lock, so its 2-thread throughput
 /// matches the default's; but a `#[cached]` hit of `Lfu` still costs about 1.33x a raw
-/// quick_cache lookup with `u64` keys on one thread, where the goal for the default is 1.2x
-/// (BENCHMARKS.md, issue 18). Choose `Lfu` where misses are expensive and the hit rate, not
+/// quick_cache lookup with `u64` keys on one thread, where the goal for `Lfu` to become the
+/// default is 1.2x (BENCHMARKS.md, issue 18). Choose `Lfu` where misses are expensive and the hit rate, not
 /// the hit's nanoseconds, decides.
 ///
 /// Parse from the names used by the `#[cached(policy = "...")]` attribute:
@@ -55,8 +55,9 @@ pub enum Policy {
     /// evicted. In a cache of 1,024 entries or more, an entry moves on its *first* hit in an
     /// epoch (1/64 of its shard's capacity of inserts) and its later hits in the epoch take
     /// only the shard's read lock, so the order is exact between epochs and by first hit
-    /// within one: least-recently-used to within 1/64 of the capacity (on the project's traces
-    /// its hit ratio is within 0.02 points of the exact LRU's). A smaller cache is exact.
+    /// within one: least-recently-used to within one epoch (on the project's traces its mean
+    /// hit ratio over the sizes is within 0.02 points of the exact LRU's). A smaller cache
+    /// (capacity, in weight) is exact.
     Lru,
     /// Window TinyLFU (Einziger et al., 2017): an LRU window (1% of the capacity at first, then
     /// sized by hit density: capacity moves towards the window or the main area, whichever

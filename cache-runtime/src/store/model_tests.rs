@@ -378,7 +378,117 @@ fn run(policy: Policy, capacity: u64, weighted: bool, trace: &[Op], model: &mut 
     );
 }
 
+/// LRU by epochs (`sharded::Epoch`), written plainly: a hit moves its key to the front only if
+/// it was not moved (or inserted) in the current epoch; an epoch ends every `width` of inserted
+/// weight.
+struct EpochLruModel {
+    list: ListModel,
+    width: u64,
+    now: u16,
+    since: u64,
+    stamps: std::collections::HashMap<u64, u16>,
+}
+
+impl Model for EpochLruModel {
+    fn access(&mut self, k: u64) -> bool {
+        if let Some(p) = self.list.list.iter().position(|&x| x == k) {
+            if self.stamps.get(&k) != Some(&self.now) {
+                self.list.list.remove(p);
+                self.list.list.push_front(k);
+                self.stamps.insert(k, self.now);
+            }
+            return true;
+        }
+        let w = self.list.w(k);
+        if w > self.list.capacity {
+            return false;
+        }
+        self.since += w;
+        if self.since >= self.width {
+            self.now = self
+                .now
+                .wrapping_add(u16::try_from(self.since / self.width).unwrap_or(u16::MAX));
+            self.since %= self.width;
+        }
+        self.stamps.insert(k, self.now);
+        // Inserted at the front; evicts from the back (the plain model's own insert).
+        self.list.access(k);
+        let held: Vec<u64> = self.list.list.iter().copied().collect();
+        self.stamps.retain(|k, _| held.contains(k));
+        false
+    }
+
+    fn remove(&mut self, k: u64) {
+        self.list.remove(k);
+        self.stamps.remove(&k);
+    }
+
+    fn keys(&self) -> Vec<u64> {
+        self.list.keys()
+    }
+}
+
+/// A one-shard `lru` store with epochs of `width` (what a store of 1,024 entries or more gets,
+/// at a size a trace can fill) against [`EpochLruModel`], hit by hit, with the store's hit path:
+/// the read-lock lookup first, the write-lock one when it needs reordering.
+fn run_epochs(capacity: u64, width: u64, weighted: bool, trace: &[Op]) {
+    use super::sharded::{Shard, Shared};
+    let hasher = FixedState::with_seed(5);
+    let mut shard: Shard<u64, u64, super::policy::Lru> =
+        Shard::with_epochs(capacity, 64, hasher.clone(), width);
+    let listener = Listener(Arc::new(|_: &u64| {}));
+    let mut model = EpochLruModel {
+        list: ListModel {
+            list: VecDeque::new(),
+            capacity,
+            weighted,
+            reorder_on_hit: true,
+        },
+        width,
+        now: 0,
+        since: 0,
+        stamps: std::collections::HashMap::new(),
+    };
+    for (step, op) in trace.iter().enumerate() {
+        match *op {
+            Op::Access(k) => {
+                let h = hasher.hash_one(k);
+                let hit = match shard.get_shared(h, &k) {
+                    Shared::Hit(_) => true,
+                    Shared::Miss => false,
+                    Shared::Locked => shard.get(h, &k).is_some(),
+                };
+                if !hit {
+                    let w = if weighted { weight(k) } else { 1 };
+                    let mut out = super::Evictions::default();
+                    shard.insert(h, k, k, w, &listener, &mut out);
+                }
+                assert_eq!(hit, model.access(k), "step {step}: {op:?}");
+            }
+            Op::Remove(k) => {
+                shard.remove_if(hasher.hash_one(k), &k, |_| true);
+                model.remove(k);
+            }
+        }
+    }
+    // Membership under the read lock: `get_shared` moves nothing.
+    let held: Vec<u64> = (0..400)
+        .filter(|&k| !matches!(shard.get_shared(hasher.hash_one(k), &k), Shared::Miss))
+        .collect();
+    assert_eq!(held, model.keys());
+}
+
 proptest! {
+    #[test]
+    fn lru_with_epochs_matches_reference(
+        cap in 1u64..40,
+        width in 1u64..5,
+        weighted in any::<bool>(),
+        trace in ops(120),
+    ) {
+        run_epochs(cap, width, weighted, &trace);
+    }
+
     #[test]
     fn lru_matches_reference(cap in 1u64..40, trace in ops(120)) {
         let mut m = ListModel { list: VecDeque::new(), capacity: cap, weighted: false, reorder_on_hit: true };

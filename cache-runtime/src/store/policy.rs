@@ -39,6 +39,10 @@ impl<const REORDER: bool> Policy for OneList<REORDER> {
         !REORDER || self.epoch.is_current(n)
     }
 
+    fn shares_hits(epoch_width: u64) -> bool {
+        !REORDER || epoch_width > 0
+    }
+
     fn on_hit<K: Hash, T>(&mut self, slab: &mut Slab<K, T>, i: u32, _hasher: &FixedState) {
         if REORDER && !slab.get(i).is_some_and(|n| self.epoch.is_current(n)) {
             self.list.move_to_front(slab, i);
@@ -405,6 +409,10 @@ impl Policy for Lfu {
             n.count_shared_read();
         }
         true
+    }
+
+    fn shares_hits(epoch_width: u64) -> bool {
+        epoch_width > 0
     }
 
     #[inline]
@@ -925,6 +933,36 @@ mod tests {
         let requests = shard.policy().climber.requests;
         assert_eq!(shared(&shard, &h, newest), Some(true));
         assert_eq!(shard.policy().climber.requests, requests);
+    }
+
+    #[test]
+    fn an_lfu_entry_leaves_the_read_lock_path_when_it_leaves_its_segment_or_its_epoch() {
+        // 2,048 entries (epochs of 32 inserts, a window of 20): 1,504 inserts end an epoch.
+        let (mut shard, h) = filled::<Lfu>(2_048, 1_504);
+        let newest = 1_503u64;
+        assert_eq!(shard.get(h.hash_one(newest), &newest), Some(newest));
+        assert_eq!(
+            shared(&shard, &h, newest),
+            Some(true),
+            "a window entry hit this epoch"
+        );
+        // Key 0 (probation) promoted: protected, moved this epoch.
+        assert_eq!(shard.get(h.hash_one(0u64), &0), Some(0));
+        assert_eq!(shared(&shard, &h, 0), Some(true));
+        // 20 inserts, the same epoch, push the newest out of the window into probation: its
+        // stamp is still current, but a probation hit promotes, under the write lock.
+        for k in 10_000..10_020 {
+            insert(&mut shard, &h, k);
+        }
+        assert_eq!(shared(&shard, &h, newest), Some(false));
+        assert_eq!(shared(&shard, &h, 0), Some(true), "still this epoch");
+        // 12 more end the epoch: key 0's first hit in the next takes the write lock again.
+        for k in 10_020..10_032 {
+            insert(&mut shard, &h, k);
+        }
+        assert_eq!(shared(&shard, &h, 0), Some(false));
+        assert_eq!(shard.get(h.hash_one(0u64), &0), Some(0));
+        assert_eq!(shared(&shard, &h, 0), Some(true));
     }
 
     #[test]

@@ -37,8 +37,9 @@ pub(crate) struct Node<K, T> {
     /// counts here too (a relaxed load and store: two such hits at once may count one, a
     /// hint lost, as a lossy read buffer would lose it).
     pub(crate) reads: AtomicU8,
-    /// The [`Epoch`] in which the policy last moved the node to the front (of `lru`'s list,
-    /// of `lfu`'s protected segment). Written under the shard's write lock only.
+    /// The [`Epoch`] in which the policy last moved the node to the front (of `lru`'s list, of
+    /// `lfu`'s window or protected segment), or (`lru`) inserted it. Written under the shard's
+    /// write lock only.
     pub(crate) stamp: u16,
     /// Which of the policy's lists holds the node, plus one: never zero, so that
     /// `Option<Node>` needs no tag of its own (8 bytes less per slot).
@@ -90,9 +91,9 @@ pub(crate) fn epoch_width(total: u64, capacity: u64) -> u64 {
     }
 }
 
-/// The epochs in which hits reorder a shard's recency list (`lru`'s list, `lfu`'s protected
-/// segment): an epoch ends every 1/64 of the shard's capacity of inserted weight (see
-/// [`epoch_width`]). A hit moves
+/// The epochs in which hits reorder a shard's recency lists (`lru`'s list, `lfu`'s window and
+/// protected segment): an epoch ends every 1/64 of the shard's capacity of inserted weight
+/// (see [`epoch_width`]). A hit moves
 /// its entry to the front only the first time in an epoch (under the write lock), and stamps
 /// it with the epoch; its later hits in the same epoch take only the read lock and move
 /// nothing. The order is then exact between epochs (an entry last hit in an earlier epoch is
@@ -100,8 +101,9 @@ pub(crate) fn epoch_width(total: u64, capacity: u64) -> u64 {
 /// capacity. Measured with `lfusim` (`lfu`) and `hitratio` (`lru`): see BENCHMARKS.md.
 #[derive(Debug)]
 pub(crate) struct Epoch {
-    /// The current epoch (wrapping: an entry left unhit for 65,536 epochs, 1,024 capacities
-    /// of inserts, reads as current once, and is moved one epoch late).
+    /// The current epoch (wrapping: an entry left unmoved for exactly a multiple of 65,536
+    /// epochs, 1,024 capacities of inserts, reads as current for that one epoch, and its hits
+    /// in it do not move it).
     now: u16,
     /// Weight inserted in this epoch.
     since: u64,
@@ -324,6 +326,10 @@ pub(crate) trait Policy: Send + Sync + 'static {
     /// policy needs nothing more (no reordering); else `false`, and the hit is retried under
     /// the write lock ([`on_hit`](Self::on_hit)).
     fn on_shared_hit<K, T>(&self, n: &Node<K, T>) -> bool;
+    /// Whether [`on_shared_hit`](Self::on_shared_hit) can ever return `true` with epochs of
+    /// `epoch_width` (0: exact): if not, hits go straight to the write lock (one lookup, not
+    /// two).
+    fn shares_hits(epoch_width: u64) -> bool;
     /// `i` (linked) was read. Nodes store no hash: a policy that needs one rehashes keys with
     /// `hasher` (off the hit's own path).
     fn on_hit<K: Hash, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hasher: &FixedState);
@@ -618,6 +624,8 @@ pub(crate) struct Sharded<K, T, P> {
     listener: Listener<T>,
     capacity: u64,
     removal: Option<Notify<K, T>>,
+    /// Whether a hit tries the read lock first (see [`Policy::shares_hits`]).
+    shares_hits: bool,
 }
 
 impl<K, T, P> Sharded<K, T, P>
@@ -631,6 +639,7 @@ where
         let n64 = n as u64;
         let per_shard = cfg.capacity.div_ceil(n64).max(1);
         let items = cfg.estimated_items.div_ceil(n).max(1);
+        let width = epoch_width(cfg.capacity, per_shard);
         Self {
             shards: (0..n)
                 .map(|_| {
@@ -638,7 +647,7 @@ where
                         per_shard,
                         items,
                         cfg.hasher.clone(),
-                        epoch_width(cfg.capacity, per_shard),
+                        width,
                     ))
                 })
                 .collect(),
@@ -648,6 +657,7 @@ where
             listener: cfg.listener,
             capacity: per_shard.saturating_mul(n64),
             removal: cfg.removal.map(|(n, _)| n),
+            shares_hits: P::shares_hits(width),
         }
     }
 
@@ -678,6 +688,9 @@ where
     {
         let hash = self.hasher.hash_one(key);
         let lock = self.lock_of(hash);
+        if !self.shares_hits {
+            return lock.write().get(hash, key);
+        }
         // The read guard is dropped at the end of this statement, before any write lock.
         let found = lock.read().get_shared(hash, key);
         match found {
@@ -805,7 +818,7 @@ mod epochs {
         assert_eq!(epoch_width(EPOCH_FLOOR - 1, EPOCH_FLOOR - 1), 0, "exact");
         assert_eq!(epoch_width(EPOCH_FLOOR, EPOCH_FLOOR), EPOCH_FLOOR / 64);
         // Many small shards (many cores): epochs of one insert at least.
-        assert_eq!(epoch_width(10_000, 78), 1);
+        assert_eq!(epoch_width(10_000, 40), 1);
         assert_eq!(epoch_width(1 << 20, 1 << 17), 2_048);
     }
 
