@@ -44,7 +44,8 @@ impl<const REORDER: bool> Policy for OneList<REORDER> {
     }
 
     fn on_hit<K: Hash, T>(&mut self, slab: &mut Slab<K, T>, i: u32, _hasher: &FixedState) {
-        if REORDER && !slab.get(i).is_some_and(|n| self.epoch.is_current(n)) {
+        // What the read lock could not record (never, for FIFO): a move to the front.
+        if !slab.get(i).is_some_and(|n| self.on_shared_hit(n)) {
             self.list.move_to_front(slab, i);
             self.epoch.stamp(slab, i);
         }
@@ -418,15 +419,12 @@ impl Policy for Lfu {
     #[inline]
     fn on_hit<K: Hash, T>(&mut self, slab: &mut Slab<K, T>, i: u32, hasher: &FixedState) {
         let Some(n) = slab.get_mut(i) else { return };
-        let queue = Some(n.queue());
-        if matches!(queue, Some(PROTECTED | WINDOW_HIT)) && self.epoch.is_current(n) {
-            // Moved in this epoch already (by a hit that took the lock first): as under the
-            // read lock.
-            if self.sketch.is_allocated() {
-                n.count_shared_read();
-            }
+        // Moved in this epoch already (by a hit that took the lock first): recorded as under
+        // the read lock.
+        if self.on_shared_hit(n) {
             return;
         }
+        let queue = Some(n.queue());
         // The read is counted in the node (already in cache): the sketch's four counters, each
         // in a line of its own, are brought up to date when the entry leaves or the sketch ages.
         // Until then a comparison adds the node's reads to its sketch count. Reads past 15 are
