@@ -199,7 +199,7 @@ impl Stamp {
 }
 
 impl<V: Clone, N: Clone> Clone for Stored<V, N> {
-    #[inline]
+    #[inline(always)]
     fn clone(&self) -> Self {
         Stored {
             entry: self.entry.clone(),

@@ -45,7 +45,7 @@ struct Stripe([AtomicU64; COUNTERS]);
 /// owned slots share one extra stripe and add atomically. Reads sum the stripes, so counts are
 /// exact. Memory is fixed (about 4 KiB a cache): nothing grows with traffic or threads.
 pub(crate) struct Stats {
-    stripes: Box<[Stripe]>,
+    stripes: Box<[Stripe; OWNED_STRIPES + 1]>,
     /// Counts at the last reset, subtracted from the sums (a reset never races with writers).
     baseline: Mutex<[u64; COUNTERS]>,
     /// How long loads took: written at the end of a load, never on a hit.
@@ -104,33 +104,48 @@ fn assign_slot() -> usize {
     n
 }
 
-#[inline(always)]
-fn slot_number() -> usize {
-    match SLOT_NUMBER.try_with(Cell::get) {
-        Ok(UNSET) => assign_slot(),
-        Ok(n) => n,
-        Err(_) => OWNED_STRIPES,
-    }
-}
-
 impl Stats {
     pub(crate) fn new() -> Self {
         Self {
-            stripes: (0..=OWNED_STRIPES).map(|_| Stripe::default()).collect(),
+            stripes: Box::new(std::array::from_fn(|_| Stripe::default())),
             baseline: Mutex::new([0; COUNTERS]),
             latency: Latency::new(),
         }
     }
 
+    /// Adds `n` to counter `c`: one thread-local load and one test on a thread with a slot of
+    /// its own (every thread after its first count, up to [`OWNED_STRIPES`] of them), then a
+    /// plain load and store. The rest (a first count, a thread in the shared stripe) is out of
+    /// line.
     #[inline(always)]
     pub(crate) fn add(&self, c: Counter, n: u64) {
-        let slot = slot_number();
-        let Some(stripe) = self.stripes.get(slot) else {
+        // Const-initialized and without a destructor: one load, which cannot fail.
+        let slot = SLOT_NUMBER.try_with(Cell::get).unwrap_or(OWNED_STRIPES);
+        if slot < OWNED_STRIPES
+            && let Some(stripe) = self.stripes.get(slot)
+        {
+            // This thread is the stripe's only writer.
+            let cell = &stripe.0[c as usize];
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(n),
+                Ordering::Relaxed,
+            );
+        } else {
+            self.add_unowned(c, n, slot);
+        }
+    }
+
+    /// [`add`](Self::add) from a thread without a slot yet (`UNSET`: it takes one now) or in
+    /// the shared stripe.
+    #[cold]
+    #[inline(never)]
+    fn add_unowned(&self, c: Counter, n: u64, slot: usize) {
+        let slot = if slot == UNSET { assign_slot() } else { slot };
+        let Some(stripe) = self.stripes.get(slot.min(OWNED_STRIPES)) else {
             return;
         };
         let cell = &stripe.0[c as usize];
         if slot < OWNED_STRIPES {
-            // This thread is the stripe's only writer.
             cell.store(
                 cell.load(Ordering::Relaxed).wrapping_add(n),
                 Ordering::Relaxed,
@@ -147,7 +162,7 @@ impl Stats {
 
     fn sums(&self) -> [u64; COUNTERS] {
         let mut out = [0u64; COUNTERS];
-        for s in &*self.stripes {
+        for s in self.stripes.iter() {
             for (o, c) in out.iter_mut().zip(&s.0) {
                 *o = o.wrapping_add(c.load(Ordering::Relaxed));
             }

@@ -43,9 +43,11 @@ fn main() {
         .nth(2)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let keys: Vec<u64> = (0..10_000u64)
-        .map(|i| i.wrapping_mul(0x9E37_79B9))
-        .collect();
+    let nkeys: u64 = std::env::var("KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let keys: Vec<u64> = (0..nkeys).map(|i| i.wrapping_mul(0x9E37_79B9)).collect();
     let q = quick_cache::sync::Cache::<u64, u64>::new(20_000);
     for &k in &keys {
         q.insert(k, k);

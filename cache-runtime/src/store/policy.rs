@@ -34,7 +34,7 @@ impl<const REORDER: bool> Policy for OneList<REORDER> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn on_shared_hit<K, T>(&self, n: &Node<K, T>) -> bool {
         !REORDER || self.epoch.is_current(n)
     }
@@ -401,14 +401,12 @@ impl Policy for Lfu {
     /// first hit), already moved to the front in this epoch: the hit counts in the node only
     /// (not towards the sketch's aging or the climber's sample, which move under the write
     /// lock: measured in BENCHMARKS.md, issue 18).
-    #[inline]
+    #[inline(always)]
     fn on_shared_hit<K, T>(&self, n: &Node<K, T>) -> bool {
         if !matches!(n.queue(), PROTECTED | WINDOW_HIT) || !self.epoch.is_current(n) {
             return false;
         }
-        if self.sketch.is_allocated() {
-            n.count_shared_read();
-        }
+        n.count_shared_read(self.sketch.read_limit());
         true
     }
 
@@ -544,6 +542,11 @@ const AGING_FLOOR: usize = 512;
 /// A count-min sketch of 4-bit counters (saturating at 15), depth 4, with periodic halving.
 pub(crate) struct Sketch {
     counters: Vec<u8>,
+    /// How many reads a node holds back for the sketch: 0 until the counters are allocated
+    /// (nothing is counted), then 15 (a counter's ceiling). A field, not a test of
+    /// `counters`, so that a hit under the read lock tests one condition (see
+    /// `Node::count_shared_read`).
+    read_limit: u8,
     width_mask: u64,
     additions: u64,
     sample: u64,
@@ -579,6 +582,7 @@ impl Sketch {
         let items = items.clamp(AGING_FLOOR, 1 << 24);
         Self {
             counters: Vec::new(),
+            read_limit: 0,
             width_mask: (width - 1) as u64,
             additions: 0,
             sample: AGING * items as u64,
@@ -586,7 +590,7 @@ impl Sketch {
     }
 
     /// Whether the counters exist yet.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn is_allocated(&self) -> bool {
         !self.counters.is_empty()
     }
@@ -595,7 +599,14 @@ impl Sketch {
     pub(crate) fn allocate(&mut self) {
         if !self.is_allocated() {
             self.counters = vec![0; (self.width_mask as usize + 1) * 2];
+            self.read_limit = 15;
         }
+    }
+
+    /// How many reads a node may hold back for the sketch (0: none are counted yet).
+    #[inline(always)]
+    pub(crate) fn read_limit(&self) -> u8 {
+        self.read_limit
     }
 
     #[inline]
@@ -823,7 +834,7 @@ mod tests {
     ) -> Option<bool> {
         use super::super::sharded::Shared;
         match shard.get_shared(hasher.hash_one(k), &k) {
-            Shared::Hit(v) => {
+            Shared::Hit(&v) => {
                 assert_eq!(v, k);
                 Some(true)
             }

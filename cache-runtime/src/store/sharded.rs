@@ -65,11 +65,17 @@ impl<K, T> Node<K, T> {
         self.reads.get_mut()
     }
 
-    /// Counts a read under the shard's read lock (saturating at 15; lossy under a race).
-    #[inline]
-    pub(crate) fn count_shared_read(&self) {
+    /// Counts a read under the shard's read lock, below `limit` (the policy's: 0 when it
+    /// counts no reads yet, else 15, the sketch's ceiling); lossy under a race.
+    ///
+    /// One condition, on the node's count and a limit the policy keeps as a number: once a
+    /// hot entry's count is saturated the branch always goes the same way, whether or not the
+    /// shard counts yet. Testing whether the shard counts first, where some shards do and
+    /// others not yet, mispredicted on about half of the hits (`hitcost`, BENCHMARKS.md).
+    #[inline(always)]
+    pub(crate) fn count_shared_read(&self, limit: u8) {
         let r = self.reads.load(Ordering::Relaxed);
-        if r < 15 {
+        if r < limit {
             self.reads.store(r + 1, Ordering::Relaxed);
         }
     }
@@ -136,7 +142,7 @@ impl Epoch {
     }
 
     /// Whether `n` was moved to the front in this epoch already (never, when exact).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn is_current<K, T>(&self, n: &Node<K, T>) -> bool {
         self.width != 0 && n.stamp == self.now
     }
@@ -408,10 +414,12 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
             .copied()
     }
 
-    /// A lookup under the read lock: the hit's value when the policy recorded it there,
-    /// [`Shared::Miss`], or [`Shared::Locked`] (retry with [`get`](Self::get)).
-    #[inline]
-    pub(crate) fn get_shared<Q>(&self, hash: u64, key: &Q) -> Shared<T>
+    /// A lookup under the read lock: the hit's value (to copy while the lock is held) when the
+    /// policy recorded it there, [`Shared::Miss`], or [`Shared::Locked`] (retry with
+    /// [`get`](Self::get)). A reference, so that the hit path holds it in a register rather
+    /// than moving a copy of the value through an enum.
+    #[inline(always)]
+    pub(crate) fn get_shared<Q>(&self, hash: u64, key: &Q) -> Shared<&T>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -420,7 +428,7 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
             return Shared::Miss;
         };
         if self.policy.on_shared_hit(n) {
-            Shared::Hit(n.value.clone())
+            Shared::Hit(&n.value)
         } else {
             Shared::Locked
         }
@@ -680,24 +688,38 @@ where
         self.lock_of(hash).write()
     }
 
-    #[inline]
+    /// A lookup: under the shard's read lock when the policy can record the hit there, else
+    /// (out of line) under its write lock.
+    #[inline(always)]
     pub(crate) fn get<Q>(&self, key: &Q) -> Option<T>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let lock = self.lock_of(hash);
         if !self.shares_hits {
-            return lock.write().get(hash, key);
+            return self.get_locked(hash, key);
         }
-        // The read guard is dropped at the end of this statement, before any write lock.
-        let found = lock.read().get_shared(hash, key);
-        match found {
-            Shared::Hit(v) => Some(v),
-            Shared::Miss => None,
-            Shared::Locked => lock.write().get(hash, key),
+        {
+            // The read guard is dropped at the end of this block, before any write lock.
+            let shard = self.lock_of(hash).read();
+            match shard.get_shared(hash, key) {
+                Shared::Hit(v) => return Some(v.clone()),
+                Shared::Miss => return None,
+                Shared::Locked => {}
+            }
         }
+        self.get_locked(hash, key)
+    }
+
+    /// A lookup under the write lock: a hit that the policy records there.
+    #[inline(never)]
+    fn get_locked<Q>(&self, hash: u64, key: &Q) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.shard(hash).get(hash, key)
     }
 
     pub(crate) fn insert(&self, key: K, value: T) -> Evictions<K, T> {
