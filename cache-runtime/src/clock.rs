@@ -78,9 +78,23 @@ pub(crate) fn start_ticker() {
 /// manual.advance(Duration::from_millis(5));
 /// assert_eq!(clock.now_nanos() - t0, 5_000_000);
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Clock {
     manual: Option<Arc<AtomicU64>>,
+    /// What a hit compares a deadline against first ([`is_past`](Self::is_past)): the
+    /// ticker's [`FRESH_BEYOND`] for the coarse clock; for a manual clock, [`NO_TICKER`]
+    /// (every check reads the manual time). One load through this, rather than a test of
+    /// which clock this is and then a load.
+    fresh_beyond: &'static AtomicU64,
+}
+
+/// The bound of a clock that no ticker serves (a manual one): no deadline is later.
+static NO_TICKER: AtomicU64 = AtomicU64::new(u64::MAX);
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::coarse()
+    }
 }
 
 impl Clock {
@@ -97,7 +111,10 @@ impl Clock {
     /// ```
     #[must_use]
     pub fn coarse() -> Self {
-        Self { manual: None }
+        Self {
+            manual: None,
+            fresh_beyond: &FRESH_BEYOND,
+        }
     }
 
     /// A clock that reads `manual`, and moves only when it is advanced.
@@ -120,6 +137,7 @@ impl Clock {
     pub fn manual(manual: &ManualClock) -> Self {
         Self {
             manual: Some(Arc::clone(&manual.nanos)),
+            fresh_beyond: &NO_TICKER,
         }
     }
 
@@ -172,13 +190,11 @@ impl Clock {
     /// Whether `deadline` has passed: the check of a cache hit (see the module docs).
     #[inline(always)]
     pub(crate) fn is_past(&self, deadline: u64) -> bool {
+        if deadline > self.fresh_beyond.load(Ordering::Relaxed) {
+            return false;
+        }
         match &self.manual {
-            None => {
-                if deadline > FRESH_BEYOND.load(Ordering::Relaxed) {
-                    return false;
-                }
-                deadline <= coarse_nanos()
-            }
+            None => deadline <= coarse_nanos(),
             Some(n) => deadline <= n.load(Ordering::Acquire),
         }
     }

@@ -24,6 +24,15 @@ pub(crate) enum Found<V, N> {
     Miss,
 }
 
+/// The entry of a lookup that found it fresh (an early-drawn one is still fresh).
+#[inline(always)]
+fn fresh<V, N>(found: Found<V, N>) -> Option<Entry<V, N>> {
+    match found {
+        Found::Fresh(e) | Found::Early(e) => Some(e),
+        Found::Stale(_) | Found::Miss => None,
+    }
+}
+
 /// The counter of a hit on `e`.
 #[inline(always)]
 pub(crate) fn hit_counter<V, N>(e: &Entry<V, N>) -> Counter {
@@ -52,7 +61,17 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let Some(s) = self.core.store.get(key) else {
+        self.judge(key, self.core.store.get(key))
+    }
+
+    /// What the store's copy `s` of `key`'s entry (if any) is worth: see [`find`](Self::find).
+    #[inline(always)]
+    fn judge<Q>(&self, key: &Q, s: Option<Stored<V, N>>) -> Found<V, N>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let Some(s) = s else {
             return Found::Miss;
         };
         // An entry whose tags or dependencies were invalidated (checked when the store copied
@@ -162,10 +181,11 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.find(key) {
-            Found::Fresh(e) | Found::Early(e) => Some(e),
-            Found::Stale(_) | Found::Miss => None,
-        }
+        self.core.store.get_then(
+            key,
+            #[inline(always)]
+            |s| fresh(self.judge(key, s)),
+        )
     }
 
     #[cold]
@@ -191,12 +211,19 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let found = self.lookup(key);
-        self.core.meter.stats.incr(match &found {
-            Some(e) => hit_counter(e),
-            None => Counter::Miss,
-        });
-        found
+        // Judged and counted where the store found the entry (see `Store::get_then`).
+        self.core.store.get_then(
+            key,
+            #[inline(always)]
+            |s| {
+                let found = fresh(self.judge(key, s));
+                self.core.meter.stats.incr(match &found {
+                    Some(e) => hit_counter(e),
+                    None => Counter::Miss,
+                });
+                found
+            },
+        )
     }
 
     /// The fresh value of `key`, if cached. A cached negative result reads as `None` here; see

@@ -127,6 +127,16 @@ where
         self.inner.get(key)
     }
 
+    /// [`get`](Self::get), handing what it found to `then`.
+    #[inline(always)]
+    pub(crate) fn get_then<Q, R>(&self, key: &Q, then: impl FnOnce(Option<T>) -> R) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        then(self.inner.get(key))
+    }
+
     pub(crate) fn insert(&self, key: K, value: T) -> Evictions<K, T> {
         let mut evicted = Evictions::new(self.notify());
         evicted.replacing = Some(self.hasher.hash_one(&key));

@@ -696,20 +696,37 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.get_then(key, |v| v)
+    }
+
+    /// [`get`](Self::get), handing what it found to `then`. A hit served under the read lock
+    /// calls `then` inline on its copy; a miss and a hit that needs the write lock call it out
+    /// of line ([`super::then_out_of_line`]). So the hit's copy never meets the write-locked
+    /// path's (which the compiler would merge in memory): it stays in registers.
+    #[inline(always)]
+    pub(crate) fn get_then<Q, R>(&self, key: &Q, then: impl FnOnce(Option<T>) -> R) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let hash = self.hasher.hash_one(key);
-        if !self.shares_hits {
-            return self.get_locked(hash, key);
-        }
-        {
-            // The read guard is dropped at the end of this block, before any write lock.
+        if self.shares_hits {
             let shard = self.lock_of(hash).read();
             match shard.get_shared(hash, key) {
-                Shared::Hit(v) => return Some(v.clone()),
-                Shared::Miss => return None,
+                Shared::Hit(v) => {
+                    let v = v.clone();
+                    drop(shard);
+                    return then(Some(v));
+                }
+                Shared::Miss => {
+                    drop(shard);
+                    return super::then_out_of_line(then, None);
+                }
+                // The read guard is dropped here, before the write lock is taken.
                 Shared::Locked => {}
             }
         }
-        self.get_locked(hash, key)
+        super::then_out_of_line(then, self.get_locked(hash, key))
     }
 
     /// A lookup under the write lock: a hit that the policy records there.
