@@ -78,7 +78,7 @@ pub(crate) fn start_ticker() {
 /// manual.advance(Duration::from_millis(5));
 /// assert_eq!(clock.now_nanos() - t0, 5_000_000);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Clock {
     manual: Option<Arc<AtomicU64>>,
     /// What a hit compares a deadline against first ([`is_past`](Self::is_past)): the
@@ -90,6 +90,19 @@ pub struct Clock {
 
 /// The bound of a clock that no ticker serves (a manual one): no deadline is later.
 static NO_TICKER: AtomicU64 = AtomicU64::new(u64::MAX);
+
+impl std::fmt::Debug for Clock {
+    /// Which clock this is, and a manual clock's time (not the ticker's bound, which moves).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.manual {
+            None => f.write_str("Clock::Coarse"),
+            Some(n) => f
+                .debug_struct("Clock::Manual")
+                .field("nanos", &n.load(Ordering::Acquire))
+                .finish(),
+        }
+    }
+}
 
 impl Default for Clock {
     fn default() -> Self {

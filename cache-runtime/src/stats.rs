@@ -43,7 +43,7 @@ struct Stripe([AtomicU64; COUNTERS]);
 /// exits), and is the only writer of that stripe in every cache, so it adds with a plain load and
 /// store, no locked read-modify-write: a hit pays a few cycles for its count. Threads beyond the
 /// owned slots share one extra stripe and add atomically. Reads sum the stripes, so counts are
-/// exact. Memory is fixed (about 4 KiB a cache): nothing grows with traffic or threads.
+/// exact. Memory is fixed (65 stripes of 128 bytes, about 8 KiB a cache): nothing grows with traffic or threads.
 pub(crate) struct Stats {
     stripes: Box<[Stripe; OWNED_STRIPES + 1]>,
     /// Counts at the last reset, subtracted from the sums (a reset never races with writers).

@@ -426,8 +426,9 @@ impl Policy for Lfu {
         // The read is counted in the node (already in cache): the sketch's four counters, each
         // in a line of its own, are brought up to date when the entry leaves or the sketch ages.
         // Until then a comparison adds the node's reads to its sketch count. Reads past 15 are
-        // not counted, as the sketch's saturated counters do not count them.
-        if *n.held_reads() < 15 && self.sketch.is_allocated() {
+        // not counted, as the sketch's saturated counters do not count them, and none before
+        // the counters exist (the sketch's read limit is then 0).
+        if *n.held_reads() < self.sketch.read_limit() {
             *n.held_reads() += 1;
             if self.sketch.count_read() {
                 self.age(slab, hasher);
