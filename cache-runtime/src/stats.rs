@@ -43,7 +43,8 @@ struct Stripe([AtomicU64; COUNTERS]);
 /// exits), and is the only writer of that stripe in every cache, so it adds with a plain load and
 /// store, no locked read-modify-write: a hit pays a few cycles for its count. Threads beyond the
 /// owned slots share one extra stripe and add atomically. Reads sum the stripes, so counts are
-/// exact. Memory is fixed (65 stripes of 128 bytes, about 8 KiB a cache): nothing grows with traffic or threads.
+/// exact. Memory is fixed (65 stripes of 128 bytes, about 8 KiB a cache): nothing grows with
+/// traffic or threads.
 pub(crate) struct Stats {
     stripes: Box<[Stripe; OWNED_STRIPES + 1]>,
     /// Counts at the last reset, subtracted from the sums (a reset never races with writers).
@@ -104,6 +105,16 @@ fn assign_slot() -> usize {
     n
 }
 
+/// Adds `n` to `cell` of this thread's own stripe, whose only writer it is: a plain load and
+/// store, no locked read-modify-write.
+#[inline(always)]
+fn add_owned(cell: &AtomicU64, n: u64) {
+    cell.store(
+        cell.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
 impl Stats {
     pub(crate) fn new() -> Self {
         Self {
@@ -124,12 +135,7 @@ impl Stats {
         if slot < OWNED_STRIPES
             && let Some(stripe) = self.stripes.get(slot)
         {
-            // This thread is the stripe's only writer.
-            let cell = &stripe.0[c as usize];
-            cell.store(
-                cell.load(Ordering::Relaxed).wrapping_add(n),
-                Ordering::Relaxed,
-            );
+            add_owned(&stripe.0[c as usize], n);
         } else {
             self.add_unowned(c, n, slot);
         }
@@ -146,10 +152,7 @@ impl Stats {
         };
         let cell = &stripe.0[c as usize];
         if slot < OWNED_STRIPES {
-            cell.store(
-                cell.load(Ordering::Relaxed).wrapping_add(n),
-                Ordering::Relaxed,
-            );
+            add_owned(cell, n);
         } else {
             cell.fetch_add(n, Ordering::Relaxed);
         }

@@ -29,6 +29,8 @@
 
 use std::hint::black_box;
 
+use cache_runtime::Policy;
+
 #[cache_runtime::cached(ttl = "1h", capacity = 20_000)]
 fn ours(x: u64) -> u64 {
     black_box(x).wrapping_mul(3)
@@ -89,9 +91,12 @@ fn main() {
         .capacity(20_000)
         .build()
         .unwrap();
-    // `Cache::get` with a TTL, a time-to-idle, both (issue 16, item 2).
-    let timed = |ttl: bool, tti: bool| {
-        let b = cache_runtime::Cache::<u64, u64>::builder().capacity(20_000);
+    // `Cache::get` with a TTL, a time-to-idle, both (issue 16, item 2); with a TTL and the `lru`
+    // or `lfu` policy, as the `peers` bench's `ours_cache_lru` and `ours_cache_lfu` (issue 18).
+    let timed = |ttl: bool, tti: bool, policy: Policy| {
+        let b = cache_runtime::Cache::<u64, u64>::builder()
+            .capacity(20_000)
+            .policy(policy);
         let b = if ttl {
             b.ttl(std::time::Duration::from_secs(3_600))
         } else {
@@ -108,25 +113,14 @@ fn main() {
         }
         c
     };
-    let (with_ttl, with_tti, with_both) =
-        (timed(true, false), timed(false, true), timed(true, true));
-    // `Cache::get` with a TTL (1 h) and the `lru` or `lfu` policy, as the `peers` bench's
-    // `ours_cache_lru` and `ours_cache_lfu` (issue 18).
-    let with_policy = |policy| {
-        let c = cache_runtime::Cache::<u64, u64>::builder()
-            .capacity(20_000)
-            .ttl(std::time::Duration::from_secs(3_600))
-            .policy(policy)
-            .build()
-            .unwrap();
-        for &k in &keys {
-            c.insert(k, k);
-        }
-        c
-    };
+    let (with_ttl, with_tti, with_both) = (
+        timed(true, false, Policy::default()),
+        timed(false, true, Policy::default()),
+        timed(true, true, Policy::default()),
+    );
     let (lru, lfu) = (
-        with_policy(cache_runtime::Policy::Lru),
-        with_policy(cache_runtime::Policy::Lfu),
+        timed(true, false, Policy::Lru),
+        timed(true, false, Policy::Lfu),
     );
     for &k in &keys {
         plain.get_or_insert_with(&k, || k);

@@ -722,9 +722,10 @@ where
                     drop(shard);
                     return super::then_out_of_line(then, None);
                 }
-                // The read guard is dropped here, before the write lock is taken.
                 Shared::Locked => {}
             }
+            // The read guard is dropped at the end of this block, before the write lock is
+            // taken.
         }
         super::then_out_of_line(then, self.get_locked(hash, key))
     }
