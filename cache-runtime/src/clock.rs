@@ -38,10 +38,16 @@ static TICK: AtomicU64 = AtomicU64::new(0);
 /// and a saturating add.
 static FRESH_BEYOND: AtomicU64 = AtomicU64::new(u64::MAX);
 
+/// [`FRESH_BEYOND`] as the packed deadline word's bound ([`crate::entry::hit_bound`]): what a
+/// hit of the sharded stores compares an entry's word with, under the read lock.
+static FRESH_WHEN: AtomicU64 = AtomicU64::new(crate::entry::hit_bound(u64::MAX));
+
 /// Stores the ticker's time `now`.
 fn tick(now: u64) {
     TICK.store(now, Ordering::Relaxed);
-    FRESH_BEYOND.store(now.saturating_add(TICK_MARGIN_NANOS), Ordering::Relaxed);
+    let beyond = now.saturating_add(TICK_MARGIN_NANOS);
+    FRESH_BEYOND.store(beyond, Ordering::Relaxed);
+    FRESH_WHEN.store(crate::entry::hit_bound(beyond), Ordering::Relaxed);
 }
 
 /// Starts the ticker thread once per process (a no-op afterwards).
@@ -86,10 +92,14 @@ pub struct Clock {
     /// (every check reads the manual time). One load through this, rather than a test of
     /// which clock this is and then a load.
     fresh_beyond: &'static AtomicU64,
+    /// The same bound for a packed deadline word ([`FRESH_WHEN`] or [`NO_TICKER_WHEN`]).
+    fresh_when: &'static AtomicU64,
 }
 
 /// The bound of a clock that no ticker serves (a manual one): no deadline is later.
 static NO_TICKER: AtomicU64 = AtomicU64::new(u64::MAX);
+/// [`NO_TICKER`] for a packed deadline word: only an entry without a deadline is above it.
+static NO_TICKER_WHEN: AtomicU64 = AtomicU64::new(crate::entry::hit_bound(u64::MAX));
 
 impl std::fmt::Debug for Clock {
     /// Which clock this is, and a manual clock's time (not the ticker's bound, which moves).
@@ -127,6 +137,7 @@ impl Clock {
         Self {
             manual: None,
             fresh_beyond: &FRESH_BEYOND,
+            fresh_when: &FRESH_WHEN,
         }
     }
 
@@ -151,6 +162,7 @@ impl Clock {
         Self {
             manual: Some(Arc::clone(&manual.nanos)),
             fresh_beyond: &NO_TICKER,
+            fresh_when: &NO_TICKER_WHEN,
         }
     }
 
@@ -198,6 +210,14 @@ impl Clock {
             },
             Some(n) => n.load(Ordering::Acquire),
         }
+    }
+
+    /// The bound of [`Stored::plainly_fresh`](crate::entry::Stored::plainly_fresh): a packed
+    /// deadline word above it has not passed, by this clock's ticker (only a word without a
+    /// deadline is above a manual clock's).
+    #[inline(always)]
+    pub(crate) fn hit_bound(&self) -> u64 {
+        self.fresh_when.load(Ordering::Relaxed)
     }
 
     /// Whether `deadline` has passed: the check of a cache hit (see the module docs).

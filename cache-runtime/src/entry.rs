@@ -110,6 +110,16 @@ impl<V, N> Stored<V, N> {
         self.when.draw_start()
     }
 
+    /// Whether a hit can take the entry as it is, without a look at anything else: no stamps
+    /// to check, no early-refresh window, and a deadline after `bound` (a [`hit_bound`] of the
+    /// clock's; [`NEVER`] is after every bound). One mask and one comparison of the packed
+    /// word: the hit path of the sharded stores, under the read lock. Anything else is judged
+    /// in full (`Cache::judge`), which also handles an entry this says no to.
+    #[inline(always)]
+    pub(crate) fn plainly_fresh(&self, bound: u64) -> bool {
+        self.stamps.is_none() && self.when.0 & EARLY_MASK == 0 && self.when.0 > bound
+    }
+
     /// Moves the deadline to `expires_at`, the early-refresh window unchanged.
     pub(crate) fn set_expires_at(&mut self, expires_at: u64) {
         self.when = When::new(expires_at, self.when.early());
@@ -222,6 +232,8 @@ struct When(u64);
 
 /// Bits of [`When`] that hold the early-refresh window.
 const EARLY_BITS: u32 = 10;
+/// The early-refresh window's bits of [`When`].
+const EARLY_MASK: u64 = (1 << EARLY_BITS) - 1;
 /// The unit of [`When`]'s deadline: `1 << DEADLINE_SHIFT` ns.
 const DEADLINE_SHIFT: u32 = 6;
 /// The deadline field's largest value: [`NEVER`].
@@ -260,8 +272,23 @@ impl When {
     #[inline]
     fn early(self) -> u64 {
         #[allow(clippy::cast_possible_truncation)] // the low 10 bits
-        early_ns(self.0 as u16 & ((1 << EARLY_BITS) - 1))
+        early_ns((self.0 & EARLY_MASK) as u16)
     }
+}
+
+/// The bound that [`Stored::plainly_fresh`] compares a packed [`When`] with, for a clock that
+/// knows no deadline after `beyond_ns` (ns) to be past: a word without an early-refresh window
+/// is above it exactly when its deadline is after `beyond_ns` or is [`NEVER`]. (A deadline
+/// field is a multiple of 64 ns, so `d > beyond` is `d / 64 > beyond / 64`; every finite
+/// deadline is stored below the all-ones field, so `NEVER` stays above the largest bound.)
+pub(crate) const fn hit_bound(beyond_ns: u64) -> u64 {
+    let units = beyond_ns >> DEADLINE_SHIFT;
+    let units = if units < DEADLINE_NEVER - 1 {
+        units
+    } else {
+        DEADLINE_NEVER - 1
+    };
+    (units << EARLY_BITS) | EARLY_MASK
 }
 
 /// The 10-bit code of an early-refresh window of `ns` nanoseconds: the smallest window the code
@@ -427,5 +454,53 @@ mod when_tests {
         let w = When::new(1 << 50, 1 << 40);
         assert_eq!(w.deadline(), 1 << 50);
         assert!(w.early() >= 1 << 40);
+    }
+
+    fn stored(deadline: u64, early: u64) -> Stored<u64, std::convert::Infallible> {
+        Stored::new(Entry::Value(1), deadline, early, None)
+    }
+
+    #[test]
+    fn a_plain_hit_is_the_full_checks_answer_whenever_it_gives_one() {
+        // The bound's comparison is the deadline's against the clock's bound, exactly: the
+        // hit's own answer (fresh) is never given to an entry the full check would not find
+        // fresh, and is given to every entry without a window that it would.
+        let points = [
+            0,
+            1,
+            63,
+            64,
+            65,
+            127,
+            128,
+            10_000_000,
+            (1 << 40) - 1,
+            1 << 40,
+            (1 << 40) + 1,
+            3 << 55,
+            NEVER - 1,
+            NEVER,
+        ];
+        for beyond in points {
+            let bound = hit_bound(beyond);
+            for deadline in points {
+                let s = stored(deadline, 0);
+                let fresh = s.draw_start() == NEVER || s.draw_start() > beyond;
+                assert_eq!(s.plainly_fresh(bound), fresh, "{deadline} vs {beyond}");
+                // With an early-refresh window: always judged in full.
+                assert!(!stored(deadline, 5_000_000).plainly_fresh(bound));
+            }
+        }
+        // No ticker (the bound of `u64::MAX`): only an entry without a deadline.
+        assert!(stored(NEVER, 0).plainly_fresh(hit_bound(u64::MAX)));
+        assert!(!stored(NEVER - 1, 0).plainly_fresh(hit_bound(u64::MAX)));
+        // An entry with stamps to look at: judged in full.
+        let stamped = Stored {
+            stamps: Some(Stamp(
+                Arc::new(crate::invalidate::stamps::Stamps::default()),
+            )),
+            ..stored(NEVER, 0)
+        };
+        assert!(!stamped.plainly_fresh(hit_bound(0)));
     }
 }

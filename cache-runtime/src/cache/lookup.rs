@@ -64,6 +64,17 @@ where
         self.judge(key, self.core.store.get(key))
     }
 
+    /// The bound of a hit that the store's read lock serves ([`Stored::plainly_fresh`]), or
+    /// one that no entry with a deadline passes when a load is running on this thread (its
+    /// reads are recorded: judged in full).
+    #[inline(always)]
+    fn hit_bound(&self) -> u64 {
+        if frame::active() {
+            return u64::MAX;
+        }
+        self.core.meter.clock.hit_bound()
+    }
+
     /// What the store's copy `s` of `key`'s entry (if any) is worth: see [`find`](Self::find).
     #[inline(always)]
     fn judge<Q>(&self, key: &Q, s: Option<Stored<V, N>>) -> Found<V, N>
@@ -184,6 +195,11 @@ where
         self.core.store.get_then(
             key,
             #[inline(always)]
+            |s| {
+                s.plainly_fresh(self.hit_bound())
+                    .then(|| Some(s.entry.clone()))
+            },
+            #[inline(always)]
             |s| fresh(self.judge(key, s)),
         )
     }
@@ -211,9 +227,19 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        // Judged and counted where the store found the entry (see `Store::get_then`).
+        // Judged and counted where the store found the entry (see `Store::get_then`): a
+        // plainly fresh one under the read lock, with its value alone cloned.
         self.core.store.get_then(
             key,
+            #[inline(always)]
+            |s| {
+                if !s.plainly_fresh(self.hit_bound()) {
+                    return None;
+                }
+                let e = s.entry.clone();
+                self.core.meter.stats.incr(hit_counter(&e));
+                Some(Some(e))
+            },
             #[inline(always)]
             |s| {
                 let found = fresh(self.judge(key, s));

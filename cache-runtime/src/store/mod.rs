@@ -194,18 +194,35 @@ where
         dispatch!(self, s => s.get(key))
     }
 
-    /// Looks `key` up and hands the copy found to `then`, inside the arm of the store's kind
-    /// (and, in a sharded store, inside the read-locked hit's own path): a hit path whose
-    /// result is small (a value) keeps the entry's copy in registers, where merging the arms'
-    /// and paths' copies first would move it through memory (about 15 instructions a hit,
-    /// `hitcost`).
+    /// Looks `key` up and answers with `hit` or `then`, inside the arm of the store's kind.
+    ///
+    /// A sharded store first offers the entry it found under the shard's read lock to `hit`,
+    /// by reference: an answer from it is the lookup's (a fresh entry's value, say, cloned
+    /// alone rather than with the whole entry). Every other path hands `then` a copy of the
+    /// entry, or `None`: a miss, an entry `hit` declined, a hit under the write lock, and every
+    /// lookup of the default store (whose copy comes out of quick_cache already made).
+    ///
+    /// So `hit` runs under a read lock: it must be short, and take no lock of the store's. A
+    /// read-locked hit calls it inline, and `then` out of line (see [`then_out_of_line`]): the
+    /// hit's copy stays in registers, where merging the arms' and paths' copies first would
+    /// move it through memory.
     #[inline(always)]
-    pub(crate) fn get_then<Q, R>(&self, key: &Q, then: impl FnOnce(Option<T>) -> R) -> R
+    pub(crate) fn get_then<Q, R>(
+        &self,
+        key: &Q,
+        hit: impl FnOnce(&T) -> Option<R>,
+        then: impl FnOnce(Option<T>) -> R,
+    ) -> R
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        dispatch!(self, s => s.get_then(key, then))
+        match self {
+            Store::S3Fifo(s) => s.get_then(key, then),
+            Store::Lru(s) => s.get_then(key, hit, then),
+            Store::Lfu(s) => s.get_then(key, hit, then),
+            Store::Fifo(s) => s.get_then(key, hit, then),
+        }
     }
 
     /// Inserts; returns what left the store (evicted or replaced), to be dropped by the caller

@@ -696,15 +696,18 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.get_then(key, |v| v)
+        self.get_then(key, |v| Some(Some(v.clone())), |v| v)
     }
 
-    /// [`get`](Self::get), handing what it found to `then`. A hit served under the read lock
-    /// calls `then` inline on its copy; a miss and a hit that needs the write lock call it out
-    /// of line ([`super::then_out_of_line`]). So the hit's copy never meets the write-locked
-    /// path's (which the compiler would merge in memory): it stays in registers.
+    /// [`get`](Self::get), answered by `hit` (offered the entry under the read lock) or by
+    /// `then` (handed a copy, or `None`): see [`Store::get_then`](super::Store::get_then).
     #[inline(always)]
-    pub(crate) fn get_then<Q, R>(&self, key: &Q, then: impl FnOnce(Option<T>) -> R) -> R
+    pub(crate) fn get_then<Q, R>(
+        &self,
+        key: &Q,
+        hit: impl FnOnce(&T) -> Option<R>,
+        then: impl FnOnce(Option<T>) -> R,
+    ) -> R
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -714,9 +717,13 @@ where
             let shard = self.lock_of(hash).read();
             match shard.get_shared(hash, key) {
                 Shared::Hit(v) => {
+                    if let Some(r) = hit(v) {
+                        drop(shard);
+                        return r;
+                    }
                     let v = v.clone();
                     drop(shard);
-                    return then(Some(v));
+                    return super::then_out_of_line(then, Some(v));
                 }
                 Shared::Miss => {
                     drop(shard);
