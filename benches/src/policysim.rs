@@ -58,6 +58,7 @@ pub struct Variant {
     epoch: f64,
     lfree: bool,
     stamp: bool,
+    stamp_floor: u64,
 }
 
 impl Default for Variant {
@@ -105,6 +106,7 @@ impl Default for Variant {
             epoch: 0.0,
             lfree: false,
             stamp: true,
+            stamp_floor: 1_024,
         }
     }
 }
@@ -392,8 +394,13 @@ impl Sim2 {
             pushes: 0,
             inserts: 0,
             epoch_now: 0,
-            // As `cache-runtime`'s `Epoch`: exact below 1,024 entries, else 1/64 of them.
-            swidth: if c.stamp && cap >= 1_024 { cap / 64 } else { 0 },
+            // As `cache-runtime`'s `Epoch`: exact below `sfloor` (1,024) entries, else 1/64 of
+            // them (at least 1).
+            swidth: if c.stamp && cap >= c.stamp_floor {
+                (cap / 64).max(1)
+            } else {
+                0
+            },
             sinserts: 0,
             snow: 0,
             reqs: 0,
@@ -1076,7 +1083,8 @@ impl Variant {
     ///   `stamp` (1/0, 1: `cache-runtime`'s `lfu` since issue 18) with 1,024 entries or more,
     ///   a protected entry, or a window entry hit before, moves to the front only on its first
     ///   hit in an epoch (1/64 of the capacity of inserts), and its later hits in the epoch
-    ///   count in its node only (the store takes only its read lock for them); `epoch`,
+    ///   count in its node only (the store takes only its read lock for them); `sfloor` (1,024)
+    ///   the capacity from which it does so (below it, every hit moves); `epoch`,
     ///   `clock` and `tskip` turn it off. The model's epochs count misses (unit weights, no
     ///   replacements), the store's inserted weight; and it replays one thread, so the counts
     ///   a race loses under the read lock are not modelled.
@@ -1136,6 +1144,7 @@ impl Variant {
                 "epoch" => c.epoch = f()?,
                 "lfree" => c.lfree = b,
                 "stamp" => c.stamp = b,
+                "sfloor" => c.stamp_floor = u()?,
                 "cmax" => c.clock_max = u8::try_from(u()?).map_err(|e| e.to_string())?.max(1),
                 "vk" => c.victims = u32::try_from(u()?).map_err(|e| e.to_string())?,
                 "wfloor" => c.width_floor = usize::try_from(u()?).map_err(|e| e.to_string())?,

@@ -20,7 +20,9 @@
 //! `quick-str`, `ours-lru-str` and `ours-lfu-str` do the same with 64-byte `String` keys
 //! (looked up by `&str`).
 //!
-//! `KEYS` (environment) sets how many keys are inserted and cycled through (10,000 by default).
+//! `KEYS` (environment) sets how many keys are inserted and cycled through (10,000 by default),
+//! and `CAP` the capacity of the caches of `get-ttl`, `get-tti`, `get-ttl-tti`, `get-lru` and
+//! `get-lfu` (20,000 by default).
 //!
 //! Both programs do the same set-up (10,000 inserts into each cache); the difference of the
 //! totals, divided by 1,000,000, is the extra cost of one non-inlined `#[cached]` hit.
@@ -66,6 +68,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    // `CAP` (environment) sets the capacity of the `get-*` modes' timed caches (20,000 by
+    // default): below 1,024, `lru` and `lfu` take the write lock on every hit.
+    let cap: u64 = std::env::var("CAP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let keys: Vec<u64> = (0..nkeys).map(|i| i.wrapping_mul(0x9E37_79B9)).collect();
     let q = quick_cache::sync::Cache::<u64, u64>::new(20_000);
     // 64-byte `String` keys, as the `peers` bench's (`*-str` modes).
@@ -95,7 +103,7 @@ fn main() {
     // or `lfu` policy, as the `peers` bench's `ours_cache_lru` and `ours_cache_lfu` (issue 18).
     let timed = |ttl: bool, tti: bool, policy: Policy| {
         let b = cache_runtime::Cache::<u64, u64>::builder()
-            .capacity(20_000)
+            .capacity(cap)
             .policy(policy);
         let b = if ttl {
             b.ttl(std::time::Duration::from_secs(3_600))

@@ -248,6 +248,7 @@ where
             weigher,
             listener,
             removal,
+            exact: false,
         });
         let name = self.name.unwrap_or_else(|| format!("cache-{id}"));
         let tier = self.tier.map(|make| make(&name, self.version));

@@ -140,6 +140,9 @@ pub(crate) struct StoreConfig<K, T> {
     /// The removal listener, if any, with a way to copy a key (a store hands out the keys of
     /// the entries it removes; `quick_cache`'s sweep lends them only).
     pub(crate) removal: Option<OnRemove<K, T>>,
+    /// Recency exact at every size, with no epochs (every reordering hit takes the write
+    /// lock): what the tests against the reference models replay. `false` in every cache.
+    pub(crate) exact: bool,
 }
 
 /// A store of one of the policies, dispatched without a virtual call.

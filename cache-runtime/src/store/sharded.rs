@@ -81,16 +81,18 @@ impl<K, T> Node<K, T> {
     }
 }
 
-/// The stores of at least this capacity (weight) keep recency by [`Epoch`]s; smaller ones are
-/// exact (every hit that reorders takes the write lock), so that a small cache, where a user
-/// can follow the order by hand, is exactly LRU (per shard: a cache of fewer than 64 entries
-/// has one).
+/// The `lru` stores of at least this capacity (weight) keep recency by [`Epoch`]s; smaller ones
+/// are exact (every hit that reorders takes the write lock), so that a small cache, where a
+/// user can follow the order by hand, is exactly LRU (per shard: a cache of fewer than 64
+/// entries has one). `lfu` keeps epochs at every size ([`Policy::EPOCH_FLOOR`]): nobody follows
+/// W-TinyLFU's order by hand, and a small cache's hits then take the read lock too.
 pub(crate) const EPOCH_FLOOR: u64 = 1_024;
 
 /// The width of a shard's [`Epoch`] in a store of `total` capacity whose shard holds
-/// `capacity`: 1/64 of the shard, at least 1; 0 (exact) below [`EPOCH_FLOOR`].
-pub(crate) fn epoch_width(total: u64, capacity: u64) -> u64 {
-    if total < EPOCH_FLOOR {
+/// `capacity`: 1/64 of the shard, at least 1; 0 (exact) below `floor` (a policy's
+/// [`Policy::EPOCH_FLOOR`]).
+pub(crate) fn epoch_width(total: u64, capacity: u64, floor: u64) -> u64 {
+    if total < floor {
         0
     } else {
         (capacity / 64).max(1)
@@ -328,6 +330,8 @@ pub(crate) trait Policy: Send + Sync + 'static {
     /// A policy for a shard holding up to `capacity` weight and about `items` entries, whose
     /// recency epochs are `epoch_width` of inserted weight (0: exact; see [`Epoch`]).
     fn new(capacity: u64, items: usize, epoch_width: u64) -> Self;
+    /// The capacity from which the store has recency epochs (see [`epoch_width`]).
+    const EPOCH_FLOOR: u64 = EPOCH_FLOOR;
     /// A hit on `n` (linked) under the shard's read lock: records it and returns `true` if the
     /// policy needs nothing more (no reordering); else `false`, and the hit is retried under
     /// the write lock ([`on_hit`](Self::on_hit)).
@@ -379,7 +383,12 @@ impl<K: Hash + Eq, T: Clone, P: Policy> Shard<K, T, P> {
     /// A shard that is the whole store.
     #[cfg(test)]
     pub(crate) fn new(capacity: u64, items: usize, hasher: FixedState) -> Self {
-        Self::with_epochs(capacity, items, hasher, epoch_width(capacity, capacity))
+        Self::with_epochs(
+            capacity,
+            items,
+            hasher,
+            epoch_width(capacity, capacity, P::EPOCH_FLOOR),
+        )
     }
 
     pub(crate) fn with_epochs(
@@ -647,7 +656,8 @@ where
         let n64 = n as u64;
         let per_shard = cfg.capacity.div_ceil(n64).max(1);
         let items = cfg.estimated_items.div_ceil(n).max(1);
-        let width = epoch_width(cfg.capacity, per_shard);
+        let floor = if cfg.exact { u64::MAX } else { P::EPOCH_FLOOR };
+        let width = epoch_width(cfg.capacity, per_shard, floor);
         Self {
             shards: (0..n)
                 .map(|_| {
@@ -862,11 +872,15 @@ mod epochs {
 
     #[test]
     fn a_small_store_is_exact_and_a_large_one_has_epochs_of_a_64th_of_a_shard() {
-        assert_eq!(epoch_width(EPOCH_FLOOR - 1, EPOCH_FLOOR - 1), 0, "exact");
-        assert_eq!(epoch_width(EPOCH_FLOOR, EPOCH_FLOOR), EPOCH_FLOOR / 64);
+        let f = EPOCH_FLOOR;
+        assert_eq!(epoch_width(f - 1, f - 1, f), 0, "exact");
+        assert_eq!(epoch_width(f, f, f), f / 64);
         // Many small shards (many cores): epochs of one insert at least.
-        assert_eq!(epoch_width(10_000, 40), 1);
-        assert_eq!(epoch_width(1 << 20, 1 << 17), 2_048);
+        assert_eq!(epoch_width(10_000, 40, f), 1);
+        assert_eq!(epoch_width(1 << 20, 1 << 17, f), 2_048);
+        // Without a floor (`lfu`): epochs at every size.
+        assert_eq!(epoch_width(3, 3, 0), 1);
+        assert_eq!(epoch_width(100, 100, 0), 1);
     }
 
     #[test]

@@ -26,6 +26,7 @@ fn sharded<P: Policy>(capacity: u64, shards: usize) -> (Sharded<u64, u64, P>, Ar
             ev.fetch_add(1, Ordering::Relaxed);
         })),
         removal: None,
+        exact: false,
     });
     (s, evicted)
 }
