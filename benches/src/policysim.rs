@@ -106,7 +106,7 @@ impl Default for Variant {
             epoch: 0.0,
             lfree: false,
             stamp: true,
-            stamp_floor: 1_024,
+            stamp_floor: 0,
         }
     }
 }
@@ -394,8 +394,8 @@ impl Sim2 {
             pushes: 0,
             inserts: 0,
             epoch_now: 0,
-            // As `cache-runtime`'s `Epoch`: exact below `sfloor` (1,024) entries, else 1/64 of
-            // them (at least 1).
+            // As `cache-runtime`'s `lfu` `Epoch`: 1/64 of the entries (at least 1), at every
+            // size (`sfloor` sets a size below which it is exact).
             swidth: if c.stamp && cap >= c.stamp_floor {
                 (cap / 64).max(1)
             } else {
@@ -1080,11 +1080,12 @@ impl Variant {
     ///   hits a store without a lock on the hit path can count in the shard (probation hits,
     ///   a window entry's first hit, a protected entry's first hit in an epoch) move the
     ///   climber's sample and the sketch's aging; the others count in their node only;
-    ///   `stamp` (1/0, 1: `cache-runtime`'s `lfu` since issue 18) with 1,024 entries or more,
+    ///   `stamp` (1/0, 1: `cache-runtime`'s `lfu` since issue 18) at every size (see `sfloor`),
     ///   a protected entry, or a window entry hit before, moves to the front only on its first
     ///   hit in an epoch (1/64 of the capacity of inserts), and its later hits in the epoch
-    ///   count in its node only (the store takes only its read lock for them); `sfloor` (1,024)
-    ///   the capacity from which it does so (below it, every hit moves); `epoch`,
+    ///   count in its node only (the store takes only its read lock for them); `sfloor` (0) the
+    ///   capacity from which it does so (below it, every hit moves; 1,024 was `lfu`'s floor
+    ///   until issue 18 gave it epochs at every size); `epoch`,
     ///   `clock` and `tskip` turn it off. The model's epochs count misses (unit weights, no
     ///   replacements), the store's inserted weight; and it replays one thread, so the counts
     ///   a race loses under the read lock are not modelled.

@@ -65,7 +65,7 @@ pub(crate) fn policy_names() -> [&'static str; Policy::ALL.len()] {
     Policy::ALL.map(|(name, _)| name)
 }
 
-/// The policy names as the errors list them: `` `"s3-fifo"` (the default), `"lru"`, ... ``.
+/// The policy names as the errors list them: `` `"s3-fifo"`, `"lru"`, `"lfu"` (the default), ... ``.
 pub(crate) fn policy_list() -> String {
     Policy::ALL
         .iter()
@@ -197,7 +197,7 @@ mod tests {
     fn policy_messages() {
         assert_eq!(
             policy_list(),
-            "`\"s3-fifo\"` (the default), `\"lru\"`, `\"lfu\"`, `\"fifo\"`"
+            "`\"s3-fifo\"`, `\"lru\"`, `\"lfu\"` (the default), `\"fifo\"`"
         );
         assert_eq!(
             policy_alternatives(),

@@ -243,8 +243,8 @@ pub use cache_macros::cache_put;
 /// ```
 ///
 /// Arguments (all optional, all checked at compile time): `ttl = "5s"` (or a `Duration`
-/// constant), `tti = "10m"` (time-to-idle, see [`CacheBuilder::time_to_idle`]), `capacity = N` (default [`DEFAULT_CAPACITY`]), `unbounded`, `policy = "s3-fifo" |
-/// "lru" | "lfu" | "fifo"`, `key = <expr>` (any expression over the arguments; default: every
+/// constant), `tti = "10m"` (time-to-idle, see [`CacheBuilder::time_to_idle`]), `capacity = N` (default [`DEFAULT_CAPACITY`]), `unbounded`, `policy = "lfu"` (the default) `|
+/// "s3-fifo" | "lru" | "fifo"`, `key = <expr>` (any expression over the arguments; default: every
 /// argument, owned), `key_type = <Type>` (optional),
 /// `jitter = 0.1 | "2s"`, `negative_ttl = "1s"`, `name = "..."` (default: the function's path),
 /// `returns = "result" | "option" | "value"`, `crate = path`, `tags = [..]`, `depends = false`,

@@ -98,13 +98,13 @@ impl<K, V, N> Default for CacheBuilder<K, V, N> {
 }
 
 impl<K, V, N> CacheBuilder<K, V, N> {
-    /// The defaults: [`DEFAULT_CAPACITY`] entries, [`Policy::S3Fifo`], no TTL.
+    /// The defaults: [`DEFAULT_CAPACITY`] entries, [`Policy::Lfu`], no TTL.
     ///
     /// ```
     /// use cache_runtime::{Cache, CacheBuilder, DEFAULT_CAPACITY, Policy};
     ///
     /// let cache: Cache<u64, String> = CacheBuilder::new().build()?;
-    /// assert_eq!(cache.policy(), Policy::S3Fifo);
+    /// assert_eq!(cache.policy(), Policy::Lfu);
     /// assert!(cache.capacity() >= DEFAULT_CAPACITY); // rounded up per shard
     /// # Ok::<(), cache_runtime::BuildError>(())
     /// ```
@@ -247,15 +247,16 @@ impl<K, V, N> CacheBuilder<K, V, N> {
         self
     }
 
-    /// The eviction policy (default [`Policy::S3Fifo`]).
+    /// The eviction policy (default [`Policy::Lfu`], W-TinyLFU; see [`Policy`] for why).
+    /// `Policy::S3Fifo` is quick_cache's policy, the default until issue 18.
     ///
     /// ```
     /// use cache_runtime::{Cache, Policy};
     ///
     /// // The policy's name can come from configuration.
-    /// let policy: Policy = "lfu".parse().unwrap();
+    /// let policy: Policy = "s3-fifo".parse().unwrap();
     /// let cache: Cache<u64, u64> = Cache::builder().policy(policy).build()?;
-    /// assert_eq!(cache.policy(), Policy::Lfu);
+    /// assert_eq!(cache.policy(), Policy::S3Fifo);
     /// # Ok::<(), cache_runtime::BuildError>(())
     /// ```
     #[must_use]

@@ -171,14 +171,15 @@ where
     V: Clone + Send + Sync + 'static,
     N: Clone + Send + Sync + 'static,
 {
-    /// A builder with the defaults: [`DEFAULT_CAPACITY`] entries, the S3-FIFO policy, no TTL.
+    /// A builder with the defaults: [`DEFAULT_CAPACITY`] entries, the `lfu` policy (W-TinyLFU), no
+    /// TTL.
     ///
     /// ```
     /// use cache_runtime::{Cache, DEFAULT_CAPACITY, Policy};
     ///
     /// let cache: Cache<u64, String> = Cache::builder().name("users").build()?;
     /// assert_eq!(cache.name(), "users");
-    /// assert_eq!(cache.policy(), Policy::S3Fifo);
+    /// assert_eq!(cache.policy(), Policy::Lfu);
     /// assert!(cache.capacity() >= DEFAULT_CAPACITY); // rounded up per shard
     /// # Ok::<(), cache_runtime::BuildError>(())
     /// ```
